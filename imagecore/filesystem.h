@@ -1,0 +1,125 @@
+// The read-only view of one ISO 9660 tree (Rock Ridge, Joliet, 9660:1999 or plain) of the
+// newest session of an image.
+//
+// Inode identity. A mount must answer "what is inode N" for any N the kernel holds, without
+// keeping a table of every file (a million-file image would cost a table of a million). So
+// inode numbers are derived from where things sit on the disc, which also makes them stable
+// across mounts:
+//   - the root is 1;
+//   - a directory is kDirTag | (LBA of its extent); its own "." record holds its attributes;
+//   - a file, symlink or device is the byte offset of its (first) directory record;
+//   - a hard-linked file (Rock Ridge PX serial number, link count > 1) is kLinkTag | serial, so
+//     every name of it shares one number.
+// Only two small side tables exist, filled as directories are parsed: serial -> record for
+// hard links, and record -> directory end for multi-extent files (whose later sections follow
+// in the directory). They grow with the number of such files, never with the tree.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "imagecore/node.h"
+#include "imagecore/source.h"
+#include "imagecore/volume.h"
+
+namespace imagecore {
+
+enum class Tree { Auto, RockRidge, Joliet, Iso9660 };
+
+// Parses "auto", "rockridge", "joliet" or "iso9660"; throws Error(EINVAL) otherwise.
+Tree parse_tree(std::string_view s);
+const char* tree_name(Tree t);
+
+struct Options {
+  Tree tree = Tree::Auto;
+  size_t dir_cache_bytes = 8u << 20;  // parsed directories kept, by approximate size
+};
+
+// A parsed directory: entries in disc order, and an index by name.
+class Directory {
+ public:
+  std::vector<Node> entries;
+  Ino parent = kRootIno;  // from the ".." record, for readdir
+  // Index of the entry with this name, or nullptr.
+  const Node* find(std::string_view name) const;
+  // Approximate heap bytes, for the cache's budget.
+  size_t bytes() const { return bytes_; }
+
+ private:
+  friend class IsoFs;
+  void finish();  // builds the index, drops duplicate names, sums bytes
+  std::vector<uint32_t> by_name_;
+  size_t bytes_ = 0;
+};
+
+class DirectoryCache;
+
+class IsoFs {
+ public:
+  // Reads the volume descriptors and the root, nothing else. Throws NotAnImage, Unsupported
+  // (e.g. --tree joliet on an image without Joliet), FormatError.
+  IsoFs(std::shared_ptr<const Source> src, Options opts);
+  ~IsoFs();
+
+  const Source& source() const { return *src_; }
+  const VolumeInfo& volume() const { return vol_; }
+  // The tree being shown (never Auto).
+  Tree tree() const { return tree_; }
+
+  // The directory with this inode, parsed or from the cache. Throws Error(ENOTDIR),
+  // FormatError.
+  std::shared_ptr<const Directory> list(Ino dir) const;
+  // The entry `name` of directory `dir`. Throws Error(ENOENT) when there is none.
+  Node lookup(Ino dir, std::string_view name) const;
+  // The node with this inode number. Throws Error(ENOENT) for a number this tree never gave.
+  Node stat(Ino ino) const;
+
+  // The image byte ranges holding bytes [off, off+len) of a plainly stored file, clipped at
+  // its size. Throws FormatError for a damaged node, Error(EINVAL) for a zisofs one.
+  std::vector<Extent> map(const Node& n, uint64_t off, uint64_t len) const;
+  // Reads bytes of a plainly stored file; returns how many (short at end of file).
+  size_t read(const Node& n, uint64_t off, std::span<std::byte> out) const;
+
+  static constexpr Ino kDirTag = 1ull << 62;
+  static constexpr Ino kLinkTag = 1ull << 61;
+
+ private:
+  Ino dir_ino(uint32_t lba) const;
+  Node stat_dir(uint32_t lba) const;
+  std::shared_ptr<Directory> parse_dir(uint32_t lba) const;
+  template <typename Emit>
+  void walk_records(uint64_t begin,
+                    uint64_t end,
+                    size_t limit,
+                    Emit&& emit,
+                    uint32_t* dotdot_lba = nullptr) const;
+  bool make_node(std::span<const std::byte> first_rec,
+                 uint64_t rec_off,
+                 std::vector<Extent> extents,
+                 uint8_t su_skip,
+                 bool dot,
+                 Node* out) const;
+  bool is_hidden_relocation_dir(const Node& n) const;
+
+  std::shared_ptr<const Source> src_;
+  Options opts_;
+  VolumeInfo vol_;
+  Tree tree_ = Tree::Iso9660;
+  TreeRoot root_;
+  bool joliet_names_ = false;
+  bool rock_ridge_ = false;
+  uint8_t su_skip_ = 0;
+  std::unique_ptr<DirectoryCache> cache_;
+  mutable std::mutex side_mutex_;
+  mutable std::unordered_map<uint32_t, uint64_t> link_records_;      // PX serial -> record
+  mutable std::unordered_map<uint64_t, uint64_t> multi_extent_end_;  // record -> dir end
+};
+
+}  // namespace imagecore
