@@ -1,0 +1,65 @@
+// discfs: the command-line front end. A thin layer: each verb parses its options and calls
+// into fusefs/imagecore.
+#include <CLI/CLI.hpp>
+
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "cli/exit_codes.h"
+#include "cli/mount_command.h"
+
+namespace {
+
+constexpr const char* kVerbs[] = {"mount"};
+
+bool is_verb(const char* s) {
+  for (const char* v : kVerbs)
+    if (std::strcmp(s, v) == 0)
+      return true;
+  return false;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // mount.fuse3 and fstab call "discfs SOURCE MOUNTPOINT -o OPTS": the same as "discfs mount".
+  std::vector<char*> args(argv, argv + argc);
+  if (argc > 1 && argv[1][0] != '-' && !is_verb(argv[1]))
+    args.insert(args.begin() + 1, const_cast<char*>("mount"));
+
+  CLI::App app{"discfs - browse, stage and burn optical-disc images"};
+  app.set_version_flag("-V,--version", std::string("discfs ") + DISCFS_VERSION);
+  app.require_subcommand(1);
+  app.footer("Run 'discfs VERB --help' for a verb's options; 'man discfs' for the whole story.");
+
+  discfs::MountArgs m;
+  CLI::App* mount = app.add_subcommand(
+      "mount", "Mount an ISO 9660 image (file or block device) read-only as a folder.");
+  mount->add_option("SOURCE", m.source, "Image file or block device")->required();
+  mount->add_option("MOUNTPOINT", m.mountpoint, "Existing directory to mount on")->required();
+  mount->add_option("-o", m.options,
+                    "Mount options, comma-separated: uid=N, gid=N, umask=OOO, tree=T, "
+                    "allow_other, and other FUSE options");
+  mount->add_flag("-f,--foreground", m.foreground, "Stay in the foreground");
+  mount->add_flag("-d,--debug", m.debug, "Trace FUSE requests (implies -f)");
+  mount->add_option("--tree", m.tree, "Which tree to show: auto, rockridge, joliet or iso9660")
+      ->check(CLI::IsMember({"auto", "rockridge", "joliet", "iso9660"}));
+  mount->add_option("--cache-mib", m.cache_mib, "Memory for parsed directories, in MiB")
+      ->check(CLI::Range(1, 4096));
+
+  try {
+    app.parse(static_cast<int>(args.size()), args.data());
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0)
+      return app.exit(e);
+    std::cerr << "discfs: " << e.what() << "\n";
+    CLI::App* sub = app.get_subcommands().empty() ? &app : app.get_subcommands().front();
+    std::cerr << sub->help();
+    return static_cast<int>(discfs::ExitCode::Usage);
+  }
+  if (mount->parsed())
+    return static_cast<int>(discfs::run_mount(m));
+  return static_cast<int>(discfs::ExitCode::Usage);
+}

@@ -1,0 +1,158 @@
+#include "cli/mount_command.h"
+
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/sinks/syslog_sink.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+
+#include "fusefs/readonly_fs.h"
+#include "fusefs/session.h"
+#include "imagecore/filesystem.h"
+
+namespace discfs {
+namespace {
+
+// Options that mount(8) and fstab use but that mean nothing to a FUSE daemon.
+bool is_mount_only_option(const std::string& o) {
+  return o.empty() || o == "rw" || o == "ro" || o == "defaults" || o == "auto" || o == "noauto" ||
+         o == "user" || o == "users" || o == "nouser" || o == "_netdev" || o == "nofail" ||
+         o.rfind("x-", 0) == 0 || o.rfind("comment=", 0) == 0;
+}
+
+std::string escape_fuse_option(const std::string& v) {
+  std::string out;
+  for (char c : v) {
+    if (c == ',' || c == '\\')
+      out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+struct Parsed {
+  fusefs::ViewOptions view;
+  std::vector<std::string> fuse;
+  std::string tree;
+};
+
+bool parse_number(const std::string& v, int base, unsigned long* out) {
+  if (v.empty())
+    return false;
+  char* end = nullptr;
+  errno = 0;
+  *out = std::strtoul(v.c_str(), &end, base);
+  return errno == 0 && *end == '\0';
+}
+
+// Splits -o lists into what discfs itself understands and what goes on to libfuse.
+bool parse_options(const MountArgs& a, Parsed* p) {
+  p->tree = a.tree;
+  for (const std::string& list : a.options) {
+    size_t start = 0;
+    while (start <= list.size()) {
+      size_t comma = list.find(',', start);
+      if (comma == std::string::npos)
+        comma = list.size();
+      std::string o = list.substr(start, comma - start);
+      start = comma + 1;
+      const size_t eq = o.find('=');
+      const std::string key = o.substr(0, eq);
+      const std::string val = eq == std::string::npos ? "" : o.substr(eq + 1);
+      unsigned long n = 0;
+      if (key == "uid" || key == "gid" || key == "umask") {
+        if (!parse_number(val, key == "umask" ? 8 : 10, &n) || (key == "umask" && n > 07777)) {
+          std::cerr << "discfs: bad value in -o " << o << "\n";
+          return false;
+        }
+        if (key == "uid")
+          p->view.uid = static_cast<uid_t>(n);
+        else if (key == "gid")
+          p->view.gid = static_cast<gid_t>(n);
+        else
+          p->view.umask = static_cast<mode_t>(n);
+      } else if (key == "tree") {
+        p->tree = val;
+      } else if (!is_mount_only_option(o)) {
+        p->fuse.push_back(o);
+      }
+    }
+  }
+  return true;
+}
+
+void set_up_logging(bool foreground, bool debug) {
+  std::vector<spdlog::sink_ptr> sinks;
+  sinks.push_back(std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  if (!foreground)
+    sinks.push_back(
+        std::make_shared<spdlog::sinks::syslog_sink_mt>("discfs", LOG_PID, LOG_USER, false));
+  auto logger = std::make_shared<spdlog::logger>("discfs", sinks.begin(), sinks.end());
+  logger->set_pattern("discfs: %v");
+  logger->set_level(debug ? spdlog::level::debug : spdlog::level::info);
+  spdlog::set_default_logger(logger);
+}
+
+}  // namespace
+
+ExitCode run_mount(const MountArgs& args) {
+  set_up_logging(args.foreground || args.debug, args.debug);
+  Parsed p;
+  if (!parse_options(args, &p))
+    return ExitCode::Usage;
+
+  imagecore::Options opts;
+  opts.dir_cache_bytes = args.cache_mib << 20;
+  std::shared_ptr<imagecore::IsoFs> fs;
+  try {
+    opts.tree = imagecore::parse_tree(p.tree);
+  } catch (const imagecore::Error& e) {
+    std::cerr << "discfs: " << e.what() << "\n";
+    return ExitCode::Usage;
+  }
+  char real[PATH_MAX];
+  const std::string source = ::realpath(args.source.c_str(), real) ? real : args.source;
+  try {
+    fs = std::make_shared<imagecore::IsoFs>(imagecore::open_file_source(source), opts);
+  } catch (const imagecore::Error& e) {
+    std::cerr << "discfs: " << e.what() << "\n";
+    return exit_code_for(e);
+  }
+
+  struct stat st {};
+  if (::stat(args.mountpoint.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    std::cerr << "discfs: " << args.mountpoint << ": mount point is not a directory\n";
+    return ExitCode::MountFailed;
+  }
+
+  p.view.default_uid = ::getuid();
+  p.view.default_gid = ::getgid();
+  fusefs::ReadOnlyFs rofs(fs, p.view);
+  fusefs::SessionOptions so;
+  so.mountpoint = args.mountpoint;
+  so.foreground = args.foreground;
+  so.debug = args.debug;
+  so.fuse_options = {"ro", "default_permissions", "subtype=discfs",
+                     "fsname=" + escape_fuse_option(source)};
+  so.fuse_options.insert(so.fuse_options.end(), p.fuse.begin(), p.fuse.end());
+  switch (fusefs::serve(fusefs::ReadOnlyFs::ops(), &rofs, so)) {
+    case fusefs::ServeResult::Ok:
+      return ExitCode::Ok;
+    case fusefs::ServeResult::BadOptions:
+      std::cerr << "discfs: bad mount options (see above)\n";
+      return ExitCode::Usage;
+    case fusefs::ServeResult::MountFailed:
+      std::cerr << "discfs: cannot mount on " << args.mountpoint << "\n";
+      return ExitCode::MountFailed;
+    case fusefs::ServeResult::Failed:
+      return ExitCode::Internal;
+  }
+  return ExitCode::Internal;
+}
+
+}  // namespace discfs

@@ -1,0 +1,26 @@
+// `discfs mount`: options, checks before the mount, and serving.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cli/exit_codes.h"
+
+namespace discfs {
+
+struct MountArgs {
+  std::string source;
+  std::string mountpoint;
+  std::vector<std::string> options;  // -o values, comma lists not yet split
+  bool foreground = false;
+  bool debug = false;
+  std::string tree = "auto";
+  size_t cache_mib = 8;
+};
+
+// Checks the source and the mount point, mounts, and serves until unmounted. Prints one
+// sentence on failure and returns the matching exit code.
+ExitCode run_mount(const MountArgs& args);
+
+}  // namespace discfs

@@ -1,0 +1,330 @@
+#include "fusefs/readonly_fs.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+
+#include <cstring>
+#include <vector>
+
+#include "fusefs/errors.h"
+#include "imagecore/zisofs.h"
+
+namespace fusefs {
+
+using imagecore::Error;
+using imagecore::FileType;
+using imagecore::Node;
+
+namespace {
+
+mode_t type_bits(FileType t) {
+  switch (t) {
+    case FileType::Regular:
+      return S_IFREG;
+    case FileType::Directory:
+      return S_IFDIR;
+    case FileType::Symlink:
+      return S_IFLNK;
+    case FileType::CharDevice:
+      return S_IFCHR;
+    case FileType::BlockDevice:
+      return S_IFBLK;
+    case FileType::Fifo:
+      return S_IFIFO;
+    case FileType::Socket:
+      return S_IFSOCK;
+  }
+  return S_IFREG;
+}
+
+// An open file: its node, and for zisofs the reader that inflates it.
+struct OpenFile {
+  Node node;
+  std::unique_ptr<imagecore::ZisofsReader> zisofs;
+};
+
+// An open directory: the parsed listing, pinned while the handle lives.
+struct OpenDir {
+  std::shared_ptr<const imagecore::Directory> dir;
+};
+
+ReadOnlyFs& self(fuse_req_t req) {
+  return *static_cast<ReadOnlyFs*>(fuse_req_userdata(req));
+}
+
+}  // namespace
+
+ReadOnlyFs::ReadOnlyFs(std::shared_ptr<const imagecore::IsoFs> fs, ViewOptions opts)
+    : fs_(std::move(fs)), opts_(opts) {}
+
+struct stat ReadOnlyFs::to_stat(const imagecore::Attr& a) const {
+  struct stat st {};
+  st.st_ino = a.ino;
+  mode_t perm = a.perm;
+  if (!a.has_posix)
+    perm = a.type == FileType::Directory ? 0555 : a.type == FileType::Symlink ? 0777 : 0444;
+  if (opts_.umask)
+    perm &= ~*opts_.umask;
+  st.st_mode = type_bits(a.type) | perm;
+  st.st_nlink = a.nlink ? a.nlink : 1;
+  st.st_uid = opts_.uid ? *opts_.uid : a.has_posix ? a.uid : opts_.default_uid;
+  st.st_gid = opts_.gid ? *opts_.gid : a.has_posix ? a.gid : opts_.default_gid;
+  st.st_size = static_cast<off_t>(a.size);
+  st.st_blksize = 65536;
+  st.st_blocks = static_cast<blkcnt_t>((a.size + 511) / 512);
+  st.st_rdev = a.rdev;
+  st.st_mtim = {static_cast<time_t>(a.mtime.sec), static_cast<long>(a.mtime.nsec)};
+  st.st_atim = {static_cast<time_t>(a.atime.sec), static_cast<long>(a.atime.nsec)};
+  st.st_ctim = {static_cast<time_t>(a.ctime.sec), static_cast<long>(a.ctime.nsec)};
+  return st;
+}
+
+fuse_entry_param ReadOnlyFs::entry(const Node& n) const {
+  fuse_entry_param e{};
+  e.ino = n.attr.ino;
+  e.attr = to_stat(n.attr);
+  e.attr_timeout = opts_.timeout;
+  e.entry_timeout = opts_.timeout;
+  return e;
+}
+
+// The operations. Each replies exactly once; errors go through guarded().
+struct Ops {
+  static void init(void*, fuse_conn_info* conn) {
+    auto want = [conn](unsigned cap) {
+      if (conn->capable & cap)
+        conn->want |= cap;
+    };
+    want(FUSE_CAP_SPLICE_WRITE);
+    want(FUSE_CAP_SPLICE_MOVE);
+    want(FUSE_CAP_ASYNC_READ);
+    want(FUSE_CAP_CACHE_SYMLINKS);
+    want(FUSE_CAP_PARALLEL_DIROPS);
+    conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;  // the image never changes under us
+  }
+
+  static void lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    guarded(req, [&] {
+      ReadOnlyFs& fs = self(req);
+      fuse_entry_param e = fs.entry(fs.fs_->lookup(parent, name));
+      fuse_reply_entry(req, &e);
+    });
+  }
+
+  static void forget(fuse_req_t req, fuse_ino_t, uint64_t) { fuse_reply_none(req); }
+  static void forget_multi(fuse_req_t req, size_t, fuse_forget_data*) { fuse_reply_none(req); }
+
+  static void getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+    guarded(req, [&] {
+      ReadOnlyFs& fs = self(req);
+      struct stat st = fs.to_stat(fs.fs_->stat(ino).attr);
+      fuse_reply_attr(req, &st, fs.opts_.timeout);
+    });
+  }
+
+  static void readlink(fuse_req_t req, fuse_ino_t ino) {
+    guarded(req, [&] {
+      Node n = self(req).fs_->stat(ino);
+      if (n.attr.type != FileType::Symlink)
+        throw Error(EINVAL, "not a symlink");
+      fuse_reply_readlink(req, n.symlink.c_str());
+    });
+  }
+
+  static void opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    guarded(req, [&] {
+      auto od = std::make_unique<OpenDir>();
+      od->dir = self(req).fs_->list(ino);
+      fi->fh = reinterpret_cast<uint64_t>(od.get());
+      fi->cache_readdir = 1;
+      fi->keep_cache = 1;
+      if (fuse_reply_open(req, fi) == 0)
+        od.release();
+    });
+  }
+
+  static void releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+    delete reinterpret_cast<OpenDir*>(fi->fh);
+    fuse_reply_err(req, 0);
+  }
+
+  static void readdir_common(fuse_req_t req,
+                             fuse_ino_t ino,
+                             size_t size,
+                             off_t off,
+                             fuse_file_info* fi,
+                             bool plus) {
+    guarded(req, [&] {
+      ReadOnlyFs& fs = self(req);
+      const imagecore::Directory& dir = *reinterpret_cast<OpenDir*>(fi->fh)->dir;
+      const auto& entries = dir.entries;
+      std::vector<char> buf(size);
+      size_t used = 0;
+      // Offsets: 0 ".", 1 "..", 2+i the i-th entry; each entry records the next offset.
+      for (off_t i = off; i < static_cast<off_t>(entries.size()) + 2; ++i) {
+        const char* name;
+        fuse_entry_param e{};
+        if (i < 2) {
+          name = i == 0 ? "." : "..";
+          e.attr.st_ino = i == 0 ? ino : dir.parent;
+          e.attr.st_mode = S_IFDIR;
+        } else {
+          const Node& n = entries[static_cast<size_t>(i - 2)];
+          name = n.name.c_str();
+          e = fs.entry(n);
+        }
+        size_t need =
+            plus ? fuse_add_direntry_plus(req, buf.data() + used, size - used, name, &e, i + 1)
+                 : fuse_add_direntry(req, buf.data() + used, size - used, name, &e.attr, i + 1);
+        if (need > size - used)
+          break;
+        used += need;
+      }
+      fuse_reply_buf(req, buf.data(), used);
+    });
+  }
+  static void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+    readdir_common(req, ino, size, off, fi, false);
+  }
+  static void readdirplus(fuse_req_t req,
+                          fuse_ino_t ino,
+                          size_t size,
+                          off_t off,
+                          fuse_file_info* fi) {
+    readdir_common(req, ino, size, off, fi, true);
+  }
+
+  static void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    guarded(req, [&] {
+      if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
+        throw Error(EROFS, "read-only");
+      ReadOnlyFs& fs = self(req);
+      auto of = std::make_unique<OpenFile>();
+      of->node = fs.fs_->stat(ino);
+      if (of->node.attr.type == FileType::Directory)
+        throw Error(EISDIR, "is a directory");
+      if (!of->node.defect.empty())
+        throw imagecore::FormatError(of->node.defect);
+      if (of->node.zisofs)
+        of->zisofs = std::make_unique<imagecore::ZisofsReader>(fs.fs_->source(), of->node);
+      fi->fh = reinterpret_cast<uint64_t>(of.get());
+      fi->keep_cache = 1;
+      fi->noflush = 1;
+      if (fuse_reply_open(req, fi) == 0)
+        of.release();
+    });
+  }
+
+  static void release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+    delete reinterpret_cast<OpenFile*>(fi->fh);
+    fuse_reply_err(req, 0);
+  }
+
+  static void read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
+    guarded(req, [&] {
+      ReadOnlyFs& fs = self(req);
+      OpenFile& of = *reinterpret_cast<OpenFile*>(fi->fh);
+      const auto offset = static_cast<uint64_t>(off);
+      const int fd = fs.fs_->source().fd();
+      if (of.zisofs || fd < 0) {
+        std::vector<std::byte> buf(size);
+        size_t got = of.zisofs ? of.zisofs->read(offset, buf) : fs.fs_->read(of.node, offset, buf);
+        fuse_reply_buf(req, reinterpret_cast<const char*>(buf.data()), got);
+        return;
+      }
+      // Zero-copy: hand the kernel descriptor ranges; libfuse splices them when it can.
+      std::vector<imagecore::Extent> ranges = fs.fs_->map(of.node, offset, size);
+      std::vector<char> storage(sizeof(fuse_bufvec) + ranges.size() * sizeof(fuse_buf));
+      auto* bv = reinterpret_cast<fuse_bufvec*>(storage.data());
+      *bv = FUSE_BUFVEC_INIT(0);
+      bv->count = ranges.size();
+      for (size_t i = 0; i < ranges.size(); ++i) {
+        fuse_buf& b = bv->buf[i];
+        b = fuse_buf{};
+        b.size = ranges[i].length;
+        b.flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+        b.fd = fd;
+        b.pos = static_cast<off_t>(ranges[i].offset);
+      }
+      fuse_reply_data(req, bv, FUSE_BUF_SPLICE_MOVE);
+    });
+  }
+
+  static void statfs(fuse_req_t req, fuse_ino_t) {
+    guarded(req, [&] {
+      struct statvfs s {};
+      s.f_bsize = s.f_frsize = 2048;
+      s.f_blocks = (self(req).fs_->source().size() + 2047) / 2048;
+      s.f_namemax = 255;
+      fuse_reply_statfs(req, &s);
+    });
+  }
+
+  static void listxattr(fuse_req_t req, fuse_ino_t, size_t size) {
+    if (size == 0)
+      fuse_reply_xattr(req, 0);
+    else
+      fuse_reply_buf(req, nullptr, 0);
+  }
+  static void getxattr(fuse_req_t req, fuse_ino_t, const char*, size_t) {
+    fuse_reply_err(req, ENODATA);
+  }
+
+  // Everything that would change the image.
+  static void setattr(fuse_req_t req, fuse_ino_t, struct stat*, int, fuse_file_info*) { rofs(req); }
+  static void mknod(fuse_req_t req, fuse_ino_t, const char*, mode_t, dev_t) { rofs(req); }
+  static void mkdir(fuse_req_t req, fuse_ino_t, const char*, mode_t) { rofs(req); }
+  static void unlink(fuse_req_t req, fuse_ino_t, const char*) { rofs(req); }
+  static void rmdir(fuse_req_t req, fuse_ino_t, const char*) { rofs(req); }
+  static void symlink(fuse_req_t req, const char*, fuse_ino_t, const char*) { rofs(req); }
+  static void rename(fuse_req_t req, fuse_ino_t, const char*, fuse_ino_t, const char*, unsigned) {
+    rofs(req);
+  }
+  static void link(fuse_req_t req, fuse_ino_t, fuse_ino_t, const char*) { rofs(req); }
+  static void create(fuse_req_t req, fuse_ino_t, const char*, mode_t, fuse_file_info*) {
+    rofs(req);
+  }
+  static void setxattr(fuse_req_t req, fuse_ino_t, const char*, const char*, size_t, int) {
+    rofs(req);
+  }
+  static void removexattr(fuse_req_t req, fuse_ino_t, const char*) { rofs(req); }
+  static void rofs(fuse_req_t req) { fuse_reply_err(req, EROFS); }
+};
+
+const fuse_lowlevel_ops& ReadOnlyFs::ops() {
+  static const fuse_lowlevel_ops table = [] {
+    fuse_lowlevel_ops o{};
+    o.init = Ops::init;
+    o.lookup = Ops::lookup;
+    o.forget = Ops::forget;
+    o.forget_multi = Ops::forget_multi;
+    o.getattr = Ops::getattr;
+    o.readlink = Ops::readlink;
+    o.opendir = Ops::opendir;
+    o.readdir = Ops::readdir;
+    o.readdirplus = Ops::readdirplus;
+    o.releasedir = Ops::releasedir;
+    o.open = Ops::open;
+    o.read = Ops::read;
+    o.release = Ops::release;
+    o.statfs = Ops::statfs;
+    o.listxattr = Ops::listxattr;
+    o.getxattr = Ops::getxattr;
+    o.setattr = Ops::setattr;
+    o.mknod = Ops::mknod;
+    o.mkdir = Ops::mkdir;
+    o.unlink = Ops::unlink;
+    o.rmdir = Ops::rmdir;
+    o.symlink = Ops::symlink;
+    o.rename = Ops::rename;
+    o.link = Ops::link;
+    o.create = Ops::create;
+    o.setxattr = Ops::setxattr;
+    o.removexattr = Ops::removexattr;
+    return o;
+  }();
+  return table;
+}
+
+}  // namespace fusefs

@@ -1,0 +1,46 @@
+// The read-only FUSE view of an image (FUSE low-level API). The kernel's inode references
+// need no table here: imagecore derives every inode number from on-disc locations, so lookup
+// counts can be ignored (forget is a no-op) and memory stays bounded by imagecore's caches.
+#pragma once
+
+#define FUSE_USE_VERSION 35
+#include <fuse_lowlevel.h>
+#include <sys/types.h>
+
+#include <memory>
+#include <optional>
+
+#include "imagecore/filesystem.h"
+
+namespace fusefs {
+
+// Presentation choices made at mount time.
+struct ViewOptions {
+  std::optional<uid_t> uid;     // owner of every file (uid=)
+  std::optional<gid_t> gid;     // group of every file (gid=)
+  std::optional<mode_t> umask;  // bits cleared from every mode (umask=)
+  uid_t default_uid = 0;        // owner where the tree records none (no Rock Ridge)
+  gid_t default_gid = 0;
+  double timeout = 86400.0 * 365;  // entry and attribute timeouts: the image never changes
+};
+
+class ReadOnlyFs {
+ public:
+  ReadOnlyFs(std::shared_ptr<const imagecore::IsoFs> fs, ViewOptions opts);
+
+  // The operation table; the session's userdata must be this object.
+  static const fuse_lowlevel_ops& ops();
+
+  const imagecore::IsoFs& image() const { return *fs_; }
+  // stat(2) fields for an imagecore attribute set, as this mount presents them.
+  struct stat to_stat(const imagecore::Attr& a) const;
+
+ private:
+  friend struct Ops;
+  fuse_entry_param entry(const imagecore::Node& n) const;
+
+  std::shared_ptr<const imagecore::IsoFs> fs_;
+  ViewOptions opts_;
+};
+
+}  // namespace fusefs
