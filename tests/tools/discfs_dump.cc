@@ -1,0 +1,145 @@
+// discfs-dump: walks an image through imagecore alone (no FUSE) and prints one JSON object per
+// entry, for comparison with independent readers in the tests. Also proof that imagecore
+// stands without the FUSE layer.
+#include <openssl/evp.h>
+#include <spdlog/spdlog.h>
+#include <sys/sysmacros.h>
+
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cli/exit_codes.h"
+#include "imagecore/filesystem.h"
+#include "imagecore/zisofs.h"
+#include "tests/tools/json.h"
+
+using namespace imagecore;
+
+namespace {
+
+const char* type_name(FileType t) {
+  switch (t) {
+    case FileType::Regular:
+      return "reg";
+    case FileType::Directory:
+      return "dir";
+    case FileType::Symlink:
+      return "lnk";
+    case FileType::CharDevice:
+      return "chr";
+    case FileType::BlockDevice:
+      return "blk";
+    case FileType::Fifo:
+      return "fifo";
+    case FileType::Socket:
+      return "sock";
+  }
+  return "?";
+}
+
+std::string digest(const IsoFs& fs, const Node& n) {
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
+  std::vector<std::byte> buf(1 << 20);
+  std::unique_ptr<ZisofsReader> z;
+  if (n.zisofs)
+    z = std::make_unique<ZisofsReader>(fs.source(), n);
+  for (uint64_t off = 0; off < n.attr.size;) {
+    size_t got = z ? z->read(off, buf) : fs.read(n, off, buf);
+    if (got == 0)
+      throw Error(EIO, "short read");
+    EVP_DigestUpdate(ctx.get(), buf.data(), got);
+    off += got;
+  }
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int md_len = 0;
+  EVP_DigestFinal_ex(ctx.get(), md, &md_len);
+  std::string hex;
+  for (unsigned char c : std::string_view(reinterpret_cast<char*>(md), md_len))
+    hex += fmt::format("{:02x}", c);
+  return hex;
+}
+
+void print(const IsoFs& fs, const std::string& path, const Node& n, bool data) {
+  const Attr& a = n.attr;
+  std::string line = "{\"path\":" + json_string(path) + ",\"type\":\"" + type_name(a.type) + "\"" +
+                     fmt::format(
+                         ",\"mode\":{},\"uid\":{},\"gid\":{},\"nlink\":{},"
+                         "\"size\":{},\"ino\":{},\"mtime\":{},\"atime\":{},"
+                         "\"ctime\":{},\"posix\":{}",
+                         a.perm, a.uid, a.gid, a.nlink, a.size, a.ino, a.mtime.sec, a.atime.sec,
+                         a.ctime.sec, a.has_posix);
+  if (a.type == FileType::Symlink)
+    line += ",\"target\":" + json_string(n.symlink);
+  if (a.type == FileType::CharDevice || a.type == FileType::BlockDevice)
+    line += fmt::format(",\"rdev\":[{},{}]", major(a.rdev), minor(a.rdev));
+  std::string error = n.defect;
+  if (data && a.type == FileType::Regular && error.empty()) {
+    try {
+      line += ",\"sha256\":\"" + digest(fs, n) + "\"";
+    } catch (const Error& e) {
+      error = e.what();
+    }
+  }
+  if (!error.empty())
+    line += ",\"error\":" + json_string(error);
+  std::cout << line << "}\n";
+}
+
+void walk(const IsoFs& fs, Ino dir, const std::string& path, bool data, int depth) {
+  std::shared_ptr<const Directory> d;
+  try {
+    d = fs.list(dir);
+  } catch (const Error& e) {
+    std::cout << "{\"path\":" << json_string(path)
+              << ",\"type\":\"dir\",\"error\":" << json_string(e.what()) << "}\n";
+    return;
+  }
+  for (const Node& n : d->entries) {
+    const std::string p = (path == "/" ? "" : path) + "/" + n.name;
+    print(fs, p, n, data);
+    if (n.attr.type == FileType::Directory && n.defect.empty() && depth < 1000)
+      walk(fs, n.attr.ino, p, data, depth + 1);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  spdlog::set_default_logger(spdlog::default_logger());
+  spdlog::set_level(spdlog::level::warn);
+  Options opts;
+  bool data = true;
+  std::string image;
+  try {
+    for (int i = 1; i < argc; ++i) {
+      std::string a = argv[i];
+      if (a == "--tree" && i + 1 < argc)
+        opts.tree = parse_tree(argv[++i]);
+      else if (a == "--no-data")
+        data = false;
+      else if (image.empty() && a[0] != '-')
+        image = a;
+      else
+        throw Error(EINVAL, "usage: discfs-dump [--tree T] [--no-data] IMAGE");
+    }
+    if (image.empty())
+      throw Error(EINVAL, "usage: discfs-dump [--tree T] [--no-data] IMAGE");
+  } catch (const Error& e) {
+    std::cerr << e.what() << "\n";
+    return static_cast<int>(discfs::ExitCode::Usage);
+  }
+  try {
+    IsoFs fs(open_file_source(image), opts);
+    Node root = fs.stat(kRootIno);
+    print(fs, "/", root, false);
+    walk(fs, kRootIno, "/", data, 0);
+  } catch (const Error& e) {
+    std::cerr << "discfs-dump: " << e.what() << "\n";
+    return static_cast<int>(discfs::exit_code_for(e));
+  }
+  return 0;
+}
