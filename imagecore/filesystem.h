@@ -51,10 +51,11 @@ class Directory {
   const Node* find(std::string_view name) const;
   // Approximate heap bytes, for the cache's budget.
   size_t bytes() const { return bytes_; }
+  // Call once the entries are filled: builds the name index, drops later duplicate names,
+  // and sums the bytes.
+  void finish();
 
  private:
-  friend class IsoFs;
-  void finish();  // builds the index, drops duplicate names, sums bytes
   std::vector<uint32_t> by_name_;
   size_t bytes_ = 0;
 };

@@ -149,7 +149,6 @@ void parse_system_use(const Source& src, ByteView su, uint64_t where, RockRidge*
   std::vector<std::byte> ce_buf;
   int areas = 0;
   while (true) {
-    std::optional<ByteView> next;
     uint32_t ce_lba = 0, ce_off = 0, ce_len = 0;
     size_t at = 0;
     while (at + 4 <= su.size()) {

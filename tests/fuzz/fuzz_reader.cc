@@ -1,0 +1,74 @@
+// libFuzzer target: any bytes as an image, every tree, every directory, every file's data.
+// Caps keep one input's work bounded, so a slow input is a finding, not a timeout of ours.
+#include <spdlog/spdlog.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "imagecore/filesystem.h"
+#include "imagecore/zisofs.h"
+
+using namespace imagecore;
+
+namespace {
+
+constexpr size_t kMaxNodes = 4000;
+constexpr uint64_t kMaxBytesPerFile = 1 << 20;
+
+void read_file(const IsoFs& fs, const Node& n) {
+  std::vector<std::byte> buf(64 * 1024);
+  try {
+    std::unique_ptr<ZisofsReader> z;
+    if (n.zisofs)
+      z = std::make_unique<ZisofsReader>(fs.source(), n);
+    for (uint64_t off = 0; off < std::min(n.attr.size, kMaxBytesPerFile);) {
+      const size_t got = z ? z->read(off, buf) : fs.read(n, off, buf);
+      if (got == 0)
+        break;
+      off += got;
+    }
+  } catch (const Error&) {
+  }
+}
+
+void walk(const IsoFs& fs, Ino dir, size_t* visited, int depth) {
+  std::shared_ptr<const Directory> d;
+  try {
+    d = fs.list(dir);
+  } catch (const Error&) {
+    return;
+  }
+  for (const Node& n : d->entries) {
+    if (++*visited > kMaxNodes || depth > 64)
+      return;
+    try {
+      fs.lookup(dir, n.name);
+      fs.stat(n.attr.ino);
+    } catch (const Error&) {
+    }
+    if (n.attr.type == FileType::Directory)
+      walk(fs, n.attr.ino, visited, depth + 1);
+    else if (n.attr.type == FileType::Regular)
+      read_file(fs, n);
+  }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  spdlog::set_level(spdlog::level::off);
+  std::vector<std::byte> bytes(reinterpret_cast<const std::byte*>(data),
+                               reinterpret_cast<const std::byte*>(data) + size);
+  std::shared_ptr<const Source> src = make_memory_source(std::move(bytes), "fuzz.iso");
+  for (Tree t : {Tree::Auto, Tree::Joliet, Tree::Iso9660}) {
+    try {
+      IsoFs fs(src, Options{t, 256 * 1024});
+      size_t visited = 0;
+      fs.stat(kRootIno);
+      walk(fs, kRootIno, &visited, 0);
+    } catch (const Error&) {
+    }
+  }
+  return 0;
+}

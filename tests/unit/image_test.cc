@@ -1,0 +1,194 @@
+// The reader on hand-built images: structure, damage, bounds and caps.
+#include <gtest/gtest.h>
+
+#include "imagecore/dir_cache.h"
+#include "imagecore/filesystem.h"
+#include "imagecore/volume.h"
+#include "tests/unit/iso_builder.h"
+
+namespace imagecore {
+namespace {
+
+using namespace testing_iso;
+
+std::unique_ptr<IsoFs> open(Image& img, Tree tree = Tree::Auto) {
+  return std::make_unique<IsoFs>(make_memory_source(img.bytes(), "test.iso"), Options{tree});
+}
+
+std::string read_all(const IsoFs& fs, const Node& n) {
+  std::string s(n.attr.size, '\0');
+  size_t got = fs.read(n, 0, std::as_writable_bytes(std::span(s.data(), s.size())));
+  s.resize(got);
+  return s;
+}
+
+// LBA 18: root; 19: file data; 20: second file's data.
+Image simple_image() {
+  Image img(24);
+  img.volume(18, kBlock);
+  img.directory(18, kBlock, 18,
+                {record(19, 5, 0, "HELLO.TXT;1"), record(20, 3, 0, "NOEXT.;1"),
+                 record(21, kBlock, 2, "SUB")});
+  img.directory(21, kBlock, 18, {});
+  img.put(19 * kBlock, "hello");
+  img.put(20 * kBlock, "abc");
+  return img;
+}
+
+TEST(Reader, ListsAndReadsAPlainImage) {
+  Image img = simple_image();
+  auto fs = open(img);
+  EXPECT_EQ(fs->tree(), Tree::Iso9660);
+  auto root = fs->list(kRootIno);
+  ASSERT_EQ(root->entries.size(), 3u);
+  EXPECT_EQ(root->entries[0].name, "HELLO.TXT");
+  EXPECT_EQ(root->entries[1].name, "NOEXT");
+  EXPECT_EQ(root->entries[2].attr.type, FileType::Directory);
+  EXPECT_EQ(read_all(*fs, fs->lookup(kRootIno, "HELLO.TXT")), "hello");
+  EXPECT_EQ(fs->lookup(kRootIno, "HELLO.TXT").attr.mtime.sec, 1577836800);  // 2020-01-01
+  EXPECT_THROW(fs->lookup(kRootIno, "MISSING"), Error);
+}
+
+TEST(Reader, InodeNumbersAreStableAndResolvable) {
+  Image img = simple_image();
+  auto fs1 = open(img);
+  auto fs2 = open(img);
+  const Node a = fs1->lookup(kRootIno, "NOEXT");
+  EXPECT_EQ(a.attr.ino, fs2->lookup(kRootIno, "NOEXT").attr.ino);
+  // A fresh reader resolves the number without having listed anything.
+  const Node b = fs2->stat(a.attr.ino);
+  EXPECT_EQ(b.attr.size, 3u);
+  EXPECT_EQ(read_all(*fs2, b), "abc");
+  const Node sub = fs1->lookup(kRootIno, "SUB");
+  EXPECT_EQ(fs2->stat(sub.attr.ino).attr.type, FileType::Directory);
+}
+
+TEST(Reader, ADirectoryThatContainsItselfIsHidden) {
+  Image img(24);
+  img.volume(18, kBlock);
+  img.directory(18, kBlock, 18, {record(19, kBlock, 2, "LOOP"), record(20, 2, 0, "OK;1")});
+  img.directory(19, kBlock, 18, {record(19, kBlock, 2, "SELF"), record(18, kBlock, 2, "ROOT")});
+  img.put(20 * kBlock, "ok");
+  auto fs = open(img);
+  auto loop = fs->list(fs->lookup(kRootIno, "LOOP").attr.ino);
+  EXPECT_TRUE(loop->entries.empty());
+  EXPECT_EQ(read_all(*fs, fs->lookup(kRootIno, "OK")), "ok");
+}
+
+TEST(Reader, AnExtentPastTheEndReadsAsEioAndTheRestStaysReadable) {
+  Image img(24);
+  img.volume(18, kBlock);
+  img.directory(18, kBlock, 18,
+                {record(5000, 100, 0, "BAD;1"), record(19, 4, 0, "GOOD;1"),
+                 record(19, 0xFFFFFFF0u, 0, "HUGE;1")});
+  img.put(19 * kBlock, "good");
+  auto fs = open(img);
+  const Node bad = fs->lookup(kRootIno, "BAD");
+  EXPECT_FALSE(bad.defect.empty());
+  std::byte buf[16];
+  try {
+    fs->read(bad, 0, buf);
+    FAIL() << "read of a damaged file succeeded";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), EIO);
+  }
+  EXPECT_FALSE(fs->lookup(kRootIno, "HUGE").defect.empty());
+  EXPECT_EQ(read_all(*fs, fs->lookup(kRootIno, "GOOD")), "good");
+}
+
+TEST(Reader, MultiExtentSectionsJoin) {
+  Image img(24);
+  img.volume(18, kBlock);
+  img.directory(18, kBlock, 18, {record(19, kBlock, 0x80, "BIG;1"), record(21, 3, 0, "BIG;1")});
+  img.put(19 * kBlock, std::string(kBlock, 'x'));
+  img.put(21 * kBlock, "end");
+  auto fs = open(img);
+  auto root = fs->list(kRootIno);
+  ASSERT_EQ(root->entries.size(), 1u);
+  const Node& big = root->entries[0];
+  EXPECT_EQ(big.attr.size, kBlock + 3);
+  EXPECT_EQ(read_all(*fs, big), std::string(kBlock, 'x') + "end");
+  EXPECT_EQ(read_all(*fs, fs->stat(big.attr.ino)), std::string(kBlock, 'x') + "end");
+}
+
+Bytes rr_sp() {
+  return susp("SP", Bytes{std::byte(0xBE), std::byte(0xEF), std::byte(0)});
+}
+Bytes rr_ce(uint32_t lba, uint32_t off, uint32_t len) {
+  Bytes p(24);
+  both32(p, 0, lba);
+  both32(p, 8, off);
+  both32(p, 16, len);
+  return susp("CE", p);
+}
+Bytes rr_nm(std::string_view name) {
+  return susp("NM", Bytes{std::byte(0)} + text(name));
+}
+
+TEST(RockRidge, NamesFromNmAndAContinuationLoopIsCapped) {
+  Image img(24);
+  img.volume(18, kBlock);
+  // "LOOPY" has a CE pointing at an area that contains a CE pointing at itself.
+  img.directory(18, kBlock, 18,
+                {record(19, 2, 0, "A;1", rr_nm("long name.txt")),
+                 record(19, 2, 0, "B;1", rr_nm("loopy") + rr_ce(20, 0, 28))},
+                rr_sp());
+  img.put(19 * kBlock, "hi");
+  img.put(20 * kBlock, rr_ce(20, 0, 28));
+  auto fs = open(img);
+  EXPECT_EQ(fs->tree(), Tree::RockRidge);
+  auto root = fs->list(kRootIno);
+  ASSERT_EQ(root->entries.size(), 2u);
+  EXPECT_EQ(root->entries[0].name, "long name.txt");
+  EXPECT_EQ(root->entries[1].name, "loopy");
+  EXPECT_NE(root->entries[1].defect.find("continuation"), std::string::npos);
+  EXPECT_EQ(read_all(*fs, root->entries[0]), "hi");
+}
+
+TEST(RockRidge, HostileNamesCannotEscape) {
+  Image img(24);
+  img.volume(18, kBlock);
+  img.directory(18, kBlock, 18,
+                {record(19, 2, 0, "A;1", rr_nm("..")), record(19, 2, 0, "B;1", rr_nm("../x/y"))},
+                rr_sp());
+  auto fs = open(img);
+  for (const Node& n : fs->list(kRootIno)->entries) {
+    EXPECT_NE(n.name, "..");
+    EXPECT_EQ(n.name.find('/'), std::string::npos) << n.name;
+  }
+}
+
+TEST(Volume, NonImagesAreNamed) {
+  auto describe = [](Bytes b) {
+    try {
+      read_volume_descriptors(*make_memory_source(std::move(b), "x"));
+    } catch (const NotAnImage& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_NE(describe({}).find("empty"), std::string::npos);
+  Bytes gz(70000);
+  gz[0] = std::byte(0x1f);
+  gz[1] = std::byte(0x8b);
+  EXPECT_NE(describe(gz).find("gzip"), std::string::npos);
+  EXPECT_NE(describe(Bytes(100)).find("too small"), std::string::npos);
+}
+
+TEST(DirectoryCache, StaysWithinItsBudget) {
+  DirectoryCache cache(64 * 1024);
+  for (Ino i = 0; i < 1000; ++i) {
+    auto d = std::make_shared<Directory>();
+    d->entries.resize(20);
+    for (size_t k = 0; k < d->entries.size(); ++k)
+      d->entries[k].name = "some file name number " + std::to_string(k);
+    d->finish();
+    cache.put(kRootIno + 10 + i, d);
+    EXPECT_LE(cache.bytes(), 64u * 1024 + d->bytes() + 256);
+  }
+  EXPECT_EQ(cache.get(kRootIno + 10), nullptr);    // evicted long ago
+  EXPECT_NE(cache.get(kRootIno + 1009), nullptr);  // the newest is kept
+}
+
+}  // namespace
+}  // namespace imagecore
