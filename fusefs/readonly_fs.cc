@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "fusefs/errors.h"
@@ -80,6 +81,19 @@ struct stat ReadOnlyFs::to_stat(const imagecore::Attr& a) const {
   return st;
 }
 
+std::shared_ptr<imagecore::ZisofsReader> ReadOnlyFs::zisofs_reader(const Node& n) {
+  constexpr size_t kMaxReaders = 64;  // each holds a block table and one inflated block
+  std::lock_guard lock(zisofs_mutex_);
+  auto it = zisofs_readers_.find(n.attr.ino);
+  if (it != zisofs_readers_.end())
+    return it->second;
+  auto reader = std::make_shared<imagecore::ZisofsReader>(fs_->source(), n);
+  if (zisofs_readers_.size() >= kMaxReaders)
+    zisofs_readers_.erase(zisofs_readers_.begin());
+  zisofs_readers_.emplace(n.attr.ino, reader);
+  return reader;
+}
+
 fuse_entry_param ReadOnlyFs::entry(const Node& n) const {
   fuse_entry_param e{};
   e.ino = n.attr.ino;
@@ -91,11 +105,16 @@ fuse_entry_param ReadOnlyFs::entry(const Node& n) const {
 
 // The operations. Each replies exactly once; errors go through guarded().
 struct Ops {
-  static void init(void*, fuse_conn_info* conn) {
+  static void init(void* userdata, fuse_conn_info* conn) {
     auto want = [conn](unsigned cap) {
       if (conn->capable & cap)
         conn->want |= cap;
     };
+    const unsigned no_open = FUSE_CAP_NO_OPEN_SUPPORT | FUSE_CAP_NO_OPENDIR_SUPPORT;
+    if ((conn->capable & no_open) == no_open) {
+      conn->want |= no_open;
+      static_cast<ReadOnlyFs*>(userdata)->no_open_ = true;
+    }
     want(FUSE_CAP_SPLICE_WRITE);
     want(FUSE_CAP_SPLICE_MOVE);
     want(FUSE_CAP_ASYNC_READ);
@@ -134,6 +153,8 @@ struct Ops {
 
   static void opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     guarded(req, [&] {
+      if (self(req).no_open_)
+        throw Error(ENOSYS, "no opendir needed");
       auto od = std::make_unique<OpenDir>();
       od->dir = self(req).fs_->list(ino);
       fi->fh = reinterpret_cast<uint64_t>(od.get());
@@ -157,7 +178,9 @@ struct Ops {
                              bool plus) {
     guarded(req, [&] {
       ReadOnlyFs& fs = self(req);
-      const imagecore::Directory& dir = *reinterpret_cast<OpenDir*>(fi->fh)->dir;
+      std::shared_ptr<const imagecore::Directory> pinned =
+          fi->fh ? reinterpret_cast<OpenDir*>(fi->fh)->dir : fs.fs_->list(ino);
+      const imagecore::Directory& dir = *pinned;
       const auto& entries = dir.entries;
       std::vector<char> buf(size);
       size_t used = 0;
@@ -200,6 +223,8 @@ struct Ops {
       if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC))
         throw Error(EROFS, "read-only");
       ReadOnlyFs& fs = self(req);
+      if (fs.no_open_)
+        throw Error(ENOSYS, "no open needed");
       auto of = std::make_unique<OpenFile>();
       of->node = fs.fs_->stat(ino);
       if (of->node.attr.type == FileType::Directory)
@@ -221,20 +246,39 @@ struct Ops {
     fuse_reply_err(req, 0);
   }
 
-  static void read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
+  static void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
     guarded(req, [&] {
       ReadOnlyFs& fs = self(req);
-      OpenFile& of = *reinterpret_cast<OpenFile*>(fi->fh);
+      // With an open handle the node is there; in no-open mode it is parsed again (one
+      // pread of a cached sector), which costs less than the OPEN round trip it replaces.
+      std::optional<Node> parsed;
+      imagecore::ZisofsReader* zisofs = nullptr;
+      std::shared_ptr<imagecore::ZisofsReader> zisofs_ref;
+      const Node* node;
+      if (fi->fh) {
+        OpenFile& of = *reinterpret_cast<OpenFile*>(fi->fh);
+        node = &of.node;
+        zisofs = of.zisofs.get();
+      } else {
+        parsed = fs.fs_->stat(ino);
+        node = &*parsed;
+        if (!node->defect.empty())
+          throw imagecore::FormatError(node->defect);
+        if (node->zisofs) {
+          zisofs_ref = fs.zisofs_reader(*node);
+          zisofs = zisofs_ref.get();
+        }
+      }
       const auto offset = static_cast<uint64_t>(off);
       const int fd = fs.fs_->source().fd();
-      if (of.zisofs || fd < 0) {
+      if (zisofs || fd < 0) {
         std::vector<std::byte> buf(size);
-        size_t got = of.zisofs ? of.zisofs->read(offset, buf) : fs.fs_->read(of.node, offset, buf);
+        size_t got = zisofs ? zisofs->read(offset, buf) : fs.fs_->read(*node, offset, buf);
         fuse_reply_buf(req, reinterpret_cast<const char*>(buf.data()), got);
         return;
       }
       // Zero-copy: hand the kernel descriptor ranges; libfuse splices them when it can.
-      std::vector<imagecore::Extent> ranges = fs.fs_->map(of.node, offset, size);
+      std::vector<imagecore::Extent> ranges = fs.fs_->map(*node, offset, size);
       std::vector<char> storage(sizeof(fuse_bufvec) + ranges.size() * sizeof(fuse_buf));
       auto* bv = reinterpret_cast<fuse_bufvec*>(storage.data());
       *bv = FUSE_BUFVEC_INIT(0);

@@ -7,10 +7,14 @@
 #include <fuse_lowlevel.h>
 #include <sys/types.h>
 
+#include <atomic>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <unordered_map>
 
 #include "imagecore/filesystem.h"
+#include "imagecore/zisofs.h"
 
 namespace fusefs {
 
@@ -38,9 +42,16 @@ class ReadOnlyFs {
  private:
   friend struct Ops;
   fuse_entry_param entry(const imagecore::Node& n) const;
+  // The zisofs reader of a file read without an open handle (kernel "no open" mode).
+  std::shared_ptr<imagecore::ZisofsReader> zisofs_reader(const imagecore::Node& n);
 
   std::shared_ptr<const imagecore::IsoFs> fs_;
   ViewOptions opts_;
+  // The kernel skips OPEN/OPENDIR/RELEASE once we answer ENOSYS, keeping page and readdir
+  // caches by default: one round trip less per file and two per directory.
+  std::atomic<bool> no_open_{false};
+  std::mutex zisofs_mutex_;
+  std::unordered_map<imagecore::Ino, std::shared_ptr<imagecore::ZisofsReader>> zisofs_readers_;
 };
 
 }  // namespace fusefs
