@@ -154,8 +154,9 @@ void parse_system_use(const Source& src, ByteView su, uint64_t where, RockRidge*
     while (at + 4 <= su.size()) {
       const uint8_t len = su.u8(at + 2);
       if (len < 4 || at + len > su.size())
-        throw FormatError(fmt::format("{}: Rock Ridge entry '{}' at byte {} has a bad length {}",
-                                      src.name(), su.chars(at, 2), where, len));
+        throw FormatError(fmt::format(
+            "{}: a Rock Ridge entry of the record at byte {} (LBA {}) has a bad length {}",
+            src.name(), where, where / ecma119::kBlockSize, len));
       ByteView e = su.sub(at, len);
       const std::string_view sig = e.chars(0, 2);
       if (sig == "ST")
