@@ -157,27 +157,59 @@ IsoFs::IsoFs(std::shared_ptr<const Source> src, Options opts)
       su_skip_ = rr.sp ? rr.sp_skip : 0;
     }
   } catch (const FormatError& e) {
-    spdlog::warn("{} (Rock Ridge ignored)", e.what());
+    spdlog::warn(
+        "{}: the Rock Ridge entries of the root (LBA {}) are damaged, Rock Ridge "
+        "ignored: {}",
+        src_->name(), vol_.primary.extent_lba, e.what());
   }
 
-  tree_ = opts.tree;
-  if (tree_ == Tree::Auto)
-    tree_ = has_rr ? Tree::RockRidge : vol_.joliet ? Tree::Joliet : Tree::Iso9660;
-  if (tree_ == Tree::RockRidge && !has_rr)
+  if (opts.tree == Tree::RockRidge && !has_rr)
     throw Unsupported(fmt::format("{}: the image has no Rock Ridge tree", src_->name()));
-  if (tree_ == Tree::Joliet && !vol_.joliet)
+  if (opts.tree == Tree::Joliet && !vol_.joliet)
     throw Unsupported(fmt::format("{}: the image has no Joliet tree", src_->name()));
-  rock_ridge_ = tree_ == Tree::RockRidge;
-  joliet_names_ = tree_ == Tree::Joliet;
-  root_ = joliet_names_                                                          ? *vol_.joliet
-          : (tree_ == Tree::Iso9660 && opts.tree == Tree::Auto && vol_.enhanced) ? *vol_.enhanced
-                                                                                 : vol_.primary;
+  std::vector<Tree> candidates{opts.tree};
+  if (opts.tree == Tree::Auto) {
+    candidates.clear();
+    if (has_rr)
+      candidates.push_back(Tree::RockRidge);
+    if (vol_.joliet)
+      candidates.push_back(Tree::Joliet);
+    candidates.push_back(Tree::Iso9660);
+  }
+  // In auto mode a tree whose root is damaged gives way to the next one that reads.
+  std::string first_error;
+  for (Tree t : candidates) {
+    tree_ = t;
+    rock_ridge_ = t == Tree::RockRidge;
+    joliet_names_ = t == Tree::Joliet;
+    root_ = joliet_names_                                                      ? *vol_.joliet
+            : (t == Tree::Iso9660 && opts.tree == Tree::Auto && vol_.enhanced) ? *vol_.enhanced
+                                                                               : vol_.primary;
+    try {
+      check_root();
+      if (!first_error.empty())
+        spdlog::warn("{}; showing the {} tree instead", first_error, tree_name(t));
+      return;
+    } catch (const FormatError& e) {
+      if (first_error.empty())
+        first_error = e.what();
+    }
+  }
+  throw FormatError(first_error);
+}
+
+void IsoFs::check_root() const {
   const uint64_t end = uint64_t{root_.extent_lba} * kBlockSize + root_.data_length;
   if (root_.data_length == 0 || end > src_->size())
-    throw FormatError(
-        fmt::format("{}: the root directory (LBA {}, {} bytes) lies outside the "
-                    "image of {} bytes",
-                    src_->name(), root_.extent_lba, root_.data_length, src_->size()));
+    throw FormatError(fmt::format(
+        "{}: the {} root directory (LBA {}, {} bytes) lies outside "
+        "the image of {} bytes",
+        src_->name(), tree_name(tree_), root_.extent_lba, root_.data_length, src_->size()));
+  try {
+    stat_dir(root_.extent_lba);
+  } catch (const FormatError& e) {
+    throw FormatError(fmt::format("{} (the root of the {} tree)", e.what(), tree_name(tree_)));
+  }
 }
 
 IsoFs::~IsoFs() = default;
@@ -273,7 +305,10 @@ bool IsoFs::make_node(std::span<const std::byte> first_rec,
       try {
         parse_system_use(*src_, r.from(su_at), rec_off, &rr);
       } catch (const FormatError& e) {
-        n.defect = e.what();
+        n.defect = fmt::format(
+            "{}: the Rock Ridge entries of '{}' (record at LBA {}) are "
+            "damaged: {}",
+            src_->name(), plain_name(raw_name), rec_off / kBlockSize, e.what());
       }
     }
     if ((rr.relocated || rr.nm_special) && !dot)

@@ -93,6 +93,7 @@ class IsoFs {
 
  private:
   Ino dir_ino(uint32_t lba) const;
+  void check_root() const;  // throws FormatError when the chosen tree's root cannot be read
   Node stat_dir(uint32_t lba) const;
   std::shared_ptr<Directory> parse_dir(uint32_t lba) const;
   template <typename Emit>

@@ -15,44 +15,31 @@ constexpr uint8_t kTfCreation = 0x01, kTfModify = 0x02, kTfAccess = 0x04, kTfAtt
 constexpr uint8_t kSlContinue = 0x01, kSlCurrent = 0x02, kSlParent = 0x04, kSlRoot = 0x08;
 constexpr uint8_t kNmContinue = 0x01, kNmCurrent = 0x02, kNmParent = 0x04;
 
-// Accumulates SL components across SL entries (RRIP 4.1.3.1).
+// Accumulates SL components across SL entries (RRIP 4.1.3.1). As in libarchive and Linux, a
+// ROOT component writes "/" wherever it stands, so a target recorded as ".///file" (old
+// mkisofs) reads back the same; the separator state carries over into the next SL entry.
 struct SymlinkBuilder {
-  std::vector<std::string> parts;
-  std::string open;  // a component continued by the next component record
-  bool continuing = false;
-  bool absolute = false;
+  std::string out;
+  bool separator_due = false;
 
   void add(uint8_t flags, std::string_view content) {
-    std::string piece;
+    if (separator_due)
+      out += '/';
+    separator_due = true;
     if (flags & kSlRoot) {
-      if (parts.empty() && !continuing)
-        absolute = true;
-      return;
-    }
-    if (flags & kSlCurrent)
-      piece = ".";
-    else if (flags & kSlParent)
-      piece = "..";
-    else
-      piece = content;
-    open += piece;
-    continuing = flags & kSlContinue;
-    if (!continuing) {
-      parts.push_back(std::move(open));
-      open.clear();
+      out += '/';
+      separator_due = false;
+    } else if (flags & kSlCurrent) {
+      out += '.';
+    } else if (flags & kSlParent) {
+      out += "..";
+    } else {
+      out += content;
+      if (flags & kSlContinue)
+        separator_due = false;
     }
   }
-  std::string result() const {
-    std::string s = absolute ? "/" : "";
-    for (size_t i = 0; i < parts.size(); ++i) {
-      if (i)
-        s += '/';
-      s += parts[i];
-    }
-    if (!open.empty())
-      s += (parts.empty() ? "" : "/") + open;
-    return s;
-  }
+  const std::string& result() const { return out; }
 };
 
 void parse_tf(ByteView e, RockRidge* rr) {
@@ -154,9 +141,8 @@ void parse_system_use(const Source& src, ByteView su, uint64_t where, RockRidge*
     while (at + 4 <= su.size()) {
       const uint8_t len = su.u8(at + 2);
       if (len < 4 || at + len > su.size())
-        throw FormatError(fmt::format(
-            "{}: a Rock Ridge entry of the record at byte {} (LBA {}) has a bad length {}",
-            src.name(), where, where / ecma119::kBlockSize, len));
+        throw FormatError(fmt::format("an entry at byte {} (LBA {}) has a bad length {}",
+                                      where + at, (where + at) / ecma119::kBlockSize, len));
       ByteView e = su.sub(at, len);
       const std::string_view sig = e.chars(0, 2);
       if (sig == "ST")
@@ -174,14 +160,11 @@ void parse_system_use(const Source& src, ByteView su, uint64_t where, RockRidge*
       break;
     if (++areas > kMaxContinuationAreas)
       throw FormatError(
-          fmt::format("{}: more than {} Rock Ridge continuation areas (a loop?) "
-                      "for the record at byte {}",
-                      src.name(), kMaxContinuationAreas, where));
+          fmt::format("more than {} continuation areas (a loop?)", kMaxContinuationAreas));
     if (ce_off >= ecma119::kBlockSize || ce_len > 4 * ecma119::kBlockSize)
       throw FormatError(
-          fmt::format("{}: Rock Ridge continuation area at LBA {} has offset {} "
-                      "and length {} out of range",
-                      src.name(), ce_lba, ce_off, ce_len));
+          fmt::format("the continuation area at LBA {} has offset {} and length {} out of range",
+                      ce_lba, ce_off, ce_len));
     ce_buf.resize(ce_len);
     src.read(uint64_t{ce_lba} * ecma119::kBlockSize + ce_off, ce_buf);
     su = ByteView(ce_buf.data(), ce_buf.size());

@@ -2,6 +2,7 @@
 // entry, for comparison with independent readers in the tests. Also proof that imagecore
 // stands without the FUSE layer.
 #include <openssl/evp.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/sysmacros.h>
 
@@ -109,7 +110,7 @@ void walk(const IsoFs& fs, Ino dir, const std::string& path, bool data, int dept
 }  // namespace
 
 int main(int argc, char** argv) {
-  spdlog::set_default_logger(spdlog::default_logger());
+  spdlog::set_default_logger(spdlog::stderr_color_st("discfs-dump"));
   spdlog::set_level(spdlog::level::warn);
   Options opts;
   bool data = true;
