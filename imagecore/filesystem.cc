@@ -182,9 +182,9 @@ IsoFs::IsoFs(std::shared_ptr<const Source> src, Options opts)
     tree_ = t;
     rock_ridge_ = t == Tree::RockRidge;
     joliet_names_ = t == Tree::Joliet;
-    root_ = joliet_names_                                                      ? *vol_.joliet
-            : (t == Tree::Iso9660 && opts.tree == Tree::Auto && vol_.enhanced) ? *vol_.enhanced
-                                                                               : vol_.primary;
+    // Plain ISO 9660 in auto mode prefers the 9660:1999 tree: same data, longer names.
+    const bool enhanced = t == Tree::Iso9660 && opts.tree == Tree::Auto && vol_.enhanced;
+    root_ = joliet_names_ ? *vol_.joliet : enhanced ? *vol_.enhanced : vol_.primary;
     try {
       check_root();
       if (!first_error.empty())
