@@ -26,8 +26,6 @@ inline ExitCode exit_code_for(const imagecore::Error& e) {
     return ExitCode::Unsupported;
   if (dynamic_cast<const imagecore::FormatError*>(&e))
     return ExitCode::NotAnImage;
-  if (e.code() == EINVAL)
-    return ExitCode::Usage;
   return ExitCode::CannotOpen;
 }
 

@@ -41,13 +41,20 @@ int main(int argc, char** argv) {
   mount->add_option("MOUNTPOINT", m.mountpoint, "Existing directory to mount on")->required();
   mount->add_option("-o", m.options,
                     "Mount options, comma-separated: uid=N, gid=N, umask=OOO, tree=T, "
-                    "allow_other, and other FUSE options");
+                    "readahead_kb=N, splice, allow_other, and other FUSE options");
   mount->add_flag("-f,--foreground", m.foreground, "Stay in the foreground");
   mount->add_flag("-d,--debug", m.debug, "Trace FUSE requests (implies -f)");
   mount->add_option("--tree", m.tree, "Which tree to show: auto, rockridge, joliet or iso9660")
       ->check(CLI::IsMember({"auto", "rockridge", "joliet", "iso9660"}));
   mount->add_option("--cache-mib", m.cache_mib, "Memory for parsed directories, in MiB")
       ->check(CLI::Range(1, 4096));
+  mount
+      ->add_option("--readahead-kb", m.readahead_kb,
+                   "Kernel readahead for the mount in KiB, 0 to keep the kernel's (default "
+                   "4096; needs root)")
+      ->check(CLI::Range(0, 1 << 20));
+  mount->add_option("--threads", m.threads, "Threads answering requests (default 2)")
+      ->check(CLI::Range(1, 64));
 
   try {
     app.parse(static_cast<int>(args.size()), args.data());

@@ -37,6 +37,7 @@ std::string escape_fuse_option(const std::string& v) {
 
 struct Parsed {
   fusefs::ViewOptions view;
+  unsigned readahead_kb = 0;
   std::vector<std::string> fuse;
   std::string tree;
 };
@@ -53,6 +54,7 @@ bool parse_number(const std::string& v, int base, unsigned long* out) {
 // Splits -o lists into what discfs itself understands and what goes on to libfuse.
 bool parse_options(const MountArgs& a, Parsed* p) {
   p->tree = a.tree;
+  p->readahead_kb = a.readahead_kb;
   for (const std::string& list : a.options) {
     size_t start = 0;
     while (start <= list.size()) {
@@ -65,7 +67,13 @@ bool parse_options(const MountArgs& a, Parsed* p) {
       const std::string key = o.substr(0, eq);
       const std::string val = eq == std::string::npos ? "" : o.substr(eq + 1);
       unsigned long n = 0;
-      if (key == "uid" || key == "gid" || key == "umask") {
+      if (key == "readahead_kb") {
+        if (!parse_number(val, 10, &n) || n > (1u << 20)) {
+          std::cerr << "discfs: bad value in -o " << o << "\n";
+          return false;
+        }
+        p->readahead_kb = static_cast<unsigned>(n);
+      } else if (key == "uid" || key == "gid" || key == "umask") {
         if (!parse_number(val, key == "umask" ? 8 : 10, &n) || (key == "umask" && n > 07777)) {
           std::cerr << "discfs: bad value in -o " << o << "\n";
           return false;
@@ -76,6 +84,8 @@ bool parse_options(const MountArgs& a, Parsed* p) {
           p->view.gid = static_cast<gid_t>(n);
         else
           p->view.umask = static_cast<mode_t>(n);
+      } else if (o == "splice") {
+        p->view.splice = true;
       } else if (key == "tree") {
         p->tree = val;
       } else if (!is_mount_only_option(o)) {
@@ -137,6 +147,8 @@ ExitCode run_mount(const MountArgs& args) {
   so.mountpoint = args.mountpoint;
   so.foreground = args.foreground;
   so.debug = args.debug;
+  so.readahead_kb = p.readahead_kb;
+  so.threads = args.threads;
   so.fuse_options = {"ro", "default_permissions", "subtype=discfs",
                      "fsname=" + escape_fuse_option(source)};
   so.fuse_options.insert(so.fuse_options.end(), p.fuse.begin(), p.fuse.end());

@@ -17,6 +17,8 @@ struct MountArgs {
   bool debug = false;
   std::string tree = "auto";
   size_t cache_mib = 8;
+  unsigned readahead_kb = 4096;
+  unsigned threads = 2;
 };
 
 // Checks the source and the mount point, mounts, and serves until unmounted. Prints one

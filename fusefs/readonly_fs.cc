@@ -4,8 +4,8 @@
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstring>
-#include <optional>
 #include <vector>
 
 #include "fusefs/errors.h"
@@ -81,17 +81,31 @@ struct stat ReadOnlyFs::to_stat(const imagecore::Attr& a) const {
   return st;
 }
 
-std::shared_ptr<imagecore::ZisofsReader> ReadOnlyFs::zisofs_reader(const Node& n) {
-  constexpr size_t kMaxReaders = 64;  // each holds a block table and one inflated block
-  std::lock_guard lock(zisofs_mutex_);
-  auto it = zisofs_readers_.find(n.attr.ino);
-  if (it != zisofs_readers_.end())
-    return it->second;
-  auto reader = std::make_shared<imagecore::ZisofsReader>(fs_->source(), n);
-  if (zisofs_readers_.size() >= kMaxReaders)
-    zisofs_readers_.erase(zisofs_readers_.begin());
-  zisofs_readers_.emplace(n.attr.ino, reader);
-  return reader;
+std::shared_ptr<ReadOnlyFs::ReadState> ReadOnlyFs::read_state(imagecore::Ino ino) {
+  constexpr size_t kMaxRecent = 64;  // zisofs readers hold a block table and one block
+  {
+    std::lock_guard lock(recent_mutex_);
+    if (auto it = recent_index_.find(ino); it != recent_index_.end()) {
+      recent_.splice(recent_.begin(), recent_, it->second);
+      return *it->second;
+    }
+  }
+  auto state = std::make_shared<ReadState>();
+  state->node = fs_->stat(ino);
+  if (!state->node.defect.empty())
+    throw imagecore::FormatError(state->node.defect);
+  if (state->node.zisofs)
+    state->zisofs = std::make_unique<imagecore::ZisofsReader>(fs_->source(), state->node);
+  std::lock_guard lock(recent_mutex_);
+  if (recent_index_.count(ino))
+    return state;  // another thread parsed it too; either copy serves
+  recent_.push_front(state);
+  recent_index_[ino] = recent_.begin();
+  if (recent_.size() > kMaxRecent) {
+    recent_index_.erase(recent_.back()->node.attr.ino);
+    recent_.pop_back();
+  }
+  return state;
 }
 
 fuse_entry_param ReadOnlyFs::entry(const Node& n) const {
@@ -110,13 +124,18 @@ struct Ops {
       if (conn->capable & cap)
         conn->want |= cap;
     };
+    ReadOnlyFs& fs = *static_cast<ReadOnlyFs*>(userdata);
     const unsigned no_open = FUSE_CAP_NO_OPEN_SUPPORT | FUSE_CAP_NO_OPENDIR_SUPPORT;
     if ((conn->capable & no_open) == no_open) {
       conn->want |= no_open;
-      static_cast<ReadOnlyFs*>(userdata)->no_open_ = true;
+      fs.no_open_ = true;
     }
-    want(FUSE_CAP_SPLICE_WRITE);
-    want(FUSE_CAP_SPLICE_MOVE);
+    if (fs.opts_.splice) {
+      want(FUSE_CAP_SPLICE_WRITE);
+      want(FUSE_CAP_SPLICE_MOVE);
+    } else {
+      conn->want &= ~(FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+    }
     want(FUSE_CAP_ASYNC_READ);
     want(FUSE_CAP_CACHE_SYMLINKS);
     want(FUSE_CAP_PARALLEL_DIROPS);
@@ -249,35 +268,34 @@ struct Ops {
   static void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
     guarded(req, [&] {
       ReadOnlyFs& fs = self(req);
-      // With an open handle the node is there; in no-open mode it is parsed again (one
-      // pread of a cached sector), which costs less than the OPEN round trip it replaces.
-      std::optional<Node> parsed;
+      // With an open handle the node is there; in no-open mode it comes from the small cache
+      // of recently read files, or one pread of the record.
+      std::shared_ptr<ReadOnlyFs::ReadState> state;
       imagecore::ZisofsReader* zisofs = nullptr;
-      std::shared_ptr<imagecore::ZisofsReader> zisofs_ref;
       const Node* node;
       if (fi->fh) {
         OpenFile& of = *reinterpret_cast<OpenFile*>(fi->fh);
         node = &of.node;
         zisofs = of.zisofs.get();
       } else {
-        parsed = fs.fs_->stat(ino);
-        node = &*parsed;
-        if (!node->defect.empty())
-          throw imagecore::FormatError(node->defect);
-        if (node->zisofs) {
-          zisofs_ref = fs.zisofs_reader(*node);
-          zisofs = zisofs_ref.get();
-        }
+        state = fs.read_state(ino);
+        node = &state->node;
+        zisofs = state->zisofs.get();
       }
       const auto offset = static_cast<uint64_t>(off);
       const int fd = fs.fs_->source().fd();
-      if (zisofs || fd < 0) {
+      // Splicing costs three system calls; for small replies (random 4 KiB reads, small
+      // files) one pread into a buffer is cheaper even where splice pays off.
+      constexpr size_t kSpliceMin = 64 * 1024;
+      const bool small = offset >= node->attr.size ||
+                         std::min<uint64_t>(size, node->attr.size - offset) < kSpliceMin;
+      if (zisofs || fd < 0 || small || !fs.opts_.splice) {
         std::vector<std::byte> buf(size);
         size_t got = zisofs ? zisofs->read(offset, buf) : fs.fs_->read(*node, offset, buf);
         fuse_reply_buf(req, reinterpret_cast<const char*>(buf.data()), got);
         return;
       }
-      // Zero-copy: hand the kernel descriptor ranges; libfuse splices them when it can.
+      // Zero-copy: hand the kernel descriptor ranges, which libfuse splices.
       std::vector<imagecore::Extent> ranges = fs.fs_->map(*node, offset, size);
       std::vector<char> storage(sizeof(fuse_bufvec) + ranges.size() * sizeof(fuse_buf));
       auto* bv = reinterpret_cast<fuse_bufvec*>(storage.data());
@@ -305,14 +323,11 @@ struct Ops {
     });
   }
 
-  static void listxattr(fuse_req_t req, fuse_ino_t, size_t size) {
-    if (size == 0)
-      fuse_reply_xattr(req, 0);
-    else
-      fuse_reply_buf(req, nullptr, 0);
-  }
+  // No extended attributes yet: ENOSYS makes the kernel answer EOPNOTSUPP itself from now
+  // on, instead of asking us twice for every `ls -l` of every file.
+  static void listxattr(fuse_req_t req, fuse_ino_t, size_t) { fuse_reply_err(req, ENOSYS); }
   static void getxattr(fuse_req_t req, fuse_ino_t, const char*, size_t) {
-    fuse_reply_err(req, ENODATA);
+    fuse_reply_err(req, ENOSYS);
   }
 
   // Everything that would change the image.

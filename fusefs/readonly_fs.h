@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -26,6 +27,9 @@ struct ViewOptions {
   uid_t default_uid = 0;        // owner where the tree records none (no Rock Ridge)
   gid_t default_gid = 0;
   double timeout = 86400.0 * 365;  // entry and attribute timeouts: the image never changes
+  // Hand plainly stored file data to the kernel by splice instead of copying it. Off by
+  // default: on the kernels measured (6.18) copying was faster (README, Performance).
+  bool splice = false;
 };
 
 class ReadOnlyFs {
@@ -42,16 +46,23 @@ class ReadOnlyFs {
  private:
   friend struct Ops;
   fuse_entry_param entry(const imagecore::Node& n) const;
-  // The zisofs reader of a file read without an open handle (kernel "no open" mode).
-  std::shared_ptr<imagecore::ZisofsReader> zisofs_reader(const imagecore::Node& n);
+  // A file being read without an open handle (kernel "no open" mode): its node and, for
+  // zisofs, the reader that keeps its block table.
+  struct ReadState {
+    imagecore::Node node;
+    std::unique_ptr<imagecore::ZisofsReader> zisofs;
+  };
+  // The read state of `ino`, from a small cache of recently read files or parsed anew.
+  std::shared_ptr<ReadState> read_state(imagecore::Ino ino);
 
   std::shared_ptr<const imagecore::IsoFs> fs_;
   ViewOptions opts_;
   // The kernel skips OPEN/OPENDIR/RELEASE once we answer ENOSYS, keeping page and readdir
   // caches by default: one round trip less per file and two per directory.
   std::atomic<bool> no_open_{false};
-  std::mutex zisofs_mutex_;
-  std::unordered_map<imagecore::Ino, std::shared_ptr<imagecore::ZisofsReader>> zisofs_readers_;
+  std::mutex recent_mutex_;
+  std::list<std::shared_ptr<ReadState>> recent_;  // front: most recently read
+  std::unordered_map<imagecore::Ino, std::list<std::shared_ptr<ReadState>>::iterator> recent_index_;
 };
 
 }  // namespace fusefs

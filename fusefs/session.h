@@ -14,7 +14,13 @@ struct SessionOptions {
   bool foreground = false;                // stay attached to the terminal (-f)
   bool debug = false;                     // libfuse's request trace (-d), implies foreground
   std::vector<std::string> fuse_options;  // passed as "-o OPT" to libfuse
-  unsigned max_threads = 16;
+  // Workers reading requests. A fixed pool: libfuse's multithreaded loop starts and ends
+  // threads with the load and hands successive requests to different threads, which on
+  // these VMs cost 2-3x in latency (see README, Performance).
+  unsigned threads = 2;
+  // Kernel readahead for the mount in KiB (0: leave the kernel's 128). Larger windows let
+  // sequential reads arrive as several large requests in flight. Needs root (sysfs).
+  unsigned readahead_kb = 0;
 };
 
 enum class ServeResult { Ok, BadOptions, MountFailed, Failed };

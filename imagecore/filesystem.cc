@@ -20,6 +20,7 @@ using namespace ecma119;
 
 constexpr uint64_t kMaxDirectoryBytes = 512ull << 20;  // larger is taken as damage
 constexpr size_t kMaxSections = 4096;                  // multi-extent sections per file
+constexpr size_t kMaxRememberedDefects = 4096;         // damaged directories named in errors
 
 uint64_t round_up_block(uint64_t n) {
   return (n + kBlockSize - 1) / kBlockSize * kBlockSize;
@@ -142,25 +143,25 @@ IsoFs::IsoFs(std::shared_ptr<const Source> src, Options opts)
   // Rock Ridge is announced by SUSP SP in the primary root's "." record (SUSP 5.3); images
   // from old writers without SP are accepted when that record carries RRIP entries.
   bool has_rr = false;
-  try {
-    std::vector<std::byte> sector(kBlockSize);
-    src_->read(uint64_t{vol_.primary.extent_lba} * kBlockSize, sector);
-    ByteView dot(sector.data(), sector.size());
-    const uint8_t len = dot.u8(dr::kLength);
-    ByteView rec = dot.sub(0, len);
-    const size_t name_len = rec.u8(dr::kNameLength);
-    const size_t su_at = dr::kName + name_len + (name_len % 2 == 0 ? 1 : 0);
-    if (su_at < rec.size()) {
-      RockRidge rr;
-      parse_system_use(*src_, rec.from(su_at), vol_.primary.extent_lba * uint64_t{kBlockSize}, &rr);
-      has_rr = rr.sp || rr.any;
-      su_skip_ = rr.sp ? rr.sp_skip : 0;
+  const uint64_t root_at = uint64_t{vol_.primary.extent_lba} * kBlockSize;
+  if (root_at + kBlockSize <= src_->size()) {  // else check_root() below says what is wrong
+    RockRidge rr;
+    try {
+      std::vector<std::byte> sector(kBlockSize);
+      src_->read(root_at, sector);
+      ByteView dot(sector.data(), sector.size());
+      ByteView rec = dot.sub(0, dot.u8(dr::kLength));
+      const size_t name_len = rec.u8(dr::kNameLength);
+      const size_t su_at = dr::kName + name_len + (name_len % 2 == 0 ? 1 : 0);
+      if (su_at < rec.size())
+        parse_system_use(*src_, rec.from(su_at), root_at, &rr);
+    } catch (const FormatError& e) {
+      // What was read before the damage still counts: an intact SP keeps Rock Ridge on.
+      spdlog::warn("{}: the root's system use entries (LBA {}) are damaged: {}", src_->name(),
+                   vol_.primary.extent_lba, e.what());
     }
-  } catch (const FormatError& e) {
-    spdlog::warn(
-        "{}: the Rock Ridge entries of the root (LBA {}) are damaged, Rock Ridge "
-        "ignored: {}",
-        src_->name(), vol_.primary.extent_lba, e.what());
+    has_rr = rr.sp || rr.any;
+    su_skip_ = rr.sp ? rr.sp_skip : 0;
   }
 
   if (opts.tree == Tree::RockRidge && !has_rr)
@@ -238,6 +239,25 @@ void IsoFs::walk_records(uint64_t begin,
   size_t pending_at = 0;
   size_t emitted = 0;
   uint64_t pos = 0;
+  // Turns the records gathered in `pending` into one entry; `defect` marks a broken chain.
+  auto flush = [&](const char* defect) {
+    ByteView first = all.sub(pending_at, all.u8(pending_at));
+    Node node;
+    const bool multi = pending.size() > 1;
+    if (make_node(std::span(first.data(), first.size()), begin + pending_at, std::move(pending),
+                  su_skip_, false, &node)) {
+      if (defect && node.defect.empty())
+        node.defect = fmt::format("{}: multi-extent file '{}' (LBA {}): {}", src_->name(),
+                                  node.name, (begin + pending_at) / kBlockSize, defect);
+      if (multi && node.attr.type == FileType::Regular) {
+        std::lock_guard lock(side_mutex_);
+        multi_extent_end_[begin + pending_at] = end;
+      }
+      emit(std::move(node));
+      ++emitted;
+    }
+    pending.clear();
+  };
   while (pos < buf.size() && emitted < limit) {
     const uint64_t sector_end = std::min<uint64_t>(
         (begin + pos) / kBlockSize * kBlockSize + kBlockSize - begin, buf.size());
@@ -261,26 +281,24 @@ void IsoFs::walk_records(uint64_t begin,
       pos += len;
       continue;
     }
+    // A multi-extent chain (9.1.6) continues only with records of the same name.
+    const std::string_view name = rec.chars(dr::kName, rec.u8(dr::kNameLength));
+    if (!pending.empty() &&
+        name != all.chars(pending_at + dr::kName, all.u8(pending_at + dr::kNameLength))) {
+      flush("its last section is missing");
+      if (emitted >= limit)
+        break;
+    }
     if (pending.empty())
       pending_at = pos;
     add_record_extents(rec, &pending);
     pos += len;
-    if ((flags & dr::kMultiExtent) && !(flags & dr::kDirectory) && pending.size() < kMaxSections &&
-        pos < buf.size())
+    if ((flags & dr::kMultiExtent) && !(flags & dr::kDirectory) && pending.size() < kMaxSections)
       continue;  // later sections follow
-    ByteView first = all.sub(pending_at, all.u8(pending_at));
-    Node node;
-    if (make_node(std::span(first.data(), first.size()), begin + pending_at, std::move(pending),
-                  su_skip_, false, &node)) {
-      if (node.extents.size() > 1 && node.attr.type == FileType::Regular) {
-        std::lock_guard lock(side_mutex_);
-        multi_extent_end_[begin + pending_at] = end;
-      }
-      emit(std::move(node));
-      ++emitted;
-    }
-    pending.clear();
+    flush(nullptr);
   }
+  if (!pending.empty() && emitted < limit)
+    flush("its last section is missing");
 }
 
 bool IsoFs::make_node(std::span<const std::byte> first_rec,
@@ -305,10 +323,14 @@ bool IsoFs::make_node(std::span<const std::byte> first_rec,
       try {
         parse_system_use(*src_, r.from(su_at), rec_off, &rr);
       } catch (const FormatError& e) {
-        n.defect = fmt::format(
-            "{}: the Rock Ridge entries of '{}' (record at LBA {}) are "
-            "damaged: {}",
-            src_->name(), plain_name(raw_name), rec_off / kBlockSize, e.what());
+        std::string what =
+            fmt::format("{}: the Rock Ridge entries of '{}' (record at LBA {}) are damaged: {}",
+                        src_->name(), plain_name(raw_name), rec_off / kBlockSize, e.what());
+        // A file's data can no longer be trusted; a directory's entries still can.
+        if (is_dir)
+          spdlog::warn("{}", what);
+        else
+          n.defect = std::move(what);
       }
     }
     if ((rr.relocated || rr.nm_special) && !dot)
@@ -362,9 +384,12 @@ bool IsoFs::make_node(std::span<const std::byte> first_rec,
     a.type = FileType::Directory;
     a.ino = dir_ino(lba);
     a.size = r.both32(dr::kDataLength);
+    if (a.size == 0 && n.defect.empty())  // 9.1: every directory holds "." and ".."
+      n.defect = fmt::format("{}: directory {}at LBA {} has no data", src_->name(),
+                             dot ? "" : "'" + n.name + "' ", lba);
     if (uint64_t{lba} * kBlockSize + a.size > src_->size() && n.defect.empty())
-      n.defect = fmt::format("{}: directory '{}' at LBA {} lies past the end of the image",
-                             src_->name(), n.name, lba);
+      n.defect = fmt::format("{}: directory {}at LBA {} lies past the end of the image",
+                             src_->name(), dot ? "" : "'" + n.name + "' ", lba);
     return true;
   }
 
@@ -404,7 +429,8 @@ bool IsoFs::make_node(std::span<const std::byte> first_rec,
   uint64_t total = 0;
   for (const Extent& e : n.extents) {
     total += e.length;
-    if ((e.offset > src_->size() || e.length > src_->size() - e.offset) && n.defect.empty())
+    if (e.length > 0 && (e.offset > src_->size() || e.length > src_->size() - e.offset) &&
+        n.defect.empty())
       n.defect = fmt::format("{}: data of '{}' (LBA {}, {} bytes) lies past the end of the image",
                              src_->name(), n.name, e.offset / kBlockSize, e.length);
   }
@@ -452,10 +478,18 @@ std::shared_ptr<Directory> IsoFs::parse_dir(uint32_t lba) const {
       begin, begin + round_up_block(self.attr.size), SIZE_MAX,
       [&](Node&& n) {
         if (n.attr.type == FileType::Directory &&
-            (n.attr.ino == self.attr.ino || n.attr.ino == kRootIno)) {
-          spdlog::warn("{}: directory at LBA {} lists '{}', which is itself or the root: hidden",
-                       src_->name(), lba, n.name);
+            (n.attr.ino == self.attr.ino || n.attr.ino == kRootIno ||
+             n.attr.ino == dir_ino(parent_lba))) {
+          spdlog::warn(
+              "{}: directory at LBA {} lists '{}', which is itself, its parent or the "
+              "root (a loop): hidden",
+              src_->name(), lba, n.name);
           return;
+        }
+        if (n.attr.type == FileType::Directory && !n.defect.empty()) {
+          std::lock_guard lock(side_mutex_);
+          if (damaged_dirs_.size() < kMaxRememberedDefects)
+            damaged_dirs_.emplace(n.attr.ino, n.defect);
         }
         dir->entries.push_back(std::move(n));
       },
@@ -483,6 +517,12 @@ bool IsoFs::is_hidden_relocation_dir(const Node& n) const {
 std::shared_ptr<const Directory> IsoFs::list(Ino ino) const {
   if (auto hit = cache_->get(ino))
     return hit;
+  {
+    // Say which directory is damaged by its name, as its parent's listing found it.
+    std::lock_guard lock(side_mutex_);
+    if (auto it = damaged_dirs_.find(ino); it != damaged_dirs_.end())
+      throw FormatError(it->second);
+  }
   uint32_t lba;
   if (ino == kRootIno)
     lba = root_.extent_lba;

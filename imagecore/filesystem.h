@@ -122,6 +122,7 @@ class IsoFs {
   mutable std::mutex side_mutex_;
   mutable std::unordered_map<uint32_t, uint64_t> link_records_;      // PX serial -> record
   mutable std::unordered_map<uint64_t, uint64_t> multi_extent_end_;  // record -> dir end
+  mutable std::unordered_map<Ino, std::string> damaged_dirs_;        // -> named defect
 };
 
 }  // namespace imagecore

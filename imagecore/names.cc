@@ -69,6 +69,13 @@ std::string joliet_name(std::string_view id) {
 }
 
 bool sanitize_name(std::string* name) {
+  constexpr size_t kNameMax = 255;  // what the kernel can look up
+  if (name->size() > kNameMax) {
+    size_t cut = kNameMax;
+    while (cut > 0 && (static_cast<unsigned char>((*name)[cut]) & 0xC0) == 0x80)
+      --cut;  // do not split a UTF-8 sequence
+    name->resize(cut);
+  }
   for (char& c : *name)
     if (c == '/' || c == '\0')
       c = '_';

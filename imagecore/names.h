@@ -14,7 +14,8 @@ std::string plain_name(std::string_view id);
 // surrogates and an odd trailing byte become U+FFFD.
 std::string joliet_name(std::string_view id);
 
-// Makes a name safe to hand to the kernel: no '/', no NUL, not "." or "..", not empty.
+// Makes a name safe to hand to the kernel: no '/', no NUL, not "." or "..", not empty, at
+// most 255 bytes (cut at a UTF-8 character boundary).
 // Returns false when nothing usable is left; otherwise rewrites offending bytes to '_'.
 bool sanitize_name(std::string* name);
 

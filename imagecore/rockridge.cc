@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <sys/sysmacros.h>
 
+#include <algorithm>
+#include <utility>
 #include <vector>
 
 #include "imagecore/ecma119.h"
@@ -100,7 +102,7 @@ void parse_entry(ByteView e, RockRidge* rr, SymlinkBuilder* sl) {
     const uint8_t flags = e.u8(4);
     if (flags & (kNmCurrent | kNmParent))
       rr->nm_special = true;
-    else
+    else if (rr->name.size() < kMaxNameBytes)
       rr->name += e.chars(5, len - 5);
     (void)kNmContinue;
   } else if (sig == "SL") {
@@ -135,6 +137,7 @@ void parse_system_use(const Source& src, ByteView su, uint64_t where, RockRidge*
   SymlinkBuilder sl;
   std::vector<std::byte> ce_buf;
   int areas = 0;
+  std::vector<std::pair<uint32_t, uint32_t>> visited;  // continuation areas seen
   while (true) {
     uint32_t ce_lba = 0, ce_off = 0, ce_len = 0;
     size_t at = 0;
@@ -165,6 +168,13 @@ void parse_system_use(const Source& src, ByteView su, uint64_t where, RockRidge*
       throw FormatError(
           fmt::format("the continuation area at LBA {} has offset {} and length {} out of range",
                       ce_lba, ce_off, ce_len));
+    const std::pair<uint32_t, uint32_t> area{ce_lba, ce_off};
+    if (std::find(visited.begin(), visited.end(), area) != visited.end())
+      throw FormatError(
+          fmt::format("the continuation area at LBA {} offset {} is reached twice "
+                      "(a loop)",
+                      ce_lba, ce_off));
+    visited.push_back(area);
     ce_buf.resize(ce_len);
     src.read(uint64_t{ce_lba} * ecma119::kBlockSize + ce_off, ce_buf);
     su = ByteView(ce_buf.data(), ce_buf.size());

@@ -15,6 +15,9 @@ namespace imagecore {
 // SUSP 5.1: at most this many continuation areas per record (Linux caps at 32 as well).
 inline constexpr int kMaxContinuationAreas = 32;
 
+// Longest name kept from NM entries (Linux NAME_MAX); longer names are cut by the caller.
+inline constexpr size_t kMaxNameBytes = 255;
+
 // The Rock Ridge facts found in one record's system use area.
 struct RockRidge {
   bool any = false;      // at least one RRIP entry was found

@@ -72,7 +72,8 @@ class MemorySource final : public Source {
 }  // namespace
 
 std::unique_ptr<Source> open_file_source(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0)
     throw Error(errno, fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
   struct stat st {};
@@ -81,6 +82,7 @@ std::unique_ptr<Source> open_file_source(const std::string& path) {
     ::close(fd);
     throw Error(e, fmt::format("{}: cannot stat: {}", path, std::strerror(e)));
   }
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
   uint64_t size = 0;
   if (S_ISBLK(st.st_mode)) {
     if (::ioctl(fd, BLKGETSIZE64, &size) != 0) {
@@ -92,7 +94,7 @@ std::unique_ptr<Source> open_file_source(const std::string& path) {
     size = static_cast<uint64_t>(st.st_size);
   } else {
     ::close(fd);
-    throw Error(S_ISDIR(st.st_mode) ? EISDIR : EINVAL,
+    throw Error(S_ISDIR(st.st_mode) ? EISDIR : ENODEV,
                 fmt::format("{}: is {}, not an image file or block device", path,
                             S_ISDIR(st.st_mode) ? "a directory" : "a special file"));
   }

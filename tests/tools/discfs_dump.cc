@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/sysmacros.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 #include <memory>
@@ -90,20 +91,37 @@ void print(const IsoFs& fs, const std::string& path, const Node& n, bool data) {
   std::cout << line << "}\n";
 }
 
-void walk(const IsoFs& fs, Ino dir, const std::string& path, bool data, int depth) {
-  std::shared_ptr<const Directory> d;
-  try {
-    d = fs.list(dir);
-  } catch (const Error& e) {
-    std::cout << "{\"path\":" << json_string(path)
-              << ",\"type\":\"dir\",\"error\":" << json_string(e.what()) << "}\n";
-    return;
-  }
-  for (const Node& n : d->entries) {
+// Depth first, each entry printed once; a directory that cannot be listed carries the error.
+// A directory already on the path (a loop deeper than imagecore hides) is not entered, as
+// find(1) reports it.
+void walk(const IsoFs& fs,
+          const Directory& dir,
+          const std::string& path,
+          bool data,
+          std::vector<Ino>* path_inos) {
+  for (const Node& n : dir.entries) {
     const std::string p = (path == "/" ? "" : path) + "/" + n.name;
-    print(fs, p, n, data);
-    if (n.attr.type == FileType::Directory && n.defect.empty() && depth < 1000)
-      walk(fs, n.attr.ino, p, data, depth + 1);
+    if (n.attr.type != FileType::Directory || !n.defect.empty()) {
+      print(fs, p, n, data);
+      continue;
+    }
+    Node shown = n;
+    std::shared_ptr<const Directory> sub;
+    if (std::find(path_inos->begin(), path_inos->end(), n.attr.ino) != path_inos->end()) {
+      shown.defect = "directory loop: this directory is one of its own ancestors";
+    } else {
+      try {
+        sub = fs.list(n.attr.ino);
+      } catch (const Error& e) {
+        shown.defect = e.what();
+      }
+    }
+    print(fs, p, shown, data);
+    if (sub) {
+      path_inos->push_back(n.attr.ino);
+      walk(fs, *sub, p, data, path_inos);
+      path_inos->pop_back();
+    }
   }
 }
 
@@ -136,8 +154,16 @@ int main(int argc, char** argv) {
   try {
     IsoFs fs(open_file_source(image), opts);
     Node root = fs.stat(kRootIno);
+    std::shared_ptr<const Directory> top;
+    try {
+      top = fs.list(kRootIno);
+    } catch (const Error& e) {
+      root.defect = e.what();
+    }
     print(fs, "/", root, false);
-    walk(fs, kRootIno, "/", data, 0);
+    std::vector<Ino> path_inos{kRootIno};
+    if (top)
+      walk(fs, *top, "/", data, &path_inos);
   } catch (const Error& e) {
     std::cerr << "discfs-dump: " << e.what() << "\n";
     return static_cast<int>(discfs::exit_code_for(e));
