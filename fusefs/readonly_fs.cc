@@ -39,12 +39,6 @@ mode_t type_bits(FileType t) {
   return S_IFREG;
 }
 
-// An open file: its node, and for zisofs the reader that inflates it.
-struct OpenFile {
-  Node node;
-  std::unique_ptr<imagecore::ZisofsReader> zisofs;
-};
-
 // An open directory: the parsed listing, pinned while the handle lives.
 struct OpenDir {
   std::shared_ptr<const imagecore::Directory> dir;
@@ -244,44 +238,31 @@ struct Ops {
       ReadOnlyFs& fs = self(req);
       if (fs.no_open_)
         throw Error(ENOSYS, "no open needed");
-      auto of = std::make_unique<OpenFile>();
-      of->node = fs.fs_->stat(ino);
-      if (of->node.attr.type == FileType::Directory)
-        throw Error(EISDIR, "is a directory");
-      if (!of->node.defect.empty())
-        throw imagecore::FormatError(of->node.defect);
-      if (of->node.zisofs)
-        of->zisofs = std::make_unique<imagecore::ZisofsReader>(fs.fs_->source(), of->node);
-      fi->fh = reinterpret_cast<uint64_t>(of.get());
+      // Only kernels without "no open" support get here; the handle pins the read state.
+      auto handle = std::make_unique<std::shared_ptr<ReadOnlyFs::ReadState>>(fs.read_state(ino));
+      fi->fh = reinterpret_cast<uint64_t>(handle.get());
       fi->keep_cache = 1;
       fi->noflush = 1;
       if (fuse_reply_open(req, fi) == 0)
-        of.release();
+        handle.release();
     });
   }
 
   static void release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-    delete reinterpret_cast<OpenFile*>(fi->fh);
+    delete reinterpret_cast<std::shared_ptr<ReadOnlyFs::ReadState>*>(fi->fh);
     fuse_reply_err(req, 0);
   }
 
   static void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
     guarded(req, [&] {
       ReadOnlyFs& fs = self(req);
-      // With an open handle the node is there; in no-open mode it comes from the small cache
-      // of recently read files, or one pread of the record.
-      std::shared_ptr<ReadOnlyFs::ReadState> state;
-      imagecore::ZisofsReader* zisofs = nullptr;
-      const Node* node;
-      if (fi->fh) {
-        OpenFile& of = *reinterpret_cast<OpenFile*>(fi->fh);
-        node = &of.node;
-        zisofs = of.zisofs.get();
-      } else {
-        state = fs.read_state(ino);
-        node = &state->node;
-        zisofs = state->zisofs.get();
-      }
+      // From the open handle, or in no-open mode from the small cache of recently read files
+      // (one pread of the record on a miss).
+      const std::shared_ptr<ReadOnlyFs::ReadState> state =
+          fi->fh ? *reinterpret_cast<std::shared_ptr<ReadOnlyFs::ReadState>*>(fi->fh)
+                 : fs.read_state(ino);
+      const Node* node = &state->node;
+      imagecore::ZisofsReader* zisofs = state->zisofs.get();
       const auto offset = static_cast<uint64_t>(off);
       const int fd = fs.fs_->source().fd();
       // Splicing costs three system calls; for small replies (random 4 KiB reads, small
