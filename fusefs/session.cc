@@ -1,19 +1,21 @@
 #include "fusefs/session.h"
 
-#include <spdlog/spdlog.h>
-
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
-
 #include <pthread.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <climits>
+#include <condition_variable>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -31,30 +33,68 @@ struct SessionDeleter {
   void operator()(fuse_session* s) const { fuse_session_destroy(s); }
 };
 
-// The kernel sets a FUSE mount's readahead when it gets the INIT reply, and a filesystem may
-// only lower it there; raising it means writing the bdi's sysfs knob after INIT. A stat of
-// the mount point returns only once INIT (and that GETATTR) has been served, so this runs
-// on its own thread while the session loop answers.
-void raise_readahead(const std::string& mountpoint, unsigned kb) {
-  struct stat st {};
-  if (::stat(mountpoint.c_str(), &st) != 0)
-    return;
-  const std::string knob = "/sys/class/bdi/" + std::to_string(major(st.st_dev)) + ":" +
-                           std::to_string(minor(st.st_dev)) + "/read_ahead_kb";
+// The "major:minor" of the newest mount at `mountpoint` (absolute), read from
+// /proc/self/mountinfo, which asks nothing of the filesystem itself; empty when not found.
+std::string mount_device(const std::string& mountpoint) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line, found;
+  while (std::getline(in, line)) {
+    // Fields: id parent major:minor root mountpoint ...; blanks in paths are escaped \040.
+    std::istringstream fields(line);
+    std::string id, parent, dev, root, point;
+    fields >> id >> parent >> dev >> root >> point;
+    std::string unescaped;
+    for (size_t i = 0; i < point.size(); ++i) {
+      if (point[i] == '\\' && i + 3 < point.size()) {
+        unescaped += static_cast<char>(std::strtol(point.substr(i + 1, 3).c_str(), nullptr, 8));
+        i += 3;
+      } else {
+        unescaped += point[i];
+      }
+    }
+    if (unescaped == mountpoint)
+      found = dev;
+  }
+  return found;
+}
+
+// The kernel sets a FUSE mount's readahead from the INIT reply, and a filesystem may only
+// lower it there; raising it means writing the bdi's sysfs knob after that reply.
+void raise_readahead(const std::string& device, unsigned kb) {
+  const std::string knob = "/sys/class/bdi/" + device + "/read_ahead_kb";
   std::ofstream out(knob);
   out << kb;
   out.flush();
   if (!out)
-    spdlog::debug("{}: cannot set the readahead to {} KiB via {}", mountpoint, kb, knob);
+    spdlog::debug("cannot set the readahead to {} KiB via {}", kb, knob);
 }
 
-// Runs `n` workers on the session until it ends. Only the calling thread takes signals (the
-// others block them), so SIGINT/SIGTERM interrupt its read and end the loop; unmounting then
-// ends the other workers' reads with ENODEV. Returns 0 or a negative errno.
-int run_workers(fuse_session* se, unsigned n, const std::function<void()>& also) {
+// The opcode of a request read into memory (struct fuse_in_header: len, then opcode).
+uint32_t opcode_of(const fuse_buf& buf) {
+  uint32_t op = 0;
+  if (!(buf.flags & FUSE_BUF_IS_FD) && buf.mem && buf.size >= 8)
+    std::memcpy(&op, static_cast<const char*>(buf.mem) + 4, sizeof op);
+  return op;
+}
+
+// Runs `n` workers on the session until it ends. A fixed pool: libfuse's multithreaded loop
+// starts and ends threads with the load and hands successive requests to different threads,
+// which cost 2-3x in latency on the machines measured (README). Only the calling thread takes
+// signals (the others block them), so SIGINT/SIGTERM interrupt its read and end the loop;
+// unmounting then ends the other workers' reads with ENODEV.
+//
+// `after_init` runs on the worker that answered INIT, right after that reply: the kernel has
+// applied the reply by then, and no other request is served before `after_init` returns, so
+// even a file opened at once after the mount sees what it set. Returns 0 or a negative errno.
+int run_workers(fuse_session* se, unsigned n, const std::function<void()>& after_init) {
+  constexpr uint32_t kFuseInit = 26;  // FUSE_INIT in <linux/fuse.h>
   std::atomic<int> error{0};
+  std::mutex mu;
+  std::condition_variable cv;
+  bool ready = false;
   auto work = [&] {
     fuse_buf buf{};
+    bool seen_ready = false;
     while (!fuse_session_exited(se)) {
       const int res = fuse_session_receive_buf(se, &buf);
       if (res == -EINTR)
@@ -64,6 +104,19 @@ int run_workers(fuse_session* se, unsigned n, const std::function<void()>& also)
           error = res;
         fuse_session_exit(se);
         break;
+      }
+      if (!seen_ready) {
+        if (opcode_of(buf) == kFuseInit) {
+          fuse_session_process_buf(se, &buf);
+          after_init();
+          std::lock_guard lock(mu);
+          ready = seen_ready = true;
+          cv.notify_all();
+          continue;
+        }
+        std::unique_lock lock(mu);
+        cv.wait_for(lock, std::chrono::seconds(5), [&] { return ready; });
+        seen_ready = true;
       }
       fuse_session_process_buf(se, &buf);
     }
@@ -75,7 +128,6 @@ int run_workers(fuse_session* se, unsigned n, const std::function<void()>& also)
   std::vector<std::thread> threads;
   for (unsigned i = 1; i < n; ++i)
     threads.emplace_back(work);
-  threads.emplace_back(also);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   work();
   fuse_session_unmount(se);
@@ -101,17 +153,19 @@ ServeResult serve(const fuse_lowlevel_ops& ops, void* userdata, const SessionOpt
     return ServeResult::BadOptions;  // libfuse printed which option it did not know
   if (fuse_set_signal_handlers(se.get()) != 0)
     return ServeResult::Failed;
+  // Resolved before mounting: afterwards a stat of the mount point would wait for INIT.
+  char real[PATH_MAX];
+  const std::string absolute = ::realpath(opts.mountpoint.c_str(), real) ? real : opts.mountpoint;
   if (fuse_session_mount(se.get(), opts.mountpoint.c_str()) != 0) {
     fuse_remove_signal_handlers(se.get());
     return ServeResult::MountFailed;
   }
+  const std::string device = mount_device(absolute);
   fuse_daemonize(opts.foreground || opts.debug);
 
-  const std::string mountpoint = opts.mountpoint;
-  const unsigned readahead_kb = opts.readahead_kb;
-  const int rc = run_workers(se.get(), std::max(1u, opts.threads), [mountpoint, readahead_kb] {
-    if (readahead_kb)
-      raise_readahead(mountpoint, readahead_kb);
+  const int rc = run_workers(se.get(), std::max(1u, opts.threads), [&] {
+    if (opts.readahead_kb && !device.empty())
+      raise_readahead(device, opts.readahead_kb);
   });
   fuse_remove_signal_handlers(se.get());
   if (rc != 0)
