@@ -128,9 +128,15 @@ nap() { read -r -t "$1" -u "$SLEEPFD" _ || true; }
 # ------------------------------------------------------- cleanup & mounts ---
 declare -A SUP_OF=() PID_OF=()     # mount point -> mountwait pid / daemon pid
 
+# is_mounted DIR: also true for a dead FUSE mount (daemon crashed: stat gives ENOTCONN,
+# so mountpoint(1) says no, yet the mount stays until unmounted and breaks the next mount)
+is_mounted() {
+    mountpoint -q "$1" 2>/dev/null || awk -v m="$1" '$2 == m { f = 1 } END { exit !f }' /proc/self/mounts
+}
+
 unmount_one() {
     local m=$1 sup=${SUP_OF[$1]:-} pid=${PID_OF[$1]:-} i
-    if mountpoint -q "$m" 2>/dev/null; then
+    if is_mounted "$m"; then
         umount "$m" 2>/dev/null || fusermount3 -u "$m" 2>/dev/null ||
             fusermount -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null ||
             echo "warning: could not unmount $m" >&2
@@ -163,7 +169,7 @@ cleanup() {
     fi
     for m in "${!SUP_OF[@]}"; do unmount_one "$m"; done
     for m in "$MNTROOT"/*; do
-        [[ -d $m ]] && mountpoint -q "$m" 2>/dev/null && unmount_one "$m"
+        is_mounted "$m" && unmount_one "$m"
     done
     rm -rf "$XOUT" "$TMPD"
 }
@@ -174,8 +180,8 @@ trap 'echo "interrupted - unmounting" >&"$ERRFD"; exit 130' INT TERM
 do_mount() {
     local tool=$1 img=$2 pin=$3 out cmd=() sup i line
     MNT=$MNTROOT/$tool
+    is_mounted "$MNT" && unmount_one "$MNT"
     mkdir -p "$MNT"
-    mountpoint -q "$MNT" && unmount_one "$MNT"
     case $tool in
         discfs) cmd=("$DISCFS" mount -f "$img" "$MNT") ;;
         fuseiso) cmd=(fuseiso -n "$img" "$MNT" -f) ;;
@@ -249,9 +255,9 @@ set_pin() { if (($1)); then PINPFX=(taskset -c 0); else PINPFX=(); fi; }
 suffix() { (($1)) && echo _pinned; }
 
 # op_* run one client operation against $MNT; they write what they read to $TMPD/op.out
-op_find() { timed timeout -k 5 "$OP_TIMEOUT" "${PINPFX[@]}" bash -c 'find "$1" | wc -l' _ "$1" >"$TMPD/op.out" 2>"$TMPD/op.err"; }
+op_find() { timed timeout -k 5 "$OP_TIMEOUT" "${PINPFX[@]}" bash -c 'set -o pipefail; find "$1" | wc -l' _ "$1" >"$TMPD/op.out" 2>"$TMPD/op.err"; }
 op_lslR() { timed timeout -k 5 "$OP_TIMEOUT" "${PINPFX[@]}" bash -c 'ls -lR "$1" >/dev/null' _ "$1" 2>"$TMPD/op.err"; }
-op_tar() { timed timeout -k 5 "$2" "${PINPFX[@]}" bash -c 'tar cf - -C "$1" . | wc -c' _ "$1" >"$TMPD/op.out" 2>"$TMPD/op.err"; }
+op_tar() { timed timeout -k 5 "$2" "${PINPFX[@]}" bash -c 'set -o pipefail; tar cf - -C "$1" . | wc -c' _ "$1" >"$TMPD/op.out" 2>"$TMPD/op.err"; }
 op_7z() {
     rm -rf "$XOUT"; sync
     timed timeout -k 5 "$OP_TIMEOUT" "${PINPFX[@]}" 7z x -y -o"$XOUT" "$1" >"$TMPD/op.out" 2>"$TMPD/op.err"
