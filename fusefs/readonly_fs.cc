@@ -268,10 +268,14 @@ struct Ops {
       // Splicing costs three system calls; for small replies (random 4 KiB reads, small
       // files) one pread into a buffer is cheaper even where splice pays off.
       constexpr size_t kSpliceMin = 64 * 1024;
-      const bool small = offset >= node->attr.size ||
-                         std::min<uint64_t>(size, node->attr.size - offset) < kSpliceMin;
-      if (zisofs || fd < 0 || small || !fs.opts_.splice) {
-        std::vector<std::byte> buf(size);
+      // What the file still holds from `offset`: requests are readahead-sized (up to 1 MiB)
+      // even for a file of a few bytes, so buffers are sized by this, not by the request.
+      const size_t want =
+          offset >= node->attr.size
+              ? 0
+              : static_cast<size_t>(std::min<uint64_t>(size, node->attr.size - offset));
+      if (zisofs || fd < 0 || want < kSpliceMin || !fs.opts_.splice) {
+        std::vector<std::byte> buf(want);
         size_t got = zisofs ? zisofs->read(offset, buf) : fs.fs_->read(*node, offset, buf);
         fuse_reply_buf(req, reinterpret_cast<const char*>(buf.data()), got);
         return;
