@@ -70,6 +70,15 @@ def require_tools(*names):
         raise unittest.SkipTest("missing tools: " + ", ".join(missing))
 
 
+def require_pycdlib():
+    """Skip the calling module when pycdlib (the independent reader) is missing."""
+    try:
+        import pycdlib
+        del pycdlib
+    except ImportError:
+        raise unittest.SkipTest("pycdlib missing: run with /usr/bin/python3 (python3-pycdlib)")
+
+
 def fuse_unavailable_reason():
     """None when FUSE mounts can be tried here, else why not."""
     if not os.path.exists("/dev/fuse"):

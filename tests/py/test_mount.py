@@ -30,11 +30,7 @@ def setUpModule():
         raise unittest.SkipTest(reason)
     L.require_binary(L.discfs_bin(), "discfs")
     L.require_tools("xorriso", "genisoimage", "find", "stat", "cmp", "cp", "du", "ls")
-    try:
-        import pycdlib
-        del pycdlib
-    except ImportError:
-        raise unittest.SkipTest("pycdlib missing: run with /usr/bin/python3 (python3-pycdlib)")
+    L.require_pycdlib()
     _tmp = L.TempDir(prefix="discfs-mount-")
 
 

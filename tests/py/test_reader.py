@@ -22,11 +22,7 @@ def setUpModule():
     global _tmp
     L.require_binary(L.discfs_dump_bin(), "discfs-dump")
     L.require_tools("xorriso", "genisoimage")
-    try:
-        import pycdlib
-        del pycdlib
-    except ImportError:
-        raise unittest.SkipTest("pycdlib missing: run with /usr/bin/python3 (python3-pycdlib)")
+    L.require_pycdlib()
     _tmp = L.TempDir(prefix="discfs-reader-")
 
 
