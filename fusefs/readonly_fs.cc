@@ -50,7 +50,7 @@ ReadOnlyFs& self(fuse_req_t req) {
 
 }  // namespace
 
-ReadOnlyFs::ReadOnlyFs(std::shared_ptr<const imagecore::IsoFs> fs, ViewOptions opts)
+ReadOnlyFs::ReadOnlyFs(std::shared_ptr<const imagecore::FileTree> fs, ViewOptions opts)
     : fs_(std::move(fs)), opts_(opts) {}
 
 struct stat ReadOnlyFs::to_stat(const imagecore::Attr& a) const {
@@ -63,8 +63,9 @@ struct stat ReadOnlyFs::to_stat(const imagecore::Attr& a) const {
     perm &= ~*opts_.umask;
   st.st_mode = type_bits(a.type) | perm;
   st.st_nlink = a.nlink ? a.nlink : 1;
-  st.st_uid = opts_.uid ? *opts_.uid : a.has_posix ? a.uid : opts_.default_uid;
-  st.st_gid = opts_.gid ? *opts_.gid : a.has_posix ? a.gid : opts_.default_gid;
+  const bool owned = a.has_posix && a.has_owner;
+  st.st_uid = opts_.uid ? *opts_.uid : owned ? a.uid : opts_.default_uid;
+  st.st_gid = opts_.gid ? *opts_.gid : owned ? a.gid : opts_.default_gid;
   st.st_size = static_cast<off_t>(a.size);
   st.st_blksize = 65536;
   st.st_blocks = static_cast<blkcnt_t>((a.size + 511) / 512);
@@ -274,7 +275,7 @@ struct Ops {
           offset >= node->attr.size
               ? 0
               : static_cast<size_t>(std::min<uint64_t>(size, node->attr.size - offset));
-      if (zisofs || fd < 0 || want < kSpliceMin || !fs.opts_.splice) {
+      if (zisofs || fd < 0 || want < kSpliceMin || !fs.opts_.splice || node->has_inline_data) {
         std::vector<std::byte> buf(want);
         size_t got = zisofs ? zisofs->read(offset, buf) : fs.fs_->read(*node, offset, buf);
         fuse_reply_buf(req, reinterpret_cast<const char*>(buf.data()), got);
@@ -282,6 +283,14 @@ struct Ops {
       }
       // Zero-copy: hand the kernel descriptor ranges, which libfuse splices.
       std::vector<imagecore::Extent> ranges = fs.fs_->map(*node, offset, size);
+      if (std::any_of(ranges.begin(), ranges.end(), [](const imagecore::Extent& e) {
+            return e.offset == imagecore::kZeroExtent;
+          })) {
+        std::vector<std::byte> buf(want);  // sparse parts are zeros, not descriptor ranges
+        size_t got = fs.fs_->read(*node, offset, buf);
+        fuse_reply_buf(req, reinterpret_cast<const char*>(buf.data()), got);
+        return;
+      }
       std::vector<char> storage(sizeof(fuse_bufvec) + ranges.size() * sizeof(fuse_buf));
       auto* bv = reinterpret_cast<fuse_bufvec*>(storage.data());
       *bv = FUSE_BUFVEC_INIT(0);
@@ -308,11 +317,42 @@ struct Ops {
     });
   }
 
-  // No extended attributes yet: ENOSYS makes the kernel answer EOPNOTSUPP itself from now
-  // on, instead of asking us twice for every `ls -l` of every file.
-  static void listxattr(fuse_req_t req, fuse_ino_t, size_t) { fuse_reply_err(req, ENOSYS); }
-  static void getxattr(fuse_req_t req, fuse_ino_t, const char*, size_t) {
-    fuse_reply_err(req, ENOSYS);
+  // Images without extended attributes answer ENOSYS: the kernel then answers EOPNOTSUPP
+  // itself from now on, instead of asking us twice for every `ls -l` of every file.
+  static void listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+    guarded(req, [&] {
+      ReadOnlyFs& fs = self(req);
+      if (!fs.fs_->has_xattrs())
+        throw Error(ENOSYS, "no extended attributes");
+      std::string names;
+      for (const imagecore::Xattr& x : fs.fs_->xattrs(ino))
+        names.append(x.name).push_back('\0');
+      if (size == 0)
+        fuse_reply_xattr(req, names.size());
+      else if (size < names.size())
+        throw Error(ERANGE, "buffer too small");
+      else
+        fuse_reply_buf(req, names.data(), names.size());
+    });
+  }
+  static void getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+    guarded(req, [&] {
+      ReadOnlyFs& fs = self(req);
+      if (!fs.fs_->has_xattrs())
+        throw Error(ENOSYS, "no extended attributes");
+      for (const imagecore::Xattr& x : fs.fs_->xattrs(ino)) {
+        if (x.name != name)
+          continue;
+        if (size == 0)
+          fuse_reply_xattr(req, x.value.size());
+        else if (size < x.value.size())
+          throw Error(ERANGE, "buffer too small");
+        else
+          fuse_reply_buf(req, x.value.data(), x.value.size());
+        return;
+      }
+      throw Error(ENODATA, "no such attribute");
+    });
   }
 
   // Everything that would change the image.

@@ -14,7 +14,7 @@
 #include <optional>
 #include <unordered_map>
 
-#include "imagecore/filesystem.h"
+#include "imagecore/tree.h"
 #include "imagecore/zisofs.h"
 
 namespace fusefs {
@@ -34,12 +34,12 @@ struct ViewOptions {
 
 class ReadOnlyFs {
  public:
-  ReadOnlyFs(std::shared_ptr<const imagecore::IsoFs> fs, ViewOptions opts);
+  ReadOnlyFs(std::shared_ptr<const imagecore::FileTree> fs, ViewOptions opts);
 
   // The operation table; the session's userdata must be this object.
   static const fuse_lowlevel_ops& ops();
 
-  const imagecore::IsoFs& image() const { return *fs_; }
+  const imagecore::FileTree& image() const { return *fs_; }
   // stat(2) fields for an imagecore attribute set, as this mount presents them.
   struct stat to_stat(const imagecore::Attr& a) const;
 
@@ -55,7 +55,7 @@ class ReadOnlyFs {
   // The read state of `ino`, from a small cache of recently read files or parsed anew.
   std::shared_ptr<ReadState> read_state(imagecore::Ino ino);
 
-  std::shared_ptr<const imagecore::IsoFs> fs_;
+  std::shared_ptr<const imagecore::FileTree> fs_;
   ViewOptions opts_;
   // The kernel skips OPEN/OPENDIR/RELEASE once we answer ENOSYS, keeping page and readdir
   // caches by default: one round trip less per file and two per directory.

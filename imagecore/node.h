@@ -24,7 +24,9 @@ enum class FileType : uint8_t {
   Socket
 };
 
-// One run of file bytes in the image: byte offset and length.
+// One run of file bytes in the image: byte offset and length. An extent at kZeroExtent is
+// recorded as unwritten (a UDF sparse extent) and reads as zeros.
+inline constexpr uint64_t kZeroExtent = ~uint64_t{0};
 struct Extent {
   uint64_t offset = 0;
   uint64_t length = 0;
@@ -42,7 +44,8 @@ struct ZisofsInfo {
 struct Attr {
   Ino ino = 0;
   FileType type = FileType::Regular;
-  bool has_posix = false;  // mode, uid, gid and nlink come from Rock Ridge PX
+  bool has_posix = false;  // mode, uid, gid and nlink come from the image (Rock Ridge PX, UDF)
+  bool has_owner = true;   // with has_posix: false when the image leaves uid/gid unset (UDF -1)
   uint32_t perm = 0;       // permission bits incl. setuid/setgid/sticky (07777)
   uint32_t uid = 0;
   uint32_t gid = 0;
@@ -56,8 +59,10 @@ struct Attr {
 struct Node {
   std::string name;  // as shown to users; empty for a directory read through its "."
   Attr attr;
-  std::vector<Extent> extents;  // file data (compressed bytes for zisofs), in order
-  std::string symlink;          // target, for symlinks
+  std::vector<Extent> extents;   // file data (compressed bytes for zisofs), in order
+  std::string inline_data;       // file data kept in the node itself (UDF embedded data)
+  bool has_inline_data = false;  // when true, extents are empty and inline_data is the file
+  std::string symlink;           // target, for symlinks
   bool zisofs = false;
   ZisofsInfo zf;
   std::string defect;  // non-empty: the data cannot be read, and why (reads give EIO)
