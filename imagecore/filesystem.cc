@@ -77,7 +77,10 @@ Tree parse_tree(std::string_view s) {
     return Tree::Joliet;
   if (s == "iso9660")
     return Tree::Iso9660;
-  throw Error(EINVAL, fmt::format("unknown tree '{}' (use auto, rockridge, joliet or iso9660)", s));
+  if (s == "udf")
+    return Tree::Udf;
+  throw Error(EINVAL,
+              fmt::format("unknown tree '{}' (use auto, rockridge, udf, joliet or iso9660)", s));
 }
 
 const char* tree_name(Tree t) {
@@ -90,45 +93,22 @@ const char* tree_name(Tree t) {
       return "joliet";
     case Tree::Iso9660:
       return "iso9660";
+    case Tree::Udf:
+      return "udf";
   }
   return "?";
 }
 
-// ---------------------------------------------------------------------------------------------
-// Directory
-
-const Node* Directory::find(std::string_view name) const {
-  auto it = std::lower_bound(by_name_.begin(), by_name_.end(), name,
-                             [&](uint32_t i, std::string_view n) { return entries[i].name < n; });
-  if (it == by_name_.end() || entries[*it].name != name)
-    return nullptr;
-  return &entries[*it];
-}
-
-void Directory::finish() {
-  std::vector<uint32_t> idx(entries.size());
-  for (uint32_t i = 0; i < idx.size(); ++i)
-    idx[i] = i;
-  std::stable_sort(idx.begin(), idx.end(),
-                   [&](uint32_t a, uint32_t b) { return entries[a].name < entries[b].name; });
-  // A name may appear once: later duplicates (older ISO versions, hostile images) go.
-  std::vector<bool> drop(entries.size(), false);
-  for (size_t i = 1; i < idx.size(); ++i)
-    if (entries[idx[i]].name == entries[idx[i - 1]].name)
-      drop[idx[i]] = true;
-  if (std::find(drop.begin(), drop.end(), true) != drop.end()) {
-    std::vector<Node> kept;
-    for (size_t i = 0; i < entries.size(); ++i)
-      if (!drop[i])
-        kept.push_back(std::move(entries[i]));
-    entries = std::move(kept);
-    return finish();
+std::string IsoFs::kind() const {
+  switch (tree_) {
+    case Tree::RockRidge:
+      return "Rock Ridge";
+    case Tree::Joliet:
+      return "Joliet";
+    default:
+      return root_.extent_lba == (vol_.enhanced ? vol_.enhanced->extent_lba : ~0u) ? "ISO 9660:1999"
+                                                                                   : "ISO 9660";
   }
-  by_name_ = std::move(idx);
-  bytes_ = sizeof(Directory) + entries.capacity() * sizeof(Node) + by_name_.capacity() * 4;
-  for (const Node& n : entries)
-    bytes_ += n.name.capacity() + n.symlink.capacity() + n.extents.capacity() * sizeof(Extent) +
-              n.defect.capacity();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -138,7 +118,7 @@ IsoFs::IsoFs(std::shared_ptr<const Source> src, Options opts)
     : src_(std::move(src)),
       opts_(opts),
       cache_(std::make_unique<DirectoryCache>(opts.dir_cache_bytes)) {
-  vol_ = read_volume_descriptors(*src_);
+  vol_ = read_volume_descriptors(*src_, opts.session_start_lba);
 
   // Rock Ridge is announced by SUSP SP in the primary root's "." record (SUSP 5.3); images
   // from old writers without SP are accepted when that record carries RRIP entries.
@@ -162,8 +142,11 @@ IsoFs::IsoFs(std::shared_ptr<const Source> src, Options opts)
     }
     has_rr = rr.sp || rr.any;
     su_skip_ = rr.sp ? rr.sp_skip : 0;
+    aaip_ = rr.er_aaip || rr.al;
   }
 
+  if (opts.tree == Tree::Udf)
+    throw Unsupported(fmt::format("{}: UDF is not an ISO 9660 tree", src_->name()));
   if (opts.tree == Tree::RockRidge && !has_rr)
     throw Unsupported(fmt::format("{}: the image has no Rock Ridge tree", src_->name()));
   if (opts.tree == Tree::Joliet && !vol_.joliet)
@@ -570,40 +553,6 @@ Node IsoFs::stat(Ino ino) const {
     throw FormatError(fmt::format("{}: no file record at byte {}", src_->name(), rec));
   found->attr.ino = ino;
   return std::move(*found);
-}
-
-std::vector<Extent> IsoFs::map(const Node& n, uint64_t off, uint64_t len) const {
-  if (!n.defect.empty())
-    throw FormatError(n.defect);
-  if (n.zisofs)
-    throw Error(EINVAL, "a zisofs file has no plain byte ranges");
-  std::vector<Extent> out;
-  if (off >= n.attr.size)
-    return out;
-  len = std::min(len, n.attr.size - off);
-  uint64_t file_pos = 0;
-  for (const Extent& e : n.extents) {
-    if (len == 0)
-      break;
-    if (off < file_pos + e.length) {
-      const uint64_t skip = off - file_pos;
-      const uint64_t take = std::min(len, e.length - skip);
-      out.push_back({e.offset + skip, take});
-      off += take;
-      len -= take;
-    }
-    file_pos += e.length;
-  }
-  return out;
-}
-
-size_t IsoFs::read(const Node& n, uint64_t off, std::span<std::byte> out) const {
-  size_t done = 0;
-  for (const Extent& e : map(n, off, out.size())) {
-    src_->read(e.offset, out.subspan(done, e.length));
-    done += e.length;
-  }
-  return done;
 }
 
 }  // namespace imagecore

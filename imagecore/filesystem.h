@@ -19,74 +19,65 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "imagecore/aaip.h"
 #include "imagecore/node.h"
+#include "imagecore/small_lru.h"
 #include "imagecore/source.h"
+#include "imagecore/tree.h"
 #include "imagecore/volume.h"
 
 namespace imagecore {
 
-enum class Tree { Auto, RockRidge, Joliet, Iso9660 };
+enum class Tree { Auto, RockRidge, Joliet, Iso9660, Udf };
 
-// Parses "auto", "rockridge", "joliet" or "iso9660"; throws Error(EINVAL) otherwise.
+// Parses "auto", "rockridge", "udf", "joliet" or "iso9660"; throws Error(EINVAL) otherwise.
 Tree parse_tree(std::string_view s);
 const char* tree_name(Tree t);
 
 struct Options {
   Tree tree = Tree::Auto;
   size_t dir_cache_bytes = 8u << 20;  // parsed directories kept, by approximate size
-};
-
-// A parsed directory: entries in disc order, and an index by name.
-class Directory {
- public:
-  std::vector<Node> entries;
-  Ino parent = kRootIno;  // from the ".." record, for readdir
-  // Index of the entry with this name, or nullptr.
-  const Node* find(std::string_view name) const;
-  // Approximate heap bytes, for the cache's budget.
-  size_t bytes() const { return bytes_; }
-  // Call once the entries are filled: builds the name index, drops later duplicate names,
-  // and sums the bytes.
-  void finish();
-
- private:
-  std::vector<uint32_t> by_name_;
-  size_t bytes_ = 0;
+  // Where the session to show starts (its descriptors are 16 blocks on). 0 reads the
+  // descriptors at LBA 16: the newest session of a grown image, the only one of others.
+  uint64_t session_start_lba = 0;
 };
 
 class DirectoryCache;
 
-class IsoFs {
+class IsoFs : public FileTree {
  public:
   // Reads the volume descriptors and the root, nothing else. Throws NotAnImage, Unsupported
   // (e.g. --tree joliet on an image without Joliet), FormatError.
   IsoFs(std::shared_ptr<const Source> src, Options opts);
   ~IsoFs();
 
-  const Source& source() const { return *src_; }
+  const Source& source() const override { return *src_; }
+  std::string kind() const override;
   const VolumeInfo& volume() const { return vol_; }
   // The tree being shown (never Auto).
   Tree tree() const { return tree_; }
 
   // The directory with this inode, parsed or from the cache. Throws Error(ENOTDIR),
   // FormatError.
-  std::shared_ptr<const Directory> list(Ino dir) const;
+  std::shared_ptr<const Directory> list(Ino dir) const override;
   // The entry `name` of directory `dir`. Throws Error(ENOENT) when there is none.
-  Node lookup(Ino dir, std::string_view name) const;
+  Node lookup(Ino dir, std::string_view name) const override;
   // The node with this inode number. Throws Error(ENOENT) for a number this tree never gave.
-  Node stat(Ino ino) const;
+  Node stat(Ino ino) const override;
 
-  // The image byte ranges holding bytes [off, off+len) of a plainly stored file, clipped at
-  // its size. Throws FormatError for a damaged node, Error(EINVAL) for a zisofs one.
-  std::vector<Extent> map(const Node& n, uint64_t off, uint64_t len) const;
-  // Reads bytes of a plainly stored file; returns how many (short at end of file).
-  size_t read(const Node& n, uint64_t off, std::span<std::byte> out) const;
+  // Whether the Rock Ridge tree carries AAIP (libisofs extended attributes, ACLs, MD5s).
+  bool has_xattrs() const override { return rock_ridge_ && aaip_; }
+  // The node's AAIP attributes as Linux shows them (see aaip.h), and "user.discfs.md5"
+  // for a file with a recorded MD5. Parsed when asked, a few kept. Throws FormatError when
+  // the node's record cannot be read, Error(ENOENT) for an unknown number.
+  std::vector<Xattr> xattrs(Ino ino) const override;
 
   static constexpr Ino kDirTag = 1ull << 62;
   static constexpr Ino kLinkTag = 1ull << 61;
@@ -109,6 +100,12 @@ class IsoFs {
                  bool dot,
                  Node* out) const;
   bool is_hidden_relocation_dir(const Node& n) const;
+  // Extended attributes (iso_xattrs.cc).
+  std::vector<Xattr> load_xattrs(Ino ino) const;
+  std::optional<uint64_t> attr_record(Ino ino) const;
+  std::optional<uint64_t> dir_record(uint32_t lba) const;
+  std::optional<std::string> recorded_md5(uint32_t index) const;
+  void load_checksum_area() const;
 
   std::shared_ptr<const Source> src_;
   Options opts_;
@@ -119,6 +116,15 @@ class IsoFs {
   bool rock_ridge_ = false;
   uint8_t su_skip_ = 0;
   std::unique_ptr<DirectoryCache> cache_;
+  bool aaip_ = false;  // the root announces AAIP (ER) or carries AL entries
+  using XattrList = std::shared_ptr<const std::vector<Xattr>>;
+  // A directory's subdirectory records as (extent LBA, record offset), sorted.
+  using RecordIndex = std::shared_ptr<const std::vector<std::pair<uint32_t, uint64_t>>>;
+  mutable std::mutex xattr_mutex_;
+  mutable SmallLru<Ino, XattrList> xattr_cache_{256, 4u << 20};
+  mutable SmallLru<uint32_t, RecordIndex> dir_records_{8, 16u << 20};  // parent LBA -> index
+  mutable std::once_flag checksum_once_;
+  mutable std::optional<ChecksumArea> checksum_area_;  // verified "isofs.ca" of the root
   mutable std::mutex side_mutex_;
   mutable std::unordered_map<uint32_t, uint64_t> link_records_;      // PX serial -> record
   mutable std::unordered_map<uint64_t, uint64_t> multi_extent_end_;  // record -> dir end

@@ -83,6 +83,8 @@ void parse_entry(ByteView e, RockRidge* rr, SymlinkBuilder* sl) {
     std::string_view id = e.chars(8, id_len);
     if (id == "RRIP_1991A" || id == "IEEE_P1282" || id == "IEEE_1282")
       rr->er_rrip = true;
+    else if (id == "AAIP_0200")
+      rr->er_aaip = true;
   } else if (sig == "PX") {
     rr->any = rr->px = true;
     rr->mode = e.both32(4);
@@ -122,6 +124,10 @@ void parse_entry(ByteView e, RockRidge* rr, SymlinkBuilder* sl) {
     rr->any = rr->relocated = true;
   } else if (sig == "PL" || sig == "RR") {
     rr->any = true;
+  } else if (sig == "AL") {  // AAIP 2.0: not RRIP, so `any` stays as it is
+    rr->al = true;
+    if (rr->aaip)
+      rr->aaip->add_entry(e);
   } else if (sig == "ZF") {
     rr->any = rr->zf = true;
     rr->zf_algorithm = std::string(e.chars(4, 2));

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "imagecore/aaip.h"
 #include "imagecore/bytes.h"
 #include "imagecore/node.h"
 #include "imagecore/source.h"
@@ -24,6 +25,10 @@ struct RockRidge {
   bool sp = false;       // SUSP SP indicator (root "." record)
   uint8_t sp_skip = 0;   // bytes to skip at the start of every system use area
   bool er_rrip = false;  // an ER entry names RRIP
+  bool er_aaip = false;  // an ER entry names AAIP 2.0 (libisofs extended attributes)
+  bool al = false;       // at least one AAIP AL entry was found
+  // When set, AL entries are handed to it (only xattr queries pay for collecting them).
+  AaipCollector* aaip = nullptr;
 
   bool px = false;  // PX: POSIX attributes
   uint32_t mode = 0, nlink = 1, uid = 0, gid = 0;
