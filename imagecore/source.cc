@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 #include <cstring>
 
+#include "imagecore/device.h"
 #include "imagecore/error.h"
 
 namespace imagecore {
@@ -85,6 +86,17 @@ std::unique_ptr<Source> open_file_source(const std::string& path) {
   ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
   uint64_t size = 0;
   if (S_ISBLK(st.st_mode)) {
+    // A CD/DVD/BD drive: say plainly when there is nothing to read in it.
+    if (is_optical_drive(fd)) {
+      try {
+        // Throws ENOMEDIUM naming the drive's state (no disc, tray open, not ready), and
+        // NotAnImage for a disc of audio tracks only.
+        read_disc_toc(fd, path);
+      } catch (...) {
+        ::close(fd);
+        throw;
+      }
+    }
     if (::ioctl(fd, BLKGETSIZE64, &size) != 0) {
       int e = errno;
       ::close(fd);
