@@ -13,7 +13,7 @@
 
 #include "fusefs/readonly_fs.h"
 #include "fusefs/session.h"
-#include "imagecore/filesystem.h"
+#include "imagecore/open.h"
 
 namespace discfs {
 namespace {
@@ -40,6 +40,9 @@ struct Parsed {
   unsigned readahead_kb = 0;
   std::vector<std::string> fuse;
   std::string tree;
+  unsigned session = 0;
+  bool sessions = false;
+  bool boot = false;
 };
 
 bool parse_number(const std::string& v, int base, unsigned long* out) {
@@ -54,6 +57,9 @@ bool parse_number(const std::string& v, int base, unsigned long* out) {
 // Splits -o lists into what discfs itself understands and what goes on to libfuse.
 bool parse_options(const MountArgs& a, Parsed* p) {
   p->tree = a.tree;
+  p->session = a.session;
+  p->sessions = a.sessions;
+  p->boot = a.boot;
   p->readahead_kb = a.readahead_kb;
   for (const std::string& list : a.options) {
     size_t start = 0;
@@ -88,6 +94,16 @@ bool parse_options(const MountArgs& a, Parsed* p) {
         p->view.splice = true;
       } else if (key == "tree") {
         p->tree = val;
+      } else if (key == "session") {
+        if (!parse_number(val, 10, &n) || n == 0 || n > 100000) {
+          std::cerr << "discfs: bad value in -o " << o << " (sessions count from 1)\n";
+          return false;
+        }
+        p->session = static_cast<unsigned>(n);
+      } else if (o == "sessions") {
+        p->sessions = true;
+      } else if (o == "boot") {
+        p->boot = true;
       } else if (!is_mount_only_option(o)) {
         p->fuse.push_back(o);
       }
@@ -116,9 +132,17 @@ ExitCode run_mount(const MountArgs& args) {
   if (!parse_options(args, &p))
     return ExitCode::Usage;
 
-  imagecore::Options opts;
+  imagecore::OpenOptions opts;
   opts.dir_cache_bytes = args.cache_mib << 20;
-  std::shared_ptr<imagecore::IsoFs> fs;
+  if (p.session)
+    opts.session = p.session;
+  opts.all_sessions = p.sessions;
+  opts.boot = p.boot;
+  if (p.session && p.sessions) {
+    std::cerr << "discfs: --session and --sessions cannot be used together\n";
+    return ExitCode::Usage;
+  }
+  std::shared_ptr<const imagecore::FileTree> fs;
   try {
     opts.tree = imagecore::parse_tree(p.tree);
   } catch (const imagecore::Error& e) {
@@ -128,7 +152,7 @@ ExitCode run_mount(const MountArgs& args) {
   char real[PATH_MAX];
   const std::string source = ::realpath(args.source.c_str(), real) ? real : args.source;
   try {
-    fs = std::make_shared<imagecore::IsoFs>(imagecore::open_file_source(source), opts);
+    fs = imagecore::open_tree(imagecore::open_file_source(source), opts);
   } catch (const imagecore::Error& e) {
     std::cerr << "discfs: " << e.what() << "\n";
     return exit_code_for(e);

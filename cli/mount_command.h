@@ -16,6 +16,9 @@ struct MountArgs {
   bool foreground = false;
   bool debug = false;
   std::string tree = "auto";
+  unsigned session = 0;   // 1 = oldest; 0: the newest
+  bool sessions = false;  // every session side by side as MOUNTPOINT/1 ... /N
+  bool boot = false;      // El Torito boot images under MOUNTPOINT/.boot
   size_t cache_mib = 8;
   unsigned readahead_kb = 4096;
   unsigned threads = 2;

@@ -1,4 +1,5 @@
-// libFuzzer target: any bytes as an image, every tree, every directory, every file's data.
+// libFuzzer target: any bytes as an image: every tree (ISO 9660 and UDF), the session table,
+// every session, the boot catalog, every directory, every file's data and attributes.
 // Caps keep one input's work bounded, so a slow input is a finding, not a timeout of ours.
 #include <spdlog/spdlog.h>
 
@@ -6,7 +7,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "imagecore/filesystem.h"
+#include "imagecore/open.h"
 #include "imagecore/zisofs.h"
 
 using namespace imagecore;
@@ -16,7 +17,7 @@ namespace {
 constexpr size_t kMaxNodes = 4000;
 constexpr uint64_t kMaxBytesPerFile = 1 << 20;
 
-void read_file(const IsoFs& fs, const Node& n) {
+void read_file(const FileTree& fs, const Node& n) {
   std::vector<std::byte> buf(64 * 1024);
   try {
     std::unique_ptr<ZisofsReader> z;
@@ -32,7 +33,7 @@ void read_file(const IsoFs& fs, const Node& n) {
   }
 }
 
-void walk(const IsoFs& fs, Ino dir, size_t* visited, int depth) {
+void walk(const FileTree& fs, Ino dir, size_t* visited, int depth) {
   std::shared_ptr<const Directory> d;
   try {
     d = fs.list(dir);
@@ -45,6 +46,8 @@ void walk(const IsoFs& fs, Ino dir, size_t* visited, int depth) {
     try {
       fs.lookup(dir, n.name);
       fs.stat(n.attr.ino);
+      if (fs.has_xattrs())
+        fs.xattrs(n.attr.ino);
     } catch (const Error&) {
     }
     if (n.attr.type == FileType::Directory)
@@ -61,12 +64,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<std::byte> bytes(reinterpret_cast<const std::byte*>(data),
                                reinterpret_cast<const std::byte*>(data) + size);
   std::shared_ptr<const Source> src = make_memory_source(std::move(bytes), "fuzz.iso");
-  for (Tree t : {Tree::Auto, Tree::Joliet, Tree::Iso9660}) {
+  std::vector<OpenOptions> views;
+  for (Tree t : {Tree::Auto, Tree::Joliet, Tree::Iso9660, Tree::Udf})
+    views.push_back(OpenOptions{t, 256 * 1024});
+  OpenOptions every;
+  every.dir_cache_bytes = 256 * 1024;
+  every.all_sessions = true;
+  every.boot = true;
+  views.push_back(every);
+  for (const OpenOptions& o : views) {
     try {
-      IsoFs fs(src, Options{t, 256 * 1024});
+      std::shared_ptr<const FileTree> fs = open_tree(src, o);
       size_t visited = 0;
-      fs.stat(kRootIno);
-      walk(fs, kRootIno, &visited, 0);
+      fs->stat(kRootIno);
+      walk(*fs, kRootIno, &visited, 0);
     } catch (const Error&) {
     }
   }

@@ -31,6 +31,25 @@ head -c 200000 /dev/zero | tr "\\0" z >"$seedsrc/t/z.txt"
     -set_filter_r --zisofs / -- -commit >/dev/null 2>&1
 [ -s "$corpus/genisoimage-rr.iso" ] ||
   genisoimage -quiet -R -J -o "$corpus/genisoimage-rr.iso" "$seedsrc/t" 2>/dev/null
+[ -s "$corpus/genisoimage-udf.iso" ] ||
+  genisoimage -quiet -udf -R -J -o "$corpus/genisoimage-udf.iso" "$seedsrc/t" 2>/dev/null
+[ -s "$corpus/pycdlib-udf260.iso" ] ||
+  python3 - "$seedsrc/t/hello.txt" "$corpus/pycdlib-udf260.iso" <<'PY' || true
+import sys, pycdlib
+iso = pycdlib.PyCdlib()
+iso.new(udf="2.60", interchange_level=3)
+iso.add_directory("/SUB", udf_path="/sub")
+iso.add_file(sys.argv[1], "/HELLO.TXT;1", udf_path="/sub/hello.txt")
+iso.write(sys.argv[2])
+PY
+if [ ! -s "$corpus/xorriso-3-sessions.iso" ]; then
+  # A grown image: three sessions, the El Torito catalog in the last one.
+  g="$corpus/xorriso-3-sessions.iso"
+  xorriso -dev "$g" -map "$seedsrc/t" / -commit >/dev/null 2>&1
+  xorriso -dev "$g" -rm /link -- -map "$seedsrc/t/hello.txt" /new.txt -commit >/dev/null 2>&1
+  xorriso -dev "$g" -boot_image any bin_path=/hello.txt -boot_image any emul_type=no_emulation \
+    -mv /new.txt /renamed.txt -- -commit >/dev/null 2>&1
+fi
 
 mkdir -p build/fuzz/artifacts
 build/fuzz/tests/fuzz/fuzz_reader -max_total_time="$seconds" -max_len=2000000 -rss_limit_mb=2048 \

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "cli/exit_codes.h"
-#include "imagecore/filesystem.h"
+#include "imagecore/open.h"
 #include "imagecore/zisofs.h"
 #include "tests/tools/json.h"
 
@@ -42,7 +42,7 @@ const char* type_name(FileType t) {
   return "?";
 }
 
-std::string digest(const IsoFs& fs, const Node& n) {
+std::string digest(const FileTree& fs, const Node& n) {
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
   EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
   std::vector<std::byte> buf(1 << 20);
@@ -65,7 +65,28 @@ std::string digest(const IsoFs& fs, const Node& n) {
   return hex;
 }
 
-void print(const IsoFs& fs, const std::string& path, const Node& n, bool data) {
+bool g_xattrs = false;
+
+unsigned long parse_count(const std::string& s) {
+  size_t used = 0;
+  unsigned long n = 0;
+  try {
+    n = std::stoul(s, &used);
+  } catch (const std::exception&) {
+  }
+  if (s.empty() || used != s.size() || n == 0 || n > 100000)
+    throw Error(EINVAL, "--session wants a session number from 1");
+  return n;
+}
+
+std::string hex(std::string_view bytes) {
+  std::string out;
+  for (unsigned char c : bytes)
+    out += fmt::format("{:02x}", c);
+  return out;
+}
+
+void print(const FileTree& fs, const std::string& path, const Node& n, bool data) {
   const Attr& a = n.attr;
   std::string line = "{\"path\":" + json_string(path) + ",\"type\":\"" + type_name(a.type) + "\"" +
                      fmt::format(
@@ -79,6 +100,16 @@ void print(const IsoFs& fs, const std::string& path, const Node& n, bool data) {
   if (a.type == FileType::CharDevice || a.type == FileType::BlockDevice)
     line += fmt::format(",\"rdev\":[{},{}]", major(a.rdev), minor(a.rdev));
   std::string error = n.defect;
+  if (g_xattrs && fs.has_xattrs()) {
+    try {
+      std::string xs;
+      for (const Xattr& x : fs.xattrs(a.ino))
+        xs += (xs.empty() ? "" : ",") + json_string(x.name) + ":\"" + hex(x.value) + "\"";
+      line += ",\"xattrs\":{" + xs + "}";
+    } catch (const Error& e) {
+      error = e.what();
+    }
+  }
   if (data && a.type == FileType::Regular && error.empty()) {
     try {
       line += ",\"sha256\":\"" + digest(fs, n) + "\"";
@@ -94,7 +125,7 @@ void print(const IsoFs& fs, const std::string& path, const Node& n, bool data) {
 // Depth first, each entry printed once; a directory that cannot be listed carries the error.
 // A directory already on the path (a loop deeper than imagecore hides) is not entered, as
 // find(1) reports it.
-void walk(const IsoFs& fs,
+void walk(const FileTree& fs,
           const Directory& dir,
           const std::string& path,
           bool data,
@@ -130,8 +161,11 @@ void walk(const IsoFs& fs,
 int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_st("discfs-dump"));
   spdlog::set_level(spdlog::level::warn);
-  Options opts;
+  OpenOptions opts;
   bool data = true;
+  const char* usage =
+      "usage: discfs-dump [--tree T] [--session N | --sessions] [--boot] [--xattrs] [--no-data] "
+      "IMAGE";
   std::string image;
   try {
     for (int i = 1; i < argc; ++i) {
@@ -140,19 +174,28 @@ int main(int argc, char** argv) {
         opts.tree = parse_tree(argv[++i]);
       else if (a == "--no-data")
         data = false;
+      else if (a == "--session" && i + 1 < argc)
+        opts.session = static_cast<unsigned>(parse_count(argv[++i]));
+      else if (a == "--sessions")
+        opts.all_sessions = true;
+      else if (a == "--boot")
+        opts.boot = true;
+      else if (a == "--xattrs")
+        g_xattrs = true;
       else if (image.empty() && a[0] != '-')
         image = a;
       else
-        throw Error(EINVAL, "usage: discfs-dump [--tree T] [--no-data] IMAGE");
+        throw Error(EINVAL, usage);
     }
-    if (image.empty())
-      throw Error(EINVAL, "usage: discfs-dump [--tree T] [--no-data] IMAGE");
-  } catch (const Error& e) {
+    if (image.empty() || (opts.session && opts.all_sessions))
+      throw Error(EINVAL, usage);
+  } catch (const std::exception& e) {
     std::cerr << e.what() << "\n";
     return static_cast<int>(discfs::ExitCode::Usage);
   }
   try {
-    IsoFs fs(open_file_source(image), opts);
+    std::shared_ptr<const FileTree> tree = open_tree(open_file_source(image), opts);
+    const FileTree& fs = *tree;
     Node root = fs.stat(kRootIno);
     std::shared_ptr<const Directory> top;
     try {
