@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's first command: installs what is missing, builds, and runs the main job on the
-# bundled example tree: master an image, mount it with discfs, browse it, unmount.
+# bundled example tree: master an image, mount it with discfs and browse it, append a second
+# session, look at both sessions side by side, and show `discfs info`.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/scripts/install-deps.sh"
@@ -31,4 +32,15 @@ say "touch $mnt/new-file   # read-only: fails with EROFS"
 touch "$mnt/new-file" || true
 run df -h "$mnt"
 run fusermount3 -u "$mnt"
-printf '\nStaging, commit and "discfs info" arrive with the next issues (see README).\n'
+
+# A second session changes one file and adds one. Until 'discfs stage' and 'discfs commit'
+# exist, xorriso appends it, in the same layout discfs will write.
+printf 'Changed in session 2.\n' >"$work/notes-v2.txt"
+run xorriso -report_about FAILURE -dev "$work/sample.iso" \
+  -map "$work/notes-v2.txt" /docs/notes.txt -map "$work/notes-v2.txt" /docs/added.txt -commit
+run "$discfs" mount --sessions "$work/sample.iso" "$mnt"
+run ls "$mnt" "$mnt/1/docs" "$mnt/2/docs"
+run diff "$mnt/1/docs/notes.txt" "$mnt/2/docs/notes.txt" || true
+run fusermount3 -u "$mnt"
+run "$discfs" info "$work/sample.iso"
+printf '\nStaging with "discfs stage" and "discfs commit" arrives with the next issue (see README).\n'
