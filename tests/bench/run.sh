@@ -16,7 +16,7 @@ RUNS=3
 QUICK=0
 PINNED=0
 TOOLS_WANTED=discfs,fuseiso,archivemount
-ROWS_WANTED=walk,lslR,tar,seq,rand
+ROWS_WANTED=walk,lslR,tar,seq,rand,udf,sessions
 OP_TIMEOUT=900             # any single timed operation
 AM_TIMEOUT=120             # archivemount reading file data (big file; tar of all small files)
 FIO_RUNTIME=10
@@ -33,10 +33,11 @@ usage: tests/bench/run.sh [options]
                    results-TIMESTAMP.json is written here (default: /var/tmp/discfs-bench)
   --runs N         runs per row; medians are reported (default: 3)
   --quick          20,000 small files and a 1 GiB big file (smoke run)
-  --pinned         also run the round-trip-bound rows with daemon and client
-                   pinned to CPU 0 (taskset -c 0)
+  --pinned         also run the round-trip-bound rows (walks, ls -lR, tar, fio on
+                   a fresh mount; udf walks and tar; session walks) with daemon
+                   and client pinned to CPU 0 (taskset -c 0)
   --tools LIST     subset of discfs,fuseiso,archivemount (default: all)
-  --rows LIST      subset of walk,lslR,tar,seq,rand (default: all)
+  --rows LIST      subset of walk,lslR,tar,seq,rand,udf,sessions (default: all)
   --timeout SECS   limit for any one timed operation (default: $OP_TIMEOUT)
   --am-timeout S   limit for archivemount reading file data: the big-file rows and
                    the tar row (default: $AM_TIMEOUT; it rescans the archive per file)
@@ -82,6 +83,9 @@ for c in python3 xorriso fio 7z fincore taskset dd tar find timeout mountpoint o
          df stat awk sha256sum; do
     command -v "$c" >/dev/null || die "needs '$c' (see tests/bench/README.md)"
 done
+if [[ ,$ROWS_WANTED, == *,udf,* ]]; then
+    command -v genisoimage >/dev/null || die "needs 'genisoimage' for the udf rows (see tests/bench/README.md)"
+fi
 
 # ---------------------------------------------------------------- tools ---
 TOOLS=()
@@ -107,6 +111,13 @@ else
 fi
 SMALL_ISO=$CORPUS/small.iso
 BIG_ISO=$CORPUS/big.iso
+# udf and sessions rows: the same corpus whatever --quick says
+NUDF=10000; UDF_BIG_BYTES=$((1 << 30)); NSESSIONS=5
+UCORPUS=$WORK/corpus-udf
+UDF_IMG=$UCORPUS/udf-small.img
+UDF_BIG=$UCORPUS/udf-big.img
+SCORPUS=$WORK/corpus-sessions
+GROWN=$SCORPUS/grown.iso
 STAMP=$(date +%Y%m%d-%H%M%S)
 LOGDIR=$WORK/logs-$STAMP
 SAMPLES=$WORK/samples-$STAMP.tsv
@@ -176,14 +187,16 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "interrupted - unmounting" >&"$ERRFD"; exit 130' INT TERM
 
-# do_mount TOOL IMAGE PIN -> MNT, M_MS (mount latency ms), M_PID; returns 1 on failure
+# do_mount TOOL IMAGE PIN -> MNT, M_MS (mount latency ms), M_PID; returns 1 on failure.
+# DOPTS: extra options for discfs mount (--tree udf, --sessions), empty for the ISO rows.
+DOPTS=()
 do_mount() {
     local tool=$1 img=$2 pin=$3 out cmd=() sup i line
     MNT=$MNTROOT/$tool
     is_mounted "$MNT" && unmount_one "$MNT"
     mkdir -p "$MNT"
     case $tool in
-        discfs) cmd=("$DISCFS" mount -f "$img" "$MNT") ;;
+        discfs) cmd=("$DISCFS" mount -f "${DOPTS[@]}" "$img" "$MNT") ;;
         fuseiso) cmd=(fuseiso -n "$img" "$MNT" -f) ;;
         archivemount) cmd=(archivemount "$img" "$MNT" -f -o ro) ;;
     esac
@@ -258,9 +271,10 @@ suffix() { (($1)) && echo _pinned; }
 op_find() { timed timeout -k 5 "$OP_TIMEOUT" "${PINPFX[@]}" bash -c 'set -o pipefail; find "$1" | wc -l' _ "$1" >"$TMPD/op.out" 2>"$TMPD/op.err"; }
 op_lslR() { timed timeout -k 5 "$OP_TIMEOUT" "${PINPFX[@]}" bash -c 'ls -lR "$1" >/dev/null' _ "$1" 2>"$TMPD/op.err"; }
 op_tar() { timed timeout -k 5 "$2" "${PINPFX[@]}" bash -c 'set -o pipefail; tar cf - -C "$1" . | wc -c' _ "$1" >"$TMPD/op.out" 2>"$TMPD/op.err"; }
-op_7z() {
+op_7z() {   # op_7z IMAGE [7Z OPTION...]
+    local img=$1; shift
     rm -rf "$XOUT"; sync
-    timed timeout -k 5 "$OP_TIMEOUT" "${PINPFX[@]}" 7z x -y -o"$XOUT" "$1" >"$TMPD/op.out" 2>"$TMPD/op.err"
+    timed timeout -k 5 "$OP_TIMEOUT" "${PINPFX[@]}" 7z x -y "$@" -o"$XOUT" "$img" >"$TMPD/op.out" 2>"$TMPD/op.err"
     rm -rf "$XOUT"; sync
 }
 op_dd() {   # op_dd LIMIT FILE [SKIP COUNT]
@@ -338,49 +352,163 @@ big_layout() {   # prints offset=, size=, extents=, contiguous= for /big in big.
               printf "offset=%.0f\nsize=%.0f\nextents=%d\ncontiguous=%d\n", first * 2048, size, n, contig }'
 }
 
-small_need=0; big_need=0
-[[ -s $SMALL_ISO && -s $CORPUS/small.meta ]] || small_need=1
-[[ -s $BIG_ISO && -s $CORPUS/big.meta ]] || big_need=1
+# Which images this run needs: small.iso for walk/lslR/tar, big.iso for seq/rand,
+# the UDF images for udf, the grown image for sessions.
+USE_SMALL=0; USE_BIG=0; USE_UDF=0; USE_SESS=0
+{ want_row walk || want_row lslR || want_row tar; } && USE_SMALL=1
+{ want_row seq || want_row rand; } && USE_BIG=1
+want_row udf && USE_UDF=1
+want_row sessions && USE_SESS=1
+((USE_SMALL + USE_BIG + USE_UDF + USE_SESS)) || die "no row group selected (--rows)"
+
+build_udf() {     # udf-small.img: NUDF small files, genisoimage -udf, then UDF only
+    local src=$UCORPUS/udf-src entries bytes img=$UDF_IMG.part n
+    echo "building udf-small.img: $NUDF files of 0-8 KiB, genisoimage -udf, ISO 9660 side removed ..."
+    mkdir -p "$UCORPUS"
+    rm -rf "$src" "$img"
+    python3 "$LIB/mkcorpus.py" "$src" "$NUDF" || die "mkcorpus failed"
+    entries=$(find "$src" | wc -l)
+    bytes=$(find "$src" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f", s }')
+    genisoimage -udf -quiet -input-charset utf-8 -V DISCFS_BENCH_UDF -o "$img" "$src" ||
+        die "genisoimage -udf failed"
+    python3 "$LIB/udfonly.py" "$img" || die "could not make $img UDF-only"
+    # 7-Zip reads the UDF tree; it must see every file and directory
+    n=$(7z l -tudf "$img" 2>/dev/null | awk '/ files, .* folders$/ { f = $(NF-3); d = $(NF-1) } END { print f + d + 1 }')
+    [[ $n == "$entries" ]] || die "7z sees $n entries in $img, the source has $entries"
+    mv "$img" "$UDF_IMG"
+    printf 'files=%s\nentries=%s\nbytes=%s\nwriter=%s\n' "$NUDF" "$entries" "$bytes" \
+        "genisoimage -udf (UDF 1.02), ISO 9660 descriptors removed by lib/udfonly.py" \
+        >"$UCORPUS/udf-small.meta"
+    rm -rf "$src"
+}
+
+build_udf_big() {  # udf-big.img: one 1 GiB file /big, genisoimage -udf, then UDF only
+    local src=$UCORPUS/udf-big-src img=$UDF_BIG.part line off
+    echo "building udf-big.img: one file of $UDF_BIG_BYTES random bytes, genisoimage -udf ..."
+    mkdir -p "$UCORPUS"
+    rm -rf "$src" "$img"
+    mkdir -p "$src"
+    openssl rand "$UDF_BIG_BYTES" >"$src/big" || die "openssl rand failed"
+    genisoimage -udf -quiet -input-charset utf-8 -V DISCFS_BENCH_UDF_BIG -o "$img" "$src" ||
+        die "genisoimage -udf failed on udf-big.img"
+    # Both trees share the file's one extent: xorriso finds it through the ISO side...
+    line=$(xorriso -indev "$img" -find / -type f -exec report_lba 2>/dev/null | grep -m1 '^File data lba:')
+    [[ -n $line ]] || die "cannot find the big file in $img"
+    off=$(awk -F, '{ sub(/^File data lba:/, "", $1); printf "%.0f", ($2 + 0) * 2048 }' <<<"$line")
+    # ... and the bytes there must be the file's
+    cmp "$src/big" <(dd if="$img" bs=1M skip="$off" count="$UDF_BIG_BYTES" \
+                         iflag=skip_bytes,count_bytes 2>/dev/null) ||
+        die "the big file is not stored contiguously at byte $off of $img"
+    python3 "$LIB/udfonly.py" "$img" || die "could not make $img UDF-only"
+    # ... and 7-Zip, reading the UDF tree of the UDF-only image, must find the same bytes
+    cmp "$src/big" <(7z x -tudf -so "$img" big 2>/dev/null) ||
+        die "7z x -tudf does not read the big file of $img back"
+    mv "$img" "$UDF_BIG"
+    printf 'offset=%s\nsize=%s\n' "$off" "$UDF_BIG_BYTES" >"$UCORPUS/udf-big.meta"
+    rm -rf "$src"
+}
+
+build_sessions() {  # grown.iso: NSESSIONS xorriso sessions, each adding NUDF/NSESSIONS files
+    local src=$SCORPUS/sess-src out=$SCORPUS/sess-split img=$GROWN.part k n
+    echo "building grown.iso: $NUDF files added over $NSESSIONS xorriso sessions ..."
+    mkdir -p "$SCORPUS"
+    rm -rf "$src" "$out" "$img"
+    python3 "$LIB/mkcorpus.py" "$src" "$NUDF" || die "mkcorpus failed"
+    python3 "$LIB/splitcorpus.py" "$src" "$out" "$NSESSIONS" >/dev/null || die "splitcorpus failed"
+    for ((k = 1; k <= NSESSIONS; k++)); do
+        xorriso -report_about WARNING -dev "$img" -joliet on -map "$out/s$k" / -commit \
+            >>"$LOGDIR/xorriso-sessions.log" 2>&1 || die "xorriso session $k failed (see $LOGDIR)"
+    done
+    n=$(xorriso -indev "$img" -toc 2>/dev/null | grep -c '^ISO session')
+    ((n == NSESSIONS)) || die "xorriso sees $n sessions in $img, expected $NSESSIONS"
+    n=$(xorriso -indev "$img" -find / 2>/dev/null | grep -c "^'")
+    [[ $n == "$(metaget "$out/sessions.meta" entries_newest)" ]] ||
+        die "xorriso sees $n entries in the newest session of $img, expected" \
+            "$(metaget "$out/sessions.meta" entries_newest)"
+    mv "$img" "$GROWN"
+    cp "$out/sessions.meta" "$SCORPUS/grown.meta"
+    rm -rf "$src" "$out"
+}
+
+small_need=0; big_need=0; udf_need=0; udfbig_need=0; sess_need=0
+((USE_SMALL)) && ! [[ -s $SMALL_ISO && -s $CORPUS/small.meta ]] && small_need=1
+((USE_BIG)) && ! [[ -s $BIG_ISO && -s $CORPUS/big.meta ]] && big_need=1
+((USE_UDF)) && ! [[ -s $UDF_IMG && -s $UCORPUS/udf-small.meta ]] && udf_need=1
+((USE_UDF)) && ! [[ -s $UDF_BIG && -s $UCORPUS/udf-big.meta ]] && udfbig_need=1
+((USE_SESS)) && ! [[ -s $GROWN && -s $SCORPUS/grown.meta ]] && sess_need=1
 # Disk: a small file takes ~6.5 KiB in the source tree and ~5.7 KiB in the image;
 # the big file exists twice while it is mastered; 7z x writes the small tree once more.
 est_small_src=$((NSMALL * 6656)); est_small_iso=$((NSMALL * 5836))
-need=$((est_small_src + (1 << 29)))
+est_udf_src=$((NUDF * 6656)); est_udf_img=$((NUDF * 5836))
+need=$((1 << 29)); x_need=0; corpus_bytes=0
+((USE_SMALL)) && { x_need=$est_small_src; corpus_bytes=$((corpus_bytes + est_small_iso)); }
+((USE_BIG)) && corpus_bytes=$((corpus_bytes + BIG_BYTES))
+((USE_UDF)) && { ((x_need < est_udf_src)) && x_need=$est_udf_src
+                 corpus_bytes=$((corpus_bytes + est_udf_img + UDF_BIG_BYTES)); }
+((USE_SESS)) && corpus_bytes=$((corpus_bytes + est_udf_img))
+need=$((need + x_need))
 ((small_need)) && need=$((need + est_small_src + est_small_iso))
 ((big_need)) && need=$((need + 2 * BIG_BYTES + (64 << 20)))
+((udf_need)) && need=$((need + est_udf_src + est_udf_img))
+((udfbig_need)) && need=$((need + 2 * UDF_BIG_BYTES + (64 << 20)))
+((sess_need)) && need=$((need + est_udf_src + est_udf_img))
 avail=$(df -B1 --output=avail "$WORK" | tail -n1 | tr -d ' ')
-echo "corpus: $CORPUS ($((small_need + big_need)) of 2 images to build)"
+echo "corpus: $((small_need + big_need + udf_need + udfbig_need + sess_need)) image(s) to build" \
+     "(under $WORK/corpus-*)"
 echo "disk: this run needs about $(gib "$need") free in $WORK" \
-     "(corpus when built: $(gib $((est_small_iso + BIG_BYTES))), plus 7z output" \
-     "$(gib "$est_small_src"), plus sources while mastering); $(gib "$avail") available"
+     "(corpus when built: $(gib "$corpus_bytes"), plus 7z output" \
+     "$(gib "$x_need"), plus sources while mastering); $(gib "$avail") available"
 if [[ -z $XBASE ]]; then
     XBASE=$WORK
     if [[ $(stat -f -c %T /dev/shm 2>/dev/null) == tmpfs ]] &&
-       (($(df -B1 --output=avail /dev/shm | tail -n1) > est_small_src * 3 / 2)); then
+       (($(df -B1 --output=avail /dev/shm | tail -n1) > x_need * 3 / 2)); then
         XBASE=/dev/shm
     fi
 fi
 [[ -d $XBASE ]] || die "--7z-out: no directory $XBASE"
 XOUT=$XBASE/discfs-bench-7z-$STAMP
-[[ $(stat -c %d "$XBASE") == $(stat -c %d "$WORK") ]] || need=$((need - est_small_src))
+[[ $(stat -c %d "$XBASE") == $(stat -c %d "$WORK") ]] || need=$((need - x_need))
 echo "7z x reference extracts to $XOUT ($(stat -f -c %T "$XBASE"))"
 ((avail >= need)) || die "not enough free disk space in $WORK"
 ((small_need)) && build_small
 ((big_need)) && build_big
-[[ -s $CORPUS/big.meta ]] || big_layout >"$CORPUS/big.meta"
-EXPECT_ENTRIES=$(metaget "$CORPUS/small.meta" entries)
-BIG_OFF=$(metaget "$CORPUS/big.meta" offset)
-BIG_SIZE=$(metaget "$CORPUS/big.meta" size)
-BIG_CONTIG=$(metaget "$CORPUS/big.meta" contiguous)
-if [[ $BIG_CONTIG != 1 ]]; then
-    echo "note: /big is not stored contiguously; direct dd reads the whole image" >&2
-    BIG_OFF=0; BIG_SIZE=$(stat -c %s "$BIG_ISO")
+((udf_need)) && build_udf
+((udfbig_need)) && build_udf_big
+((sess_need)) && build_sessions
+img_bytes=0; BIG_SIZE=0
+if ((USE_SMALL)); then
+    EXPECT_ENTRIES=$(metaget "$CORPUS/small.meta" entries)
+    img_bytes=$((img_bytes + $(stat -c %s "$SMALL_ISO")))
+fi
+if ((USE_BIG)); then
+    [[ -s $CORPUS/big.meta ]] || big_layout >"$CORPUS/big.meta"
+    BIG_OFF=$(metaget "$CORPUS/big.meta" offset)
+    BIG_SIZE=$(metaget "$CORPUS/big.meta" size)
+    BIG_CONTIG=$(metaget "$CORPUS/big.meta" contiguous)
+    if [[ $BIG_CONTIG != 1 ]]; then
+        echo "note: /big is not stored contiguously; direct dd reads the whole image" >&2
+        BIG_OFF=0; BIG_SIZE=$(stat -c %s "$BIG_ISO")
+    fi
+    img_bytes=$((img_bytes + $(stat -c %s "$BIG_ISO")))
+fi
+if ((USE_UDF)); then
+    UDF_ENTRIES=$(metaget "$UCORPUS/udf-small.meta" entries)
+    UDF_DATA=$(metaget "$UCORPUS/udf-small.meta" bytes)
+    UDF_BIG_OFF=$(metaget "$UCORPUS/udf-big.meta" offset)
+    UDF_BIG_SIZE=$(metaget "$UCORPUS/udf-big.meta" size)
+    img_bytes=$((img_bytes + $(stat -c %s "$UDF_IMG") + $(stat -c %s "$UDF_BIG") + UDF_BIG_SIZE))
+fi
+if ((USE_SESS)); then
+    SESS_N=$(metaget "$SCORPUS/grown.meta" sessions)
+    SESS_NEWEST=$(metaget "$SCORPUS/grown.meta" entries_newest)
+    SESS_ALL=$(metaget "$SCORPUS/grown.meta" entries_all)
+    img_bytes=$((img_bytes + $(stat -c %s "$GROWN")))
 fi
 
-img_bytes=$(($(stat -c %s "$SMALL_ISO") + $(stat -c %s "$BIG_ISO")))
 memavail=$(($(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo) * 1024))
 if ((memavail < img_bytes + BIG_SIZE + (1 << 30))); then
-    echo "warning: $(gib "$memavail") of available RAM is less than both images plus the big" \
-         "file's FUSE page cache ($(gib $((img_bytes + BIG_SIZE)))); 'warm image' may not hold" >&2
+    echo "warning: $(gib "$memavail") of available RAM is less than the images plus the big" \
+         "files' FUSE page cache ($(gib $((img_bytes + BIG_SIZE)))); 'warm image' may not hold" >&2
 fi
 
 # ------------------------------------------------------------------ meta ---
@@ -410,15 +538,40 @@ for t in "${TOOLS[@]}"; do meta "${t}_version" "$(tool_version "$t")"; done
 meta fio_version "$(fio --version)"
 meta 7z_version "$(7z 2>/dev/null | grep -m1 -i '7-zip')"
 meta xorriso_version "$(xorriso -version 2>/dev/null | head -n1)"
-meta small_iso "$SMALL_ISO"
-meta small_iso_bytes "$(stat -c %s "$SMALL_ISO")"
-meta small_files "$NSMALL"
-meta small_entries_expected "$EXPECT_ENTRIES"
-meta big_iso "$BIG_ISO"
-meta big_iso_bytes "$(stat -c %s "$BIG_ISO")"
-meta big_bytes "$BIG_SIZE"
-meta big_offset "$BIG_OFF"
-meta big_extents "$(metaget "$CORPUS/big.meta" extents)"
+meta rows "$ROWS_WANTED"
+if ((USE_SMALL)); then
+    meta small_iso "$SMALL_ISO"
+    meta small_iso_bytes "$(stat -c %s "$SMALL_ISO")"
+    meta small_files "$NSMALL"
+    meta small_entries_expected "$EXPECT_ENTRIES"
+fi
+if ((USE_BIG)); then
+    meta big_iso "$BIG_ISO"
+    meta big_iso_bytes "$(stat -c %s "$BIG_ISO")"
+    meta big_bytes "$BIG_SIZE"
+    meta big_offset "$BIG_OFF"
+    meta big_extents "$(metaget "$CORPUS/big.meta" extents)"
+fi
+if ((USE_UDF)); then
+    meta genisoimage_version "$(genisoimage -version 2>&1 | head -n1)"
+    meta udf_img "$UDF_IMG"
+    meta udf_img_bytes "$(stat -c %s "$UDF_IMG")"
+    meta udf_files "$(metaget "$UCORPUS/udf-small.meta" files)"
+    meta udf_entries_expected "$UDF_ENTRIES"
+    meta udf_data_bytes "$UDF_DATA"
+    meta udf_writer "$(metaget "$UCORPUS/udf-small.meta" writer)"
+    meta udf_big_img "$UDF_BIG"
+    meta udf_big_bytes "$UDF_BIG_SIZE"
+    meta udf_big_offset "$UDF_BIG_OFF"
+fi
+if ((USE_SESS)); then
+    meta grown_iso "$GROWN"
+    meta grown_iso_bytes "$(stat -c %s "$GROWN")"
+    meta grown_sessions "$SESS_N"
+    meta grown_entries_newest "$SESS_NEWEST"
+    meta grown_entries_all "$SESS_ALL"
+    meta grown_files_per_session "$(metaget "$SCORPUS/grown.meta" files_added_1)"
+fi
 meta fio_runtime_s "$FIO_RUNTIME"
 meta 7z_out "$XBASE ($(stat -f -c %T "$XBASE"))"
 meta note "warm image (page cache checked with fincore), cold mount; medians over runs"
@@ -515,6 +668,22 @@ row_tar() {    # read every small file; daemon peak RSS afterwards; 7z x as the 
     done
 }
 
+# cold TOOL IMAGE: what the udf and sessions rows do before every "cold" mount.  Drops the
+# kernel's page, dentry and inode caches (echo 3 > drop_caches), then reads the image back
+# into the page cache (warm image, as everywhere here) and runs the daemon's binary and the
+# client tools once, so that paging them back in from disk is not part of what is timed.
+cold() {
+    sync
+    echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || echo "warning: cannot drop caches" >&2
+    warm "$2"
+    case $1 in
+        discfs) timeout 10 "$DISCFS" --version ;;
+        fuseiso) timeout 10 fuseiso ;;
+        archivemount) timeout 10 archivemount -V ;;
+    esac >/dev/null 2>&1
+    bash -c 'find / -maxdepth 0 | wc -l; tar --version; dd --version' >/dev/null 2>&1
+}
+
 AM_BIG_DEAD=""
 big_limit() { [[ $1 == archivemount ]] && echo "$AM_TIMEOUT" || echo "$OP_TIMEOUT"; }
 
@@ -609,23 +778,141 @@ row_rand() {   # fio 4k randread right after a fresh mount of big.iso
     done
 }
 
+udf_err() {  # the note for a failed mount of a UDF-only image (the log path varies per run)
+    if [[ $1 == discfs ]]; then echo "$M_ERR"
+    else echo "${M_ERR%%;*}: reads no UDF (no ISO 9660 volume in the image)"; fi
+}
+
+row_udf() {   # UDF-only images: mount, find cold/warm, tar of all files, dd of a 1 GiB file
+    local pin=$1 sfx r t n note pass lim bytes ms ok ref_bytes="" ref_tool=""
+    sfx=$(suffix "$pin"); set_pin "$pin"
+    DOPTS=(--tree udf)
+    if ((pin)); then echo "== udf$sfx: find cold/warm, tar | wc -c (udf-small.img) vs 7z x"
+    else echo "== udf: mount, find cold/warm, tar | wc -c (udf-small.img), dd (udf-big.img); vs 7z x / dd"; fi
+    for ((r = 1; r <= RUNS; r++)); do
+        for t in "${TOOLS[@]}"; do
+            cold "$t" "$UDF_IMG"
+            if ! do_mount "$t" "$UDF_IMG" "$pin"; then
+                ((pin)) || rec udf_mount "$t" "$r" NA "$(udf_err "$t")"
+                for row in "udf_walk_cold$sfx" "udf_walk_warm$sfx"; do rec "$row" "$t" "$r" NA "$(udf_err "$t")"; done
+                continue
+            fi
+            ms=$M_MS; ok=1
+            for pass in cold warm; do
+                op_find "$MNT"
+                n=$(tr -d ' ' <"$TMPD/op.out" 2>/dev/null)
+                if ((RC)); then rec "udf_walk_$pass$sfx" "$t" "$r" NA "$(errnote)"; continue; fi
+                if [[ $n == "$UDF_ENTRIES" ]]; then rec "udf_walk_$pass$sfx" "$t" "$r" "$EL_S"
+                elif [[ $t == discfs ]]; then
+                    rec "udf_walk_$pass$sfx" "$t" "$r" "$EL_S" "saw $n entries, expected $UDF_ENTRIES"
+                else   # a peer that mounts but cannot read the UDF tree: no figure
+                    ok=0
+                    rec "udf_walk_$pass$sfx" "$t" "$r" NA "mounts, but shows $n entries of $UDF_ENTRIES: reads no UDF"
+                fi
+            done
+            if ((pin)); then :
+            elif ((ok)); then rec udf_mount "$t" "$r" "$ms"
+            else rec udf_mount "$t" "$r" NA "mounts, but shows $n entries of $UDF_ENTRIES: reads no UDF"; fi
+            unmount_one "$MNT"
+        done
+        for t in "${TOOLS[@]}"; do
+            cold "$t" "$UDF_IMG"
+            if ! do_mount "$t" "$UDF_IMG" "$pin"; then rec "udf_tar$sfx" "$t" "$r" NA "$(udf_err "$t")"; continue; fi
+            lim=$OP_TIMEOUT; [[ $t == archivemount ]] && lim=$AM_TIMEOUT
+            op_tar "$MNT" "$lim"
+            bytes=$(tr -d ' ' <"$TMPD/op.out" 2>/dev/null)
+            if ((RC)); then
+                note="$(errnote)"; ((RC == 124)) && note="timed out after ${lim}s"
+                rec "udf_tar$sfx" "$t" "$r" NA "$note"
+            elif ((bytes < UDF_DATA)); then
+                rec "udf_tar$sfx" "$t" "$r" NA "tar stream of $bytes bytes, less than the $UDF_DATA bytes of file data"
+            else
+                [[ -z $ref_bytes ]] && ref_bytes=$bytes ref_tool=$t
+                rec "udf_tar$sfx" "$t" "$r" "$EL_S" \
+                    "$([[ $bytes == "$ref_bytes" ]] || echo "tar stream $bytes bytes, $ref_tool gave $ref_bytes")"
+            fi
+            unmount_one "$MNT"
+        done
+        cold direct "$UDF_IMG"
+        op_7z "$UDF_IMG" -tudf
+        if ((RC)); then rec "udf_tar$sfx" direct "$r" NA "7z: $(errnote)"
+        else rec "udf_tar$sfx" direct "$r" "$EL_S"; fi
+        ((pin)) && continue     # the dd row is not round-trip bound: unpinned only
+        for t in "${TOOLS[@]}"; do
+            warm "$UDF_BIG"
+            if ! do_mount "$t" "$UDF_BIG" 0; then rec udf_seq_first "$t" "$r" NA "$(udf_err "$t")"; continue; fi
+            lim=$OP_TIMEOUT; [[ $t == archivemount ]] && lim=$AM_TIMEOUT
+            op_dd "$lim" "$MNT/big"
+            if ((RC)); then
+                note="$(errnote)"; ((RC == 124)) && note="timed out after ${lim}s"
+                rec udf_seq_first "$t" "$r" NA "$note"
+            elif ((DD_BYTES != UDF_BIG_SIZE)); then
+                rec udf_seq_first "$t" "$r" NA "read $DD_BYTES of $UDF_BIG_SIZE bytes"
+            else
+                rec udf_seq_first "$t" "$r" "$(rate "$DD_BYTES" "$EL_US")"
+            fi
+            unmount_one "$MNT"
+        done
+        warm "$UDF_BIG"
+        op_dd "$OP_TIMEOUT" "$UDF_BIG" "$UDF_BIG_OFF" "$UDF_BIG_SIZE"
+        if ((RC)); then rec udf_seq_first direct "$r" NA "$(errnote)"
+        else rec udf_seq_first direct "$r" "$(rate "$DD_BYTES" "$EL_US")"; fi
+    done
+    DOPTS=()
+}
+
+row_sessions() {   # grown.iso: find over the newest session vs over every session (--sessions)
+    local pin=$1 sfx r t n mode row want
+    sfx=$(suffix "$pin"); set_pin "$pin"
+    echo "== sessions$sfx: find cold on grown.iso ($SESS_N sessions): newest session; discfs --sessions"
+    for ((r = 1; r <= RUNS; r++)); do
+        for t in "${TOOLS[@]}"; do
+            for mode in newest all; do
+                [[ $mode == all && $t != discfs ]] && continue
+                DOPTS=(); want=$SESS_NEWEST
+                [[ $mode == all ]] && DOPTS=(--sessions) want=$SESS_ALL
+                cold "$t" "$GROWN"
+                if ! do_mount "$t" "$GROWN" "$pin"; then
+                    ((pin)) || rec "sess_mount_$mode" "$t" "$r" NA "$M_ERR"
+                    rec "sess_walk_$mode$sfx" "$t" "$r" NA "$M_ERR"
+                    continue
+                fi
+                ((pin)) || rec "sess_mount_$mode" "$t" "$r" "$M_MS"
+                op_find "$MNT"
+                n=$(tr -d ' ' <"$TMPD/op.out" 2>/dev/null)
+                if ((RC)); then rec "sess_walk_$mode$sfx" "$t" "$r" NA "$(errnote)"
+                else
+                    rec "sess_walk_$mode$sfx" "$t" "$r" "$EL_S" \
+                        "$([[ $n == "$want" ]] || echo "saw $n entries, expected $want")"
+                fi
+                unmount_one "$MNT"
+            done
+        done
+    done
+    DOPTS=()
+}
+
 echo "tools: ${TOOLS[*]}; runs: $RUNS; logs: $LOGDIR"
 echo "warming the images (cat > /dev/null, checked with fincore) ..."
-warm "$SMALL_ISO"; meta small_iso_resident_pct "$WARM_PCT"
-warm "$BIG_ISO"; meta big_iso_resident_pct "$WARM_PCT"
+((USE_SMALL)) && { warm "$SMALL_ISO"; meta small_iso_resident_pct "$WARM_PCT"; }
+((USE_BIG)) && { warm "$BIG_ISO"; meta big_iso_resident_pct "$WARM_PCT"; }
 
 want_row walk && row_walk 0
 want_row lslR && row_lslR 0
 want_row tar && row_tar 0
 want_row seq && row_seq
 want_row rand && row_rand 0
+want_row udf && row_udf 0
+want_row sessions && row_sessions 0
 if ((PINNED)); then
     want_row walk && row_walk 1
     want_row lslR && row_lslR 1
     want_row tar && row_tar 1
     want_row rand && row_rand 1
+    want_row udf && row_udf 1
+    want_row sessions && row_sessions 1
 fi
 
-warm "$SMALL_ISO"; meta small_iso_resident_pct_end "$WARM_BEFORE"
-warm "$BIG_ISO"; meta big_iso_resident_pct_end "$WARM_BEFORE"
+((USE_SMALL)) && { warm "$SMALL_ISO"; meta small_iso_resident_pct_end "$WARM_BEFORE"; }
+((USE_BIG)) && { warm "$BIG_ISO"; meta big_iso_resident_pct_end "$WARM_BEFORE"; }
 python3 "$LIB/report.py" "$SAMPLES" "$META" "$RESULTS"

@@ -21,7 +21,10 @@ COLUMNS = ["discfs", "fuseiso", "archivemount", "direct"]
 #   ratio kinds: "peer_over_discfs" - fastest (or smallest) peer / discfs
 #                "discfs_over_direct" - discfs / direct (dd or 7z or fio on image)
 #                "discfs_over_fuseiso"
+#                ("over_row", TOOL, ROW) - discfs / TOOL's median in another row
+#                a list of kinds: several ratios, the first one carries the target
 #   target: (kind, threshold, text) with kinds "ratio_ge", "ratio_le", "abs_le"
+#   The title may name meta keys in braces ({udf_entries_expected}); they are filled in.
 ROWS = OrderedDict([
     ("mount_small", ("mount latency, small.iso", "ms", "lower", "peer_over_discfs",
                      ("abs_le", 10.0, "discfs <= 10 ms"))),
@@ -44,6 +47,30 @@ ROWS = OrderedDict([
                    ("ratio_ge", 2.0, ">= 2x fuseiso"))),
     ("rand_fresh", ("fio 4k randread, fresh mount", "IOPS", "higher", "discfs_over_fuseiso",
                     ("ratio_ge", 2.0, ">= 2x fuseiso"))),
+    # udf-small.img / udf-big.img: UDF only (genisoimage -udf, ISO 9660 side removed)
+    ("udf_mount", ("mount latency, udf-small.img (UDF only)", "ms", "lower", "peer_over_discfs",
+                   ("abs_le", 10.0, "discfs <= 10 ms"))),
+    ("udf_walk_cold", ("find | wc -l, cold mount, UDF ({udf_entries_expected} entries)", "s",
+                       "lower", [("over_row", "discfs", "sess_walk_newest")], None)),
+    ("udf_walk_warm", ("find | wc -l, warm (2nd walk), UDF", "s", "lower", "peer_over_discfs",
+                       None)),
+    ("udf_tar", ("tar cf - all files | wc -c, UDF", "s", "lower", "discfs_over_direct",
+                 ("ratio_le", 2.0, "discfs <= 2x time of 7z x"))),
+    ("udf_seq_first", ("dd 1 GiB file, fresh mount, UDF", "MiB/s", "higher", "discfs_over_direct",
+                       ("ratio_ge", 0.4, ">= 0.4x dd of image"))),
+    # grown.iso: xorriso sessions, each adding files to the tree of the one before
+    ("sess_mount_newest", ("mount latency, grown.iso, newest session", "ms", "lower",
+                           "peer_over_discfs", ("abs_le", 10.0, "discfs <= 10 ms"))),
+    ("sess_walk_newest", ("find | wc -l, cold, newest of {grown_sessions} sessions "
+                          "({grown_entries_newest} entries)", "s", "lower", "peer_over_discfs",
+                          ("ratio_ge", 2.0, ">= 2x faster than fastest peer"))),
+    ("sess_mount_all", ("mount latency, grown.iso --sessions", "ms", "lower",
+                        [("over_row", "discfs", "sess_mount_newest")],
+                        ("abs_le", 10.0, "discfs <= 10 ms"))),
+    ("sess_walk_all", ("find | wc -l, cold, --sessions: all {grown_sessions} trees "
+                       "({grown_entries_all} entries)", "s", "lower",
+                       [("over_row", "discfs", "sess_walk_newest"),
+                        ("over_row", "fuseiso", "sess_walk_newest")], None)),
 ])
 PINNED_SUFFIX = "_pinned"
 
@@ -106,35 +133,61 @@ def main():
         keys = list(ROWS)
         return (r.endswith(PINNED_SUFFIX), keys.index(base) if base in keys else 99, r)
 
-    rows_out = []
-    table = []
-    for row in sorted(order, key=sort_key):
-        title, unit, better, rkind, target = row_def(row)
-        med = {}
-        nvals = {}
+    medians, counts = {}, {}
+    for row in order:
+        medians[row], counts[row] = {}, {}
         for tool in COLUMNS:
             vals = [v for _, v in samples[row].get(tool, []) if v is not None]
             tried = len(samples[row].get(tool, []))
-            nvals[tool] = (len(vals), tried)
-            med[tool] = statistics.median(vals) if vals else None
-        ratio, rtext = None, ""
+            counts[row][tool] = (len(vals), tried)
+            medians[row][tool] = statistics.median(vals) if vals else None
+
+    def one_ratio(kind, med, better, pinned):
+        """-> (ratio or None, text, which way the ratio is better)"""
         d = med["discfs"]
-        if rkind == "peer_over_discfs":
+        if kind == "peer_over_discfs":
             peers = [(med[p], p) for p in PEERS if med[p] is not None]
             if peers and d:
                 best, who = (min(peers) if better == "lower" else max(peers))
-                ratio = best / d if better == "lower" else d / best
-                rtext = f"{who}/discfs" if better == "lower" else f"discfs/{who}"
-        elif rkind == "discfs_over_direct":
-            x = med["direct"]
+                if better == "lower":
+                    return best / d, f"{who}/discfs", "higher"
+                return d / best, f"discfs/{who}", "higher"
+            return None, "", "higher"
+        if kind in ("discfs_over_direct", "discfs_over_fuseiso"):
+            x = med["direct" if kind == "discfs_over_direct" else "fuseiso"]
+            text = "discfs/direct" if kind == "discfs_over_direct" else "discfs/fuseiso"
             if d is not None and x:
-                ratio = d / x
-                rtext = "discfs/direct"
-        elif rkind == "discfs_over_fuseiso":
-            x = med["fuseiso"]
+                return d / x, text, better
+            return None, text, better
+        if isinstance(kind, tuple) and kind[0] == "over_row":
+            _, tool, other = kind
+            if pinned:        # a pinned row is compared with the pinned variant of the other
+                other += PINNED_SUFFIX
+            x = medians.get(other, {}).get(tool)
+            text = f"discfs/{tool}:{other}"
             if d is not None and x:
-                ratio = d / x
-                rtext = "discfs/fuseiso"
+                return d / x, text, better
+            return None, text, better
+        return None, "", ""
+
+    rows_out = []
+    table = []
+    for row in sorted(order, key=sort_key):
+        title, unit, better, rkinds, target = row_def(row)
+        try:
+            title = title.format(**{k: (f"{int(v):,}" if v.isdigit() else v)
+                                    for k, v in meta.items()})
+        except (KeyError, ValueError):
+            pass
+        med, nvals = medians[row], counts[row]
+        if rkinds is None:
+            rkinds = []
+        elif not isinstance(rkinds, list):
+            rkinds = [rkinds]
+        ratios = [one_ratio(k, med, better, row.endswith(PINNED_SUFFIX)) for k in rkinds]
+        ratio, rtext, rbetter = ratios[0] if ratios else (None, "", "")
+        rkind = rkinds[0] if rkinds else None
+        d = med["discfs"]
         status, ttext = "", ""
         if target:
             tkind, thr, ttext = target
@@ -160,17 +213,18 @@ def main():
             if notes[row].get(tool):
                 c += "*"
             cells.append(c)
-        table.append([row, title, unit, better] + cells +
-                     [f"{ratio:.2f}x {rtext}" if ratio is not None else "n/a",
-                      ("lower" if rkind == "discfs_over_direct" and better == "lower" else "higher")
-                      if rkind else "", ttext, status])
+        rcell = "; ".join(f"{v:.2f}x {t}" if v is not None else f"n/a {t}".rstrip()
+                          for v, t, _ in ratios) or "n/a"
+        rbcell = "/".join(dict.fromkeys(b for _, _, b in ratios))
+        table.append([row, title, unit, better] + cells + [rcell, rbcell, ttext, status])
         rows_out.append(OrderedDict([
             ("row", row), ("title", title), ("unit", unit), ("better", better),
             ("samples", {t: [v for _, v in sorted(samples[row][t])] for t in samples[row]}),
             ("median", {t: med[t] for t in COLUMNS if nvals[t][1]}),
             ("ratio", ratio), ("ratio_is", rtext or None),
-            ("ratio_better", ("lower" if rkind == "discfs_over_direct" and better == "lower"
-                              else "higher") if rkind else None),
+            ("ratio_better", rbetter or None),
+            ("more_ratios", [OrderedDict([("ratio", v), ("ratio_is", t), ("ratio_better", b)])
+                             for v, t, b in ratios[1:]]),
             ("target", ttext or None), ("status", status or None),
             ("notes", {t: notes[row][t] for t in notes[row]}),
         ]))
@@ -179,20 +233,38 @@ def main():
             "ratio", "ratio better", "target", "status"]
     widths = [max(len(str(r[i])) for r in table + [head]) for i in range(len(head))]
     print()
+    corpus = []
+    if "small_files" in meta or "big_bytes" in meta:
+        corpus.append(f"{'quick' if meta.get('quick') == '1' else 'full'} corpus: "
+                      f"{meta.get('small_files', '-')} small files, big file "
+                      f"{meta.get('big_bytes', '-')} bytes")
+    if "udf_files" in meta:
+        corpus.append(f"UDF: {meta['udf_files']} files, big file {meta.get('udf_big_bytes')} bytes")
+    if "grown_sessions" in meta:
+        corpus.append(f"grown.iso: {meta['grown_sessions']} sessions of "
+                      f"{meta.get('grown_files_per_session')} files")
     print(f"discfs benchmark - warm image, cold mount, median of {meta.get('runs')} runs"
-          f" ({'quick' if meta.get('quick') == '1' else 'full'} corpus: "
-          f"{meta.get('small_files')} small files, big file {meta.get('big_bytes')} bytes)")
+          f" ({'; '.join(corpus)})")
     print("  ".join(h.ljust(w) for h, w in zip(head, widths)))
     print("  ".join("-" * w for w in widths))
     for r in table:
         print("  ".join(str(c).ljust(w) if i < 4 or i >= 9 else str(c).rjust(w)
                         for i, (c, w) in enumerate(zip(r, widths))))
     print()
-    print("direct = straight from the image file: dd of the big file's bytes (seq rows),")
-    print("fio on the same byte range of big.iso (rand rows), 7z x small.iso to "
-          f"{meta.get('7z_out', '?')} (tar row).")
+    if "small_files" in meta or "big_bytes" in meta:
+        print("direct = straight from the image file: dd of the big file's bytes (seq rows),")
+        print("fio on the same byte range of big.iso (rand rows), 7z x small.iso to "
+              f"{meta.get('7z_out', '?')} (tar row).")
+    if "udf_files" in meta:
+        print("udf_* rows: direct = 7z x -tudf udf-small.img to "
+              f"{meta.get('7z_out', '?')} (udf_tar), dd of the big file's")
+        print("bytes in udf-big.img (udf_seq_first); fuseiso and archivemount read no UDF (n/a).")
+    if "udf_files" in meta or "grown_sessions" in meta:
+        print("Cold (udf_*, sess_*): echo 3 > drop_caches, image read back into the page cache, "
+              "fresh mount.")
     print("Ratios are ratios of medians. 'better' says which way the raw figures are better,")
-    print("'ratio better' which way the ratio is (all ratios but the tar row are > 1 = discfs ahead).")
+    print("'ratio better' which way the ratio is: peer/discfs > 1 = discfs ahead; discfs/X < 1 = discfs")
+    print("ahead for times, > 1 for MiB/s and IOPS. 'discfs/TOOL:ROW' divides by TOOL's median in ROW.")
     print("n/a = the tool failed, timed out or was skipped; (k/n) = only k of n runs gave a figure.")
     allnotes = [(row, t, n) for row in order for t in notes[row] for n in notes[row][t]]
     if allnotes:
