@@ -65,8 +65,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                reinterpret_cast<const std::byte*>(data) + size);
   std::shared_ptr<const Source> src = make_memory_source(std::move(bytes), "fuzz.iso");
   std::vector<OpenOptions> views;
-  for (Tree t : {Tree::Auto, Tree::Joliet, Tree::Iso9660, Tree::Udf})
-    views.push_back(OpenOptions{t, 256 * 1024});
+  for (Tree t : {Tree::Auto, Tree::Joliet, Tree::Iso9660, Tree::Udf}) {
+    OpenOptions o;
+    o.tree = t;
+    o.dir_cache_bytes = 256 * 1024;
+    views.push_back(o);
+  }
   OpenOptions every;
   every.dir_cache_bytes = 256 * 1024;
   every.all_sessions = true;

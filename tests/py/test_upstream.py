@@ -34,24 +34,41 @@ Which reader is authoritative is decided per image (see IMAGES below):
   iso      Plain ISO 9660.  pycdlib's ISO 9660 tree with names shown as
            discfs promises (";1" and a trailing "." dropped, case kept),
            cross-checked with the xorriso extraction (and 7-Zip where it reads
-           the ISO 9660 tree and not a UDF one).
+           the ISO 9660 tree: 7-Zip opens a UDF bridge in preference, and
+           `7z l -slt` says which format it read).
   iso-xorriso
            Plain ISO 9660 that pycdlib refuses (a directory record date with
            month 165): the xorriso extraction for paths, sizes and content,
            7-Zip for the dates.  The root's recording date is filler bytes
            (0xA5), so nobody is authoritative for the root's mtime.
+  udf      UDF only (no ISO 9660 volume descriptors).  The UDF readers below.
+
+UDF.  Whether an image holds UDF is read from its volume recognition sequence
+(an NSR02/NSR03 descriptor from sector 16 on), not from discfs.  The UDF
+tree is read by every independent UDF reader that can open the image, and at
+least two of them must open it and agree on paths and on the fields they
+share (else the test skips, naming who could not):
+           pycdlib's UDF side (types, sizes, content, mtimes, permissions,
+           owners where recorded; it needs an ISO 9660 PVD), 7-Zip
+           (`7z l -slt -tudf` and `7z x -tudf`: sizes, content, mtimes) and
+           libudfread (tests/tools/udfread_dump: sizes, content).
+What `--tree auto` (the dump and the mount) must show follows the product
+rule: Rock Ridge, else UDF, else Joliet, else ISO 9660.  So an ISO 9660 or
+Joliet image with a UDF bridge shows its UDF tree by default, and its own
+kind's tree through `--tree iso9660|joliet`; an image with Rock Ridge and UDF
+shows Rock Ridge by default and the UDF tree through `--tree udf`.
 
 Malformed and fuzzed images (and images of kinds not listed in IMAGES) must
 never crash, hang or make a sanitizer report, whether dumped or mounted;
 discfs may refuse them (exit 4 or 5).  If it mounts one, the mount point
-itself must work and every name must be sane.  A UDF-only image must be
-refused.
+itself must work and every name must be sane.
 
 Run: /usr/bin/python3 -m unittest -v test_upstream   (from tests/py)
 """
 
 import os
 import re
+import shutil
 import sys
 import unittest
 
@@ -61,6 +78,7 @@ if HERE not in sys.path:
 
 import discfs_testlib as L  # noqa: E402
 import hostile as H  # noqa: E402
+import udf_images as U  # noqa: E402
 
 
 def _data_dir():
@@ -80,8 +98,8 @@ DATA = _data_dir()
 IMAGES = {
     "cdio-bad-dir.iso": ("malformed", "libcdio: a directory record points at LBA 23, where "
                                       "no directory starts; xorriso and pycdlib refuse it"),
-    "cdio-cdimage-u2.iso": ("iso", "ISO 9660 + UDF 2.x bridge; 7-Zip reads the UDF tree, so "
-                                   "only pycdlib and xorriso are used"),
+    "cdio-cdimage-u2.iso": ("iso", "plain ISO 9660 (README.TXT) + UDF bridge "
+                                   "(README_UDF.txt): auto shows UDF"),
     "cdio-copying-rr.iso": ("rr", "Rock Ridge with device nodes"),
     "cdio-copying.iso": ("iso", "plain ISO 9660 level 1"),
     "cdio-deep-directory.iso": ("rr", "deep directories, Rock Ridge"),
@@ -91,8 +109,9 @@ IMAGES = {
     "cdio-multi_extent_8k.iso": ("rr", "a file in several 8 KiB extents"),
     "cdio-multi_extent_8k_emul_toc_padded.iso": ("rr", "multi-extent, emulated TOC, padded"),
     "cdio-multi_extent_8k_joliet.iso": ("joliet", "multi-extent file, Joliet only"),
-    "cdio-test-udf1.iso": ("rr", "ISO 9660 (Rock Ridge + Joliet) + UDF bridge"),
-    "cdio-udf102.iso": ("udf-only", "UDF 1.02 without an ISO 9660 tree: must be refused"),
+    "cdio-test-udf1.iso": ("rr", "ISO 9660 (Rock Ridge + Joliet) + UDF bridge: auto shows "
+                                 "Rock Ridge"),
+    "cdio-udf102.iso": ("udf", "UDF 1.02 without ISO 9660 descriptors, a non-ASCII name"),
     "la-fuzz_1.iso": ("rr", "the seed image libarchive's fuzz test mutates; itself "
                             "well-formed (Rock Ridge + Joliet; pycdlib and xorriso agree)"),
     "la-iso.iso": ("iso", "an empty plain ISO 9660 image"),
@@ -235,20 +254,38 @@ def rr_reference(img, name):
     return without_rr_moved(ref), RR_FIELDS
 
 
+_7z_formats = {}
+
+
+def sevenzip_format(img):
+    """The format 7-Zip opens img as when not told ("Iso", "Udf", ...): it prefers a UDF
+    bridge to the ISO 9660/Joliet tree, so its default listing is a reference only for
+    the tree it really read."""
+    if img not in _7z_formats:
+        exe = shutil.which("7z") or shutil.which("7za")
+        if not exe:
+            raise unittest.SkipTest("7z is not installed")
+        p = H.run_guarded([exe, "l", "-slt", img], env=dict(os.environ, TZ="UTC", LC_ALL="C"))
+        m = re.search(r"^Type = (\S+)$", H.txt(p.stdout), re.M)
+        _7z_formats[img] = m.group(1) if m else None
+    return _7z_formats[img]
+
+
 def joliet_reference(img, name):
     ref = L.pycdlib_tree(img, "joliet")
     ext = _extract(img, name)
     _agree(ref, ext, "pycdlib (Joliet)", "xorriso", img, ("type", "size", "sha256"))
-    sz = H.sevenzip_listing(img)
-    _agree(ref, sz, "pycdlib (Joliet)", "7-Zip", img, ("type", "size", "mtime"))
+    if sevenzip_format(img) == "Iso":
+        sz = H.sevenzip_listing(img)
+        _agree(ref, sz, "pycdlib (Joliet)", "7-Zip", img, ("type", "size", "mtime"))
     return ref, PLAIN_FIELDS
 
 
-def iso_reference(img, name, use_7z=True):
+def iso_reference(img, name):
     ref = L.pycdlib_tree(img, "iso")
     ext = _extract(img, name)
     _agree(ref, ext, "pycdlib (ISO 9660)", "xorriso", img, ("type", "size", "sha256"))
-    if use_7z:
+    if sevenzip_format(img) == "Iso":
         _agree(ref, H.sevenzip_listing(img), "pycdlib (ISO 9660)", "7-Zip", img,
                ("type", "size", "mtime"))
     return ref, PLAIN_FIELDS
@@ -256,6 +293,9 @@ def iso_reference(img, name, use_7z=True):
 
 def iso_xorriso_reference(img, name):
     ext = _extract(img, name)
+    if sevenzip_format(img) != "Iso":
+        raise AssertionError(f"{img}: 7-Zip reads it as {sevenzip_format(img)}, not as ISO "
+                             f"9660: no reference for the dates")
     sz = H.sevenzip_listing(img)
     _agree(ext, sz, "xorriso", "7-Zip", img, ("type", "size"))
     ref = {}
@@ -265,22 +305,97 @@ def iso_xorriso_reference(img, name):
     return ref, PLAIN_FIELDS
 
 
-def reference(xz_name):
-    if xz_name not in _refs:
+def has_udf(img):
+    """True when img's volume recognition sequence (sectors 16 on, ECMA-167 2/8.3)
+    names an NSR02 or NSR03 descriptor: the image holds a UDF file system."""
+    with open(img, "rb") as f:
+        for sector in range(16, 16 + 64):
+            f.seek(sector * 2048)
+            d = f.read(7)
+            if len(d) < 7 or d[1:6] not in (b"CD001", b"BEA01", b"NSR02", b"NSR03",
+                                            b"TEA01", b"BOOT2", b"CDW02"):
+                return False
+            if d[1:6] in (b"NSR02", b"NSR03"):
+                return True
+    return False
+
+
+# The independent UDF readers: name, how to read, the fields each reports reliably
+# (udf_images.READERS has the reasons).  pycdlib leaves unset owners (-1) out.
+UDF_READERS = (
+    ("pycdlib", lambda img, work: U.pycdlib_udf_tree(img),
+     ("type", "size", "sha256", "mtime", "mode", "uid", "gid", "target")),
+    ("7-Zip", lambda img, work: U.sevenzip_tree(img, os.path.join(work, "7z-udf")),
+     ("type", "size", "sha256", "mtime")),
+    ("libudfread", lambda img, work: U.udfread_tree(img, work),
+     ("type", "size", "sha256")),
+)
+
+
+def udf_reference(img, name):
+    """The UDF tree as every independent reader that opens img reads it; at least two
+    must open it, and they must agree on paths and on the fields they share."""
+    work = _tmp.sub("udf-" + name)
+    got, missing = [], []
+    for who, read, fields in UDF_READERS:
+        try:
+            got.append((who, read(img, work), fields))
+        except unittest.SkipTest as e:          # U.ReaderUnavailable: cannot open it
+            missing.append(f"{who}: {e}")
+    if len(got) < 2:
+        raise unittest.SkipTest(f"{name}: fewer than two independent UDF readers open it "
+                                f"({'; '.join(missing)})")
+    for i, (wa, a, fa) in enumerate(got):
+        for wb, b, fb in got[i + 1:]:
+            _agree(a, b, wa, wb, img, tuple(f for f in fa if f in fb))
+    fields = tuple(f for f in RR_FIELDS if any(f in fs for _, _, fs in got))
+    ref = {}
+    for p in got[0][1]:
+        vals = {}
+        for f in fields:
+            for _, tree, fs in got:
+                v = getattr(tree[p], f) if f in fs else None
+                if v is not None:
+                    vals[f] = v
+                    break
+        ref[p] = L.Rec(**vals)
+    return ref, fields
+
+
+# What --tree calls each kind of tree.
+TREE_ARG = {"rr": "rockridge", "joliet": "joliet", "iso": "iso9660", "iso-xorriso": "iso9660",
+            "udf": "udf"}
+
+
+def auto_view(xz_name):
+    """The tree `--tree auto` must show: Rock Ridge, else UDF, else Joliet, else ISO 9660."""
+    kind = IMAGES[xz_name[:-3]][0]
+    if kind in ("rr", "udf"):
+        return kind
+    return "udf" if has_udf(image(xz_name)) else kind
+
+
+def reference(xz_name, view=None):
+    """(reference tree, fields) of one view of an image (default: its own kind's tree)."""
+    kind = IMAGES[xz_name[:-3]][0]
+    view = view or kind
+    key = (xz_name, view)
+    if key not in _refs:
         img = image(xz_name)
-        kind = IMAGES[xz_name[:-3]][0]
         name = xz_name[:-7]
-        if kind == "rr":
-            _refs[xz_name] = rr_reference(img, name)
-        elif kind == "joliet":
-            _refs[xz_name] = joliet_reference(img, name)
-        elif kind == "iso":
-            _refs[xz_name] = iso_reference(img, name, use_7z=not name.startswith("cdio-cdimage"))
-        elif kind == "iso-xorriso":
-            _refs[xz_name] = iso_xorriso_reference(img, name)
+        if view == "rr":
+            _refs[key] = rr_reference(img, name)
+        elif view == "joliet":
+            _refs[key] = joliet_reference(img, name)
+        elif view == "iso":
+            _refs[key] = iso_reference(img, name)
+        elif view == "iso-xorriso":
+            _refs[key] = iso_xorriso_reference(img, name)
+        elif view == "udf":
+            _refs[key] = udf_reference(img, name)
         else:
-            raise AssertionError(f"no reference for kind {kind}")
-    return _refs[xz_name]
+            raise AssertionError(f"no reference for kind {view}")
+    return _refs[key]
 
 
 # ---------------------------------------------------------------------------
@@ -360,30 +475,62 @@ class UpstreamImages(unittest.TestCase):
         dump_safety(self, d, f"{name} ({why})")
         if kind == "malformed":
             return
-        if kind == "udf-only":
-            self.assertIn(d.returncode, (4, 5), f"{name}: a UDF-only image must be refused\n"
-                                                f"{d.describe()}")
-            return
         self.assertEqual(d.returncode, 0, f"{name}: discfs-dump must read it\n{d.describe()}")
-        ref, fields = reference(xz_name)
+        view = auto_view(xz_name)
+        ref, fields = reference(xz_name, view)
         got = H.dump_to_recs(d)
         errs = {p: r.error for p, r in got.items() if r.error}
         with self.subTest(check="no entry reports an error"):
             self.assertFalse(errs, f"{name}: entries with errors: {dict(list(errs.items())[:8])}")
-        with self.subTest(check="tree"):
-            diff(self, ref, got, fields, f"{name}: discfs-dump ({why})")
+        with self.subTest(check=f"tree (auto: {view})"):
+            diff(self, ref, got, fields, f"{name}: discfs-dump, --tree auto showing {view} "
+                                         f"({why})")
+        # The image's other trees, each against its own readers.
+        others = [kind] if view != kind else []
+        if kind != "udf" and view != "udf" and has_udf(img):
+            others.append("udf")
+        for other in others:
+            with self.subTest(check=f"--tree {TREE_ARG[other]}"):
+                self.tree_view(xz_name, other)
         if kind == "rr":
             with self.subTest(check="--tree joliet"):
                 self.joliet_view(img, name)
+        if kind == "udf":
+            with self.subTest(check="--tree iso9660 is refused"):
+                r = H.run_dump(img, tree="iso9660", data=False)
+                self.assertIsNone(r.sanitizer(), r.describe())
+                self.assertIn(r.returncode, (4, 5), f"{name} has no ISO 9660 tree: "
+                                                    f"--tree iso9660 must be refused\n"
+                                                    f"{r.describe()}")
+                self.assertEqual(len(r.stderr.strip().splitlines()), 1,
+                                 f"one line saying why:\n{r.stderr}")
+
+    def tree_view(self, xz_name, view):
+        """`discfs-dump --tree T` against the readers of that tree."""
+        name = xz_name[:-3]
+        img = image(xz_name)
+        ref, fields = reference(xz_name, view)
+        d = H.run_dump(img, tree=TREE_ARG[view])
+        dump_safety(self, d, f"{name} --tree {TREE_ARG[view]}")
+        self.assertEqual(d.returncode, 0, d.describe())
+        got = H.dump_to_recs(d)
+        errs = {p: r.error for p, r in got.items() if r.error}
+        self.assertFalse(errs, f"{name} --tree {TREE_ARG[view]}: entries with errors: "
+                               f"{dict(list(errs.items())[:8])}")
+        diff(self, ref, got, fields, f"{name}: discfs-dump --tree {TREE_ARG[view]}")
 
     def joliet_view(self, img, name):
         """`discfs-dump --tree joliet` of a Rock Ridge + Joliet image against pycdlib's
-        Joliet tree, or (where pycdlib refuses the image) 7-Zip's, which reads Joliet."""
+        Joliet tree, or (where pycdlib refuses the image) 7-Zip's, which reads Joliet
+        (unless a UDF bridge is there, which it prefers)."""
         if not H.IsoImage(img).has_joliet():
             return
         try:
             ref, who = L.pycdlib_tree(img, "joliet"), "pycdlib's Joliet tree"
         except Exception:
+            if sevenzip_format(img) != "Iso":
+                self.skipTest("pycdlib refuses the image and 7-Zip reads its UDF tree: no "
+                              "Joliet reference")
             ref, who = H.sevenzip_tree(img, os.path.join(_tmp.path, "7z-" + name)), "7-Zip"
         d = H.run_dump(img, tree="joliet")
         dump_safety(self, d, f"{name} --tree joliet")
@@ -399,8 +546,13 @@ class UpstreamImages(unittest.TestCase):
         kind, why = IMAGES.get(name, ("malformed", "not described in IMAGES"))
         img = image(xz_name)
         mnt = _tmp.sub("mnt-" + name)
-        limit = ENDLESS if kind in ("malformed", "udf-only") else \
-            max_depth(reference(xz_name)[0]) + 2
+        if kind == "malformed":
+            ref = fields = None
+            limit = ENDLESS
+        else:
+            view = auto_view(xz_name)
+            ref, fields = reference(xz_name, view)
+            limit = max_depth(ref) + 2
         with H.DaemonMount(img, mnt) as m:
             if m.live:
                 probe = H.probe_mount(mnt, max_depth=limit)
@@ -409,21 +561,18 @@ class UpstreamImages(unittest.TestCase):
         for pr in m.problems:
             self.fail(f"{name}: {pr}")
         if m.refused is not None:
-            if kind in ("malformed", "udf-only"):
+            if kind == "malformed":
                 self.assertIn(m.refused, (4, 5), f"{name}: exit code of the refused mount\n"
                                                  f"{m.stderr[-3000:]}")
                 return
             self.fail(f"{name}: discfs refused to mount a well-formed image (exit "
                       f"{m.refused})\n{m.stderr[-3000:]}")
-        if kind == "udf-only":
-            self.fail(f"{name}: a UDF-only image was mounted; it must be refused (exit 4/5)")
         mount_safety(self, m, probe, tools, f"{name} ({why})")
         if kind == "malformed":
             return
-        ref, fields = reference(xz_name)
         got = H.probe_to_recs(probe)
-        with self.subTest(check="tree"):
-            diff(self, ref, got, fields, f"{name}: the mount ({why})")
+        with self.subTest(check=f"tree (auto: {view})"):
+            diff(self, ref, got, fields, f"{name}: the mount, showing {view} ({why})")
         with self.subTest(check="cat"):
             bad = []
             for p, (rc, sha, err) in sorted(tools["cat"].items()):
