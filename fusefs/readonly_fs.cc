@@ -104,6 +104,10 @@ std::shared_ptr<ReadOnlyFs::ReadState> ReadOnlyFs::read_state(imagecore::Ino ino
 }
 
 fuse_entry_param ReadOnlyFs::entry(const Node& n) const {
+  // An entry whose attributes cannot be read has nothing true to show: EIO, named once in
+  // the log (as the kernel's own udf driver answers).
+  if (n.attr_defect)
+    throw imagecore::FormatError(n.defect);
   fuse_entry_param e{};
   e.ino = n.attr.ino;
   e.attr = to_stat(n.attr);
@@ -151,7 +155,10 @@ struct Ops {
   static void getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
     guarded(req, [&] {
       ReadOnlyFs& fs = self(req);
-      struct stat st = fs.to_stat(fs.fs_->stat(ino).attr);
+      const Node n = fs.fs_->stat(ino);
+      if (n.attr_defect)
+        throw imagecore::FormatError(n.defect);
+      struct stat st = fs.to_stat(n.attr);
       fuse_reply_attr(req, &st, fs.opts_.timeout);
     });
   }
@@ -209,7 +216,12 @@ struct Ops {
         } else {
           const Node& n = entries[static_cast<size_t>(i - 2)];
           name = n.name.c_str();
-          e = fs.entry(n);
+          if (n.attr_defect) {
+            // Listed by name only (node id 0: the kernel asks again on lookup, which fails).
+            e.attr.st_ino = n.attr.ino;
+          } else {
+            e = fs.entry(n);
+          }
         }
         size_t need =
             plus ? fuse_add_direntry_plus(req, buf.data() + used, size - used, name, &e, i + 1)

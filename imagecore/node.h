@@ -65,7 +65,8 @@ struct Node {
   std::string symlink;           // target, for symlinks
   bool zisofs = false;
   ZisofsInfo zf;
-  std::string defect;  // non-empty: the data cannot be read, and why (reads give EIO)
+  std::string defect;        // non-empty: the data cannot be read, and why (reads give EIO)
+  bool attr_defect = false;  // with defect: not even the attributes could be read (stat: EIO)
 };
 
 }  // namespace imagecore

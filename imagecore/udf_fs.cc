@@ -140,6 +140,7 @@ Node UdfFs::make_node(uint16_t part, uint32_t block, std::string name) const {
   Attr& a = n.attr;
   a.ino = ino_of(part, block);
   a.has_posix = true;
+  bool attrs_read = false;
   try {
     udf::Icb icb = udf::read_icb(*vol_, part, block);
     const std::optional<FileType> type = file_type(icb.file_type);
@@ -159,11 +160,14 @@ Node UdfFs::make_node(uint16_t part, uint32_t block, std::string name) const {
     a.ctime = icb.ctime.value_or(a.mtime);
     if (icb.device && (a.type == FileType::BlockDevice || a.type == FileType::CharDevice))
       a.rdev = makedev(icb.device->first, icb.device->second);
+    attrs_read = true;
     if (a.type == FileType::Symlink) {
       const std::string pc = udf::read_content(*vol_, icb, kMaxSymlinkBytes);
       n.symlink =
           symlink_target(ByteView(reinterpret_cast<const std::byte*>(pc.data()), pc.size()));
       a.size = n.symlink.size();
+    } else if (!icb.data_defect.empty()) {
+      throw FormatError(icb.data_defect);  // the attributes above stand
     } else if (a.type == FileType::Regular) {
       if (icb.embedded) {
         n.has_inline_data = true;
@@ -175,6 +179,7 @@ Node UdfFs::make_node(uint16_t part, uint32_t block, std::string name) const {
   } catch (const FormatError& e) {
     n.defect = fmt::format("{}: '{}' (partition {} block {}): {}", src_->name(),
                            n.name.empty() ? "/" : n.name, part, block, e.what());
+    n.attr_defect = !attrs_read;
   }
   return n;
 }

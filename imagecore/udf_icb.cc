@@ -197,27 +197,35 @@ Icb read_icb(const Volume& v, uint16_t part, uint32_t block) {
   const ByteView area = b.sub(header + ea_len, ad_len);
   const auto type = static_cast<icb::AdType>(icb.flags & icb::kAdMask);
   if (type == icb::kEmbedded) {
-    if (icb.size > area.size())
-      throw FormatError(fmt::format("file entry at block {}: {} bytes of embedded data, size {}",
-                                    block, area.size(), icb.size));
+    if (icb.size > area.size()) {
+      icb.data_defect = fmt::format("file entry at block {}: {} bytes of embedded data, size {}",
+                                    block, area.size(), icb.size);
+      return icb;
+    }
     icb.embedded = true;
     icb.data.assign(reinterpret_cast<const char*>(area.data()), static_cast<size_t>(icb.size));
     return icb;
   }
-  if (type > icb::kExtended)
-    throw FormatError(fmt::format("file entry at block {}: allocation descriptor type {}", block,
-                                  static_cast<int>(type)));
+  if (type > icb::kExtended) {
+    icb.data_defect = fmt::format("file entry at block {}: allocation descriptor type {}", block,
+                                  static_cast<int>(type));
+    return icb;
+  }
   AdWalker walker(v, &icb);
   try {
     walker.walk(area, type, part);
   } catch (const FormatError& e) {
-    throw FormatError(fmt::format("file entry at block {}: {}", block, e.what()));
+    icb.extents.clear();
+    icb.data_defect = fmt::format("file entry at block {}: {}", block, e.what());
+    return icb;
   }
   walker.finish();
   return icb;
 }
 
 std::string read_content(const Volume& v, const Icb& icb, size_t max) {
+  if (!icb.data_defect.empty())
+    throw FormatError(icb.data_defect);
   if (icb.size > max)
     throw FormatError(fmt::format("{} bytes is more than the {} allowed", icb.size, max));
   if (icb.embedded)

@@ -416,16 +416,18 @@ uint64_t block_offset(const Volume& v, uint16_t part, uint32_t block, bool mirro
       const std::vector<Extent>& ext = mirror && !p.meta[1].empty() ? p.meta[1] : p.meta[0];
       uint64_t pos = 0;
       const uint64_t want = uint64_t{block} * v.bs;
+      bool found = false;
       for (const Extent& e : ext) {
         if (want < pos + e.length) {
           if (e.offset == kZeroExtent)
             throw FormatError(fmt::format("metadata block {} is not recorded", block));
           abs = (e.offset + (want - pos)) / v.bs;
+          found = true;
           break;
         }
         pos += e.length;
       }
-      if (want >= pos)
+      if (!found)
         throw FormatError(fmt::format("block {} lies past the end of the metadata file", block));
       break;
     }

@@ -68,13 +68,18 @@ struct Icb {
   std::string data;             // embedded data
   std::vector<Extent> extents;  // recorded data; kZeroExtent for unrecorded runs
   std::optional<std::pair<uint32_t, uint32_t>> device;  // major, minor (device spec EA)
+  // Non-empty when the entry itself is sound but its data cannot be located (allocation
+  // descriptors out of range, looping, ...): the attributes stand, the data reads EIO.
+  std::string data_defect;
 };
 
 // Reads the ICB at a logical block (following indirect entries), resolving its allocation
-// descriptors into image byte ranges. Throws FormatError naming the defect.
+// descriptors into image byte ranges. Throws FormatError naming the defect when the entry
+// cannot be read; a defect of its data alone is left in Icb::data_defect.
 Icb read_icb(const Volume& v, uint16_t part, uint32_t block);
 
-// The whole content of a (small) ICB file, at most `max` bytes. Throws FormatError.
+// The whole content of a (small) ICB file, at most `max` bytes. Throws FormatError, also
+// for an ICB with a data defect.
 std::string read_content(const Volume& v, const Icb& icb, size_t max);
 
 }  // namespace imagecore::udf

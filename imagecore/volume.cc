@@ -54,7 +54,7 @@ std::string describe_non_image(const Source& src) {
   for (uint32_t lba = 16; lba < 20; ++lba)
     for (const char* id : {"BEA01", "NSR02", "NSR03"})
       if (has_magic(head, lba * kBlockSize + 1, id))
-        return "a UDF image without an ISO 9660 tree (UDF is not supported yet)";
+        return "a UDF image without an ISO 9660 tree";
   if (src.size() < (kSystemAreaBlocks + 1) * kBlockSize)
     return fmt::format("{} bytes, too small to hold ISO 9660 volume descriptors", src.size());
   if (head.size() >= 512 && head[510] == std::byte{0x55} && head[511] == std::byte{0xAA})
