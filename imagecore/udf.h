@@ -76,6 +76,8 @@ class UdfFs : public FileTree {
   Ino ino_of(uint16_t part, uint32_t block) const;
   Node make_node(uint16_t part, uint32_t block, std::string name) const;
   std::shared_ptr<Directory> parse_dir(Ino ino) const;
+  // The entries of a directory whose content is `data`. Throws FormatError naming a bad FID.
+  std::shared_ptr<Directory> parse_fids(Ino ino, const std::string& data) const;
   std::string describe(Ino ino) const;
 
   std::shared_ptr<const Source> src_;

@@ -200,6 +200,24 @@ std::shared_ptr<Directory> UdfFs::parse_dir(Ino ino) const {
   } catch (const FormatError& e) {
     throw FormatError(fmt::format("{}: {}: {}", src_->name(), describe(ino), e.what()));
   }
+  try {
+    return parse_fids(ino, data);
+  } catch (const FormatError& e) {
+    // A listing in a metadata partition has a second copy in the mirror file (UDF 2.2.13).
+    if (!udf::has_metadata_mirror(*vol_, part))
+      throw;
+    try {
+      const udf::Icb self = udf::read_icb(*vol_, part, block, true);
+      auto dir = parse_fids(ino, udf::read_content(*vol_, self, kMaxDirBytes));
+      spdlog::warn("{}; read through the metadata mirror instead", e.what());
+      return dir;
+    } catch (const FormatError&) {
+      throw e;
+    }
+  }
+}
+
+std::shared_ptr<Directory> UdfFs::parse_fids(Ino ino, const std::string& data) const {
   const ByteView d(reinterpret_cast<const std::byte*>(data.data()), data.size());
   auto dir = std::make_shared<Directory>();
   Ino parent = kRootIno;

@@ -34,10 +34,7 @@ Desc read_desc(const Volume& v, uint16_t part, uint32_t block) {
     const ByteView b(d.bytes.data(), d.bytes.size());
     d.id = b.le16(tag::kId);
     d.why = check_tag(b, d.id, block);
-    const bool has_mirror = part < v.parts.size() &&
-                            v.parts[part].kind == Partition::Kind::Metadata &&
-                            !v.parts[part].meta[1].empty();
-    if (d.why.empty() || !has_mirror)
+    if (d.why.empty() || !has_metadata_mirror(v, part))
       break;
   }
   return d;
@@ -60,7 +57,7 @@ std::optional<std::pair<uint32_t, uint32_t>> device_ea(ByteView ea) {
 
 class AdWalker {
  public:
-  AdWalker(const Volume& v, Icb* icb) : v_(v), icb_(icb) {}
+  AdWalker(const Volume& v, Icb* icb, bool mirror) : v_(v), icb_(icb), mirror_(mirror) {}
 
   void walk(ByteView area, icb::AdType type, uint16_t part) {
     std::set<std::pair<uint16_t, uint32_t>> seen;
@@ -107,7 +104,7 @@ class AdWalker {
     if (take == 0)
       return;
     if (ad.type == kRecorded)
-      map_extent(v_, ad.part, ad.block, take, &icb_->extents, &budget_);
+      map_extent(v_, ad.part, ad.block, take, &icb_->extents, &budget_, mirror_);
     else
       zero(take);
     pos_ += take;
@@ -122,6 +119,7 @@ class AdWalker {
 
   const Volume& v_;
   Icb* icb_;
+  bool mirror_;
   Desc aed_;
   uint64_t pos_ = 0;
   uint64_t budget_ = kMapBudgetBlocks;
@@ -168,7 +166,7 @@ Desc find_entry(const Volume& v, uint16_t* part, uint32_t* block) {
 
 }  // namespace
 
-Icb read_icb(const Volume& v, uint16_t part, uint32_t block) {
+Icb read_icb(const Volume& v, uint16_t part, uint32_t block, bool mirror) {
   const Desc d = find_entry(v, &part, &block);
   const ByteView b(d.bytes.data(), d.bytes.size());
   const bool ext = d.id == kTagEfe;
@@ -211,7 +209,7 @@ Icb read_icb(const Volume& v, uint16_t part, uint32_t block) {
                                   static_cast<int>(type));
     return icb;
   }
-  AdWalker walker(v, &icb);
+  AdWalker walker(v, &icb, mirror);
   try {
     walker.walk(area, type, part);
   } catch (const FormatError& e) {

@@ -443,7 +443,8 @@ void map_extent(const Volume& v,
                 uint32_t block,
                 uint64_t bytes,
                 std::vector<Extent>* out,
-                uint64_t* budget) {
+                uint64_t* budget,
+                bool mirror) {
   if (bytes == 0)
     return;
   const uint64_t nblocks = (bytes + v.bs - 1) / v.bs;
@@ -472,9 +473,14 @@ void map_extent(const Volume& v,
     if (*budget == 0)
       throw FormatError("file is too fragmented to map");
     --*budget;
-    const uint64_t off = block_offset(v, part, static_cast<uint32_t>(block + i));
+    const uint64_t off = block_offset(v, part, static_cast<uint32_t>(block + i), mirror);
     push(off, std::min<uint64_t>(v.bs, bytes - i * v.bs));
   }
+}
+
+bool has_metadata_mirror(const Volume& v, uint16_t part) {
+  return part < v.parts.size() && v.parts[part].kind == Partition::Kind::Metadata &&
+         !v.parts[part].meta[1].empty();
 }
 
 }  // namespace imagecore::udf

@@ -48,13 +48,15 @@ uint64_t block_offset(const Volume& v, uint16_t part, uint32_t block, bool mirro
 
 // Appends the image byte ranges of `bytes` bytes starting at a logical block, merging
 // contiguous runs. `budget` counts blocks mapped one by one (virtual, sparable, metadata) and
-// throws FormatError when it runs out. Throws FormatError for ranges past the end.
+// throws FormatError when it runs out. Throws FormatError for ranges past the end. `mirror`
+// maps blocks of a metadata partition through its mirror file.
 void map_extent(const Volume& v,
                 uint16_t part,
                 uint32_t block,
                 uint64_t bytes,
                 std::vector<Extent>* out,
-                uint64_t* budget);
+                uint64_t* budget,
+                bool mirror = false);
 
 // One file entry, with its allocation descriptors resolved.
 struct Icb {
@@ -76,7 +78,10 @@ struct Icb {
 // Reads the ICB at a logical block (following indirect entries), resolving its allocation
 // descriptors into image byte ranges. Throws FormatError naming the defect when the entry
 // cannot be read; a defect of its data alone is left in Icb::data_defect.
-Icb read_icb(const Volume& v, uint16_t part, uint32_t block);
+// `mirror` maps its data, where it lies in a metadata partition, through the mirror file.
+Icb read_icb(const Volume& v, uint16_t part, uint32_t block, bool mirror = false);
+// Whether `part` is a metadata partition with a mirror file to fall back on.
+bool has_metadata_mirror(const Volume& v, uint16_t part);
 
 // The whole content of a (small) ICB file, at most `max` bytes. Throws FormatError, also
 // for an ICB with a data defect.

@@ -273,11 +273,9 @@ class TsmuxerBd(MetadataChecks, unittest.TestCase):
         img = self.damaged("root-fe", data, [root_fe])
         self.assertEqual(L.dump(img, tree="udf").raw, self.dumped().raw)
 
-    @unittest.expectedFailure   # known gap: directory data is read from the main copy only
     def test_mirror_serves_a_damaged_directory_block(self):
         # UDF 2.60 2.2.13.1: the mirror is a duplicate of the metadata file for when the
-        # main copy cannot be read.  discfs falls back to it for descriptors read one by
-        # one (file entries) but not for directory contents (identifier descriptors).
+        # main copy cannot be read: a directory's identifier descriptors too.
         data = self.image_bytes()
         _, root_dir = self.root_blocks(data)
         img = self.damaged("root-fids", data, [root_dir])
