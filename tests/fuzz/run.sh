@@ -34,7 +34,7 @@ head -c 200000 /dev/zero | tr "\\0" z >"$seedsrc/t/z.txt"
 [ -s "$corpus/genisoimage-udf.iso" ] ||
   genisoimage -quiet -udf -R -J -o "$corpus/genisoimage-udf.iso" "$seedsrc/t" 2>/dev/null
 [ -s "$corpus/pycdlib-udf260.iso" ] ||
-  python3 - "$seedsrc/t/hello.txt" "$corpus/pycdlib-udf260.iso" <<'PY' || true
+  /usr/bin/python3 - "$seedsrc/t/hello.txt" "$corpus/pycdlib-udf260.iso" <<'PY' || true
 import sys, pycdlib
 iso = pycdlib.PyCdlib()
 iso.new(udf="2.60", interchange_level=3)
