@@ -8,7 +8,7 @@ packages=(
   build-essential cmake pkg-config clang-14 libclang-rt-14-dev clang-format
   # libraries
   libfuse3-dev fuse3 libisofs-dev libburn-dev libisoburn-dev libudfread-dev
-  libboost-dev libspdlog-dev libssl-dev libfmt-dev libcli11-dev zlib1g-dev libgtest-dev libgmock-dev
+  libsqlite3-dev libboost-dev libspdlog-dev libssl-dev libfmt-dev libcli11-dev zlib1g-dev libgtest-dev libgmock-dev
   # independent writers and readers used by the tests
   xorriso genisoimage python3 python3-pycdlib p7zip-full xz-utils attr acl
   udftools udfclient grub-rescue-pc dosfstools
