@@ -526,11 +526,7 @@ Node IsoFs::lookup(Ino parent, std::string_view name) const {
   return *n;
 }
 
-Node IsoFs::stat(Ino ino) const {
-  if (ino == kRootIno)
-    return stat_dir(root_.extent_lba);
-  if ((ino & kDirTag) && !(ino & kLinkTag))
-    return stat_dir(static_cast<uint32_t>(ino & 0xffffffffu));
+uint64_t IsoFs::file_record(Ino ino) const {
   uint64_t rec = ino;
   if (ino & kLinkTag) {
     std::lock_guard lock(side_mutex_);
@@ -541,6 +537,15 @@ Node IsoFs::stat(Ino ino) const {
   }
   if (rec < uint64_t{kSystemAreaBlocks} * kBlockSize || rec >= src_->size())
     throw Error(ENOENT, fmt::format("inode {} is not known", ino));
+  return rec;
+}
+
+Node IsoFs::stat(Ino ino) const {
+  if (ino == kRootIno)
+    return stat_dir(root_.extent_lba);
+  if ((ino & kDirTag) && !(ino & kLinkTag))
+    return stat_dir(static_cast<uint32_t>(ino & 0xffffffffu));
+  const uint64_t rec = file_record(ino);
   uint64_t end = rec / kBlockSize * kBlockSize + kBlockSize;
   {
     std::lock_guard lock(side_mutex_);

@@ -84,6 +84,9 @@ class IsoFs : public FileTree {
 
  private:
   Ino dir_ino(uint32_t lba) const;
+  // The byte offset of the directory record of a file, symlink or device inode (hard links
+  // through the side table). Throws Error(ENOENT) for a number this tree never gave.
+  uint64_t file_record(Ino ino) const;
   void check_root() const;  // throws FormatError when the chosen tree's root cannot be read
   Node stat_dir(uint32_t lba) const;
   std::shared_ptr<Directory> parse_dir(uint32_t lba) const;

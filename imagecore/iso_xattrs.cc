@@ -118,17 +118,7 @@ std::optional<uint64_t> IsoFs::attr_record(Ino ino) const {
     return uint64_t{root_.extent_lba} * kBlockSize;
   if ((ino & kDirTag) && !(ino & kLinkTag))
     return dir_record(static_cast<uint32_t>(ino & 0xffffffffu));
-  uint64_t rec = ino;
-  if (ino & kLinkTag) {
-    std::lock_guard lock(side_mutex_);
-    auto it = link_records_.find(static_cast<uint32_t>(ino));
-    if (it == link_records_.end())
-      throw Error(ENOENT, fmt::format("inode {} is not known", ino));
-    rec = it->second;
-  }
-  if (rec < uint64_t{kSystemAreaBlocks} * kBlockSize || rec >= src_->size())
-    throw Error(ENOENT, fmt::format("inode {} is not known", ino));
-  return rec;
+  return file_record(ino);
 }
 
 std::optional<uint64_t> IsoFs::dir_record(uint32_t lba) const {

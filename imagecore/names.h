@@ -1,6 +1,7 @@
 // File identifiers as users see them (ECMA-119 7.5, Joliet, RRIP NM).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -18,5 +19,8 @@ std::string joliet_name(std::string_view id);
 // most 255 bytes (cut at a UTF-8 character boundary).
 // Returns false when nothing usable is left; otherwise rewrites offending bytes to '_'.
 bool sanitize_name(std::string* name);
+
+// Appends the UTF-8 encoding of a code point (below 0x110000).
+void append_utf8(std::string* out, uint32_t cp);
 
 }  // namespace imagecore

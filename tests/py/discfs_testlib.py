@@ -93,6 +93,27 @@ def fuse_unavailable_reason():
     return None
 
 
+def require_fuse(test):
+    """Skips `test` (with the reason) where FUSE mounts cannot work or discfs is missing."""
+    reason = fuse_unavailable_reason()
+    if reason:
+        test.skipTest(reason)
+    require_binary(discfs_bin(), "discfs")
+
+
+def fail_diff(test, lines, what):
+    """Fails `test` listing the difference lines, if there are any."""
+    if lines:
+        test.fail(f"{what}:\n  " + "\n  ".join(lines))
+
+
+def memo(cache, key, make):
+    """cache[key], made by make() the first time (images shared by a module's tests)."""
+    if key not in cache:
+        cache[key] = make()
+    return cache[key]
+
+
 def is_root():
     return os.geteuid() == 0
 

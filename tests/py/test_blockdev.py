@@ -48,14 +48,12 @@ def tearDownModule():
 
 
 def cached(key, make):
-    if key not in _cache:
-        _cache[key] = make()
-    return _cache[key]
+    return L.memo(_cache, key, make)
 
 
-def fail_diff(test, lines, what):
-    if lines:
-        test.fail(f"{what}:\n  " + "\n  ".join(lines))
+
+fail_diff = L.fail_diff
+
 
 
 def losetup():

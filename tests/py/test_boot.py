@@ -58,21 +58,16 @@ def tearDownModule():
 
 
 def cached(key, make):
-    if key not in _cache:
-        _cache[key] = make()
-    return _cache[key]
+    return L.memo(_cache, key, make)
 
 
-def require_fuse(test):
-    reason = L.fuse_unavailable_reason()
-    if reason:
-        test.skipTest(reason)
-    L.require_binary(L.discfs_bin(), "discfs")
+
+require_fuse = L.require_fuse
 
 
-def fail_diff(test, lines, what):
-    if lines:
-        test.fail(f"{what}:\n  " + "\n  ".join(lines))
+
+fail_diff = L.fail_diff
+
 
 
 def rand_file(path, n, seed):

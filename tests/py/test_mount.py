@@ -40,9 +40,8 @@ def tearDownModule():
 
 
 def cached(key, make):
-    if key not in _cache:
-        _cache[key] = make()
-    return _cache[key]
+    return L.memo(_cache, key, make)
+
 
 
 def source(kind="full"):
@@ -82,9 +81,8 @@ def without_rr_moved(tree):
     return t
 
 
-def fail_diff(test, lines, what):
-    if lines:
-        test.fail(f"{what}:\n  " + "\n  ".join(lines))
+fail_diff = L.fail_diff
+
 
 
 class MountedCase(unittest.TestCase):

@@ -45,9 +45,8 @@ def tearDownModule():
 
 
 def cached(key, make):
-    if key not in _cache:
-        _cache[key] = make()
-    return _cache[key]
+    return L.memo(_cache, key, make)
+
 
 
 def source(kind):
