@@ -1,0 +1,51 @@
+// Committing a staged tree as one new ISO 9660 session (libisoburn growing), or as a new
+// single-session image elsewhere (--to).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "imagecore/staged_tree.h"
+
+namespace burner {
+
+// How to commit.
+struct CommitOptions {
+  std::string target;                      // image file or block device
+  std::optional<std::string> to_path;      // write base + changes here, leave target alone
+  std::optional<uint64_t> capacity_bytes;  // --capacity for image files
+  bool dummy = false;                      // every step but the write and the activation
+  std::string volid;                       // empty: keep the base session's, or "DISCFS"
+  bool joliet = true;
+  bool md5 = true;  // session and per-file MD5 tags
+  // Called from the committing thread about every 100 ms: bytes written, bytes in total.
+  std::function<void(uint64_t done, uint64_t total)> progress;
+  // Polled during the write; when set, the write stops and commit() throws (ECANCELED)
+  // with the target still showing its previous session.
+  const std::atomic<bool>* cancel = nullptr;
+  // Testing: fail (EIO) after the session is written and verified, before LBA 0..31 are
+  // rewritten, as a crash at that point would.
+  bool fail_before_activation = false;
+};
+
+// What a successful commit wrote.
+struct CommitResult {
+  int session = 0;          // number of the new session (1-based; 1 for --to)
+  uint64_t start_lba = 0;   // where it starts
+  uint64_t blocks = 0;      // its size in 2048-byte blocks
+  uint64_t data_bytes = 0;  // bytes of new file content written in it
+  bool verified = false;    // its session MD5 was read back and matched
+  bool dummy = false;       // nothing was written
+  std::string boot_note;    // empty, or what happened to El Torito / the system area
+};
+
+// Writes `root` as the new newest session of options.target (or a new image at to_path).
+// The target's LBA 0..31 are rewritten only after the session is written and its MD5 read
+// back and checked, so on any failure the target still shows its previous session. Throws
+// imagecore::Error with one sentence naming the target and what failed.
+CommitResult commit(const CommitOptions& options, const imagecore::StagedEntry& root);
+
+}  // namespace burner
