@@ -162,6 +162,8 @@ ServeResult serve(const fuse_lowlevel_ops& ops, void* userdata, const SessionOpt
   }
   const std::string device = mount_device(absolute);
   fuse_daemonize(opts.foreground || opts.debug);
+  if (opts.after_mount)
+    opts.after_mount();
 
   const int rc = run_workers(se.get(), std::max(1u, opts.threads), [&] {
     if (opts.readahead_kb && !device.empty())

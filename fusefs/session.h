@@ -4,6 +4,7 @@
 #define FUSE_USE_VERSION 35
 #include <fuse_lowlevel.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,9 @@ struct SessionOptions {
   // Kernel readahead for the mount in KiB (0: leave the kernel's 128). Larger windows let
   // sequential reads arrive as several large requests in flight. Needs root (sysfs).
   unsigned readahead_kb = 0;
+  // Called once the mount is live (after libfuse daemonized, when it does), before requests
+  // are served: where a caller starts its own threads or reports success to a parent.
+  std::function<void()> after_mount;
 };
 
 enum class ServeResult { Ok, BadOptions, MountFailed, Failed };

@@ -1,0 +1,932 @@
+#include "fusefs/stage_fs.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "fusefs/errors.h"
+#include "imagecore/error.h"
+
+namespace fusefs {
+
+using imagecore::Error;
+using imagecore::FileType;
+using imagecore::Ino;
+using imagecore::StoreEntry;
+using imagecore::Timestamp;
+
+namespace {
+
+mode_t type_bits(FileType t) {
+  switch (t) {
+    case FileType::Regular:
+      return S_IFREG;
+    case FileType::Directory:
+      return S_IFDIR;
+    case FileType::Symlink:
+      return S_IFLNK;
+    case FileType::CharDevice:
+      return S_IFCHR;
+    case FileType::BlockDevice:
+      return S_IFBLK;
+    case FileType::Fifo:
+      return S_IFIFO;
+    case FileType::Socket:
+      return S_IFSOCK;
+  }
+  return S_IFREG;
+}
+
+Timestamp now() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return Timestamp{ts.tv_sec, static_cast<uint32_t>(ts.tv_nsec)};
+}
+
+Timestamp from_timespec(const timespec& ts) {
+  return Timestamp{ts.tv_sec, static_cast<uint32_t>(ts.tv_nsec)};
+}
+
+[[noreturn]] void throw_errno(const std::string& what) {
+  const int e = errno;
+  throw Error(e, fmt::format("{}: {}", what, std::strerror(e)));
+}
+
+void check_name(const char* name) {
+  if (std::strlen(name) > 255)
+    throw Error(ENAMETOOLONG, "name too long");
+}
+
+StageFs& self(fuse_req_t req) {
+  return *static_cast<StageFs*>(fuse_req_userdata(req));
+}
+
+// A listing taken at opendir, so offsets stay valid while the folder changes.
+struct OpenDir {
+  Ino parent = imagecore::kRootIno;
+  std::vector<imagecore::Store::Child> children;
+};
+
+}  // namespace
+
+StageFs::StageFs(imagecore::Store& store, StageLimits limits) : store_(store) {
+  set_limits(limits);
+}
+
+StageFs::~StageFs() {
+  for (auto& [ino, f] : open_)
+    if (f->fd >= 0)
+      ::close(f->fd);
+}
+
+void StageFs::set_limits(const StageLimits& limits) {
+  limits_ = limits;
+  uint64_t max = UINT64_MAX;
+  if (limits.capacity_bytes) {
+    const uint64_t taken = limits.used_by_target_bytes + limits.session_overhead_bytes;
+    max = limits.capacity_bytes > taken ? limits.capacity_bytes - taken : 0;
+  }
+  store_.set_limit(max);
+}
+
+uint64_t StageFs::free_bytes() {
+  if (!limits_.capacity_bytes)
+    return UINT64_MAX;
+  const uint64_t taken =
+      limits_.used_by_target_bytes + limits_.session_overhead_bytes + store_.staged_bytes();
+  return limits_.capacity_bytes > taken ? limits_.capacity_bytes - taken : 0;
+}
+
+// ---- the commit gate -------------------------------------------------------------------
+
+void StageFs::enter_change() {
+  std::unique_lock lock(gate_mu_);
+  gate_cv_.wait(lock, [&] { return gate_ == Gate::Open; });
+  ++changes_;
+}
+
+void StageFs::leave_change() {
+  std::lock_guard lock(gate_mu_);
+  --changes_;
+  ++change_count_;
+  gate_cv_.notify_all();
+}
+
+void StageFs::wait_for_writes() {
+  std::unique_lock lock(gate_mu_);
+  gate_cv_.wait(lock, [&] { return gate_ != Gate::Paused; });
+  ++change_count_;
+}
+
+std::vector<std::string> StageFs::pause_writes(std::chrono::milliseconds timeout) {
+  {
+    std::unique_lock lock(gate_mu_);
+    gate_cv_.wait(lock, [&] { return gate_ == Gate::Open; });  // one commit at a time
+    gate_ = Gate::Draining;
+    if (gate_cv_.wait_for(lock, timeout, [&] { return writers_ == 0 && changes_ == 0; })) {
+      gate_ = Gate::Paused;
+      return {};
+    }
+  }
+  std::vector<Ino> busy;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [ino, f] : open_)
+      if (f->writers)
+        busy.push_back(ino);
+  }
+  std::vector<std::string> names;
+  for (Ino ino : busy) {
+    std::string p;
+    try {
+      p = store_.path_of(ino);
+    } catch (const Error&) {
+    }
+    names.push_back(p.empty() ? fmt::format("(inode {}, deleted)", ino) : p);
+  }
+  if (names.empty())
+    names.push_back("(a change still under way)");
+  resume();
+  return names;
+}
+
+void StageFs::resume() {
+  std::lock_guard lock(gate_mu_);
+  gate_ = Gate::Open;
+  gate_cv_.notify_all();
+}
+
+void StageFs::resume_with_new_base(std::shared_ptr<const imagecore::FileTree> base,
+                                   uint64_t start_lba,
+                                   uint64_t blocks,
+                                   StageLimits limits) {
+  store_.reset_to_new_base(std::move(base), start_lba, blocks);
+  set_limits(limits);
+  resume();
+}
+
+// ---- open files ------------------------------------------------------------------------
+
+std::shared_ptr<StageFs::OpenFile> StageFs::open_file(const StoreEntry& e, bool writable) {
+  std::shared_ptr<OpenFile> f;
+  {
+    std::lock_guard lock(mu_);
+    auto& slot = open_[e.attr.ino];
+    if (!slot) {
+      slot = std::make_shared<OpenFile>();
+      slot->ino = e.attr.ino;
+    }
+    f = slot;
+    ++f->opens;  // pins the slot while it is set up below
+  }
+  try {
+    std::lock_guard lock(f->mu);
+    if (e.data == StoreEntry::Data::Local && f->fd < 0) {
+      const std::string path = store_.local_path(e.attr.ino);
+      f->fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+      if (f->fd < 0)
+        throw_errno(path);
+      f->base.reset();
+      f->zisofs.reset();
+      f->size = e.attr.size;
+      f->mtime = e.attr.mtime;
+    } else if (e.data == StoreEntry::Data::Base && f->fd < 0 && !f->base) {
+      f->base = store_.base();
+      if (!f->base)
+        throw Error(EIO, "the base session is not loaded");
+      f->node = f->base->stat(e.base_ino);
+      if (!f->node.defect.empty())
+        throw imagecore::FormatError(f->node.defect);
+      if (f->node.zisofs)
+        f->zisofs = std::make_unique<imagecore::ZisofsReader>(f->base->source(), f->node);
+      f->size = e.attr.size;
+      f->mtime = e.attr.mtime;
+    } else if (!f->dirty && !f->writers) {
+      f->size = e.attr.size;
+      f->mtime = e.attr.mtime;
+    }
+  } catch (...) {
+    close_file(f, false);
+    throw;
+  }
+  if (writable) {
+    std::lock_guard lock(f->mu);
+    ++f->writers;
+    std::lock_guard g(gate_mu_);
+    ++writers_;
+  }
+  return f;
+}
+
+void StageFs::close_file(const std::shared_ptr<OpenFile>& f, bool writable) {
+  bool last = false;
+  {
+    std::lock_guard lock(f->mu);
+    if (writable) {
+      --f->writers;
+      if (f->dirty) {
+        try {
+          sync_file(*f);
+        } catch (const std::exception& e) {
+          spdlog::error("{}", e.what());
+        }
+      }
+    }
+  }
+  if (writable) {
+    std::lock_guard g(gate_mu_);
+    --writers_;
+    gate_cv_.notify_all();
+  }
+  bool forgotten = false;
+  {
+    std::lock_guard lock(mu_);
+    if (--f->opens == 0) {
+      open_.erase(f->ino);
+      last = true;
+      forgotten = !lookups_.count(f->ino);
+    }
+  }
+  if (last) {
+    std::lock_guard lock(f->mu);
+    if (f->fd >= 0)
+      ::close(f->fd);
+    f->fd = -1;
+  }
+  if (forgotten) {
+    try {
+      store_.purge_if_orphan(f->ino);
+    } catch (const std::exception& e) {
+      spdlog::warn("{}", e.what());
+    }
+  }
+}
+
+void StageFs::sync_file(OpenFile& f) {
+  if (f.fd < 0 || !f.dirty)
+    return;
+  if (::fdatasync(f.fd) != 0)
+    throw_errno(fmt::format("{}: cannot sync the staged data", store_.local_path(f.ino)));
+  if (f.new_file) {
+    store_.sync_data_dir();
+    f.new_file = false;
+  }
+  struct stat st {};
+  if (::fstat(f.fd, &st) != 0)
+    throw_errno(store_.local_path(f.ino));
+  store_.record_size(f.ino, static_cast<uint64_t>(st.st_size), f.mtime);
+  f.dirty = false;
+}
+
+struct stat StageFs::to_stat(const StoreEntry& e) {
+  const imagecore::Attr& a = e.attr;
+  struct stat st {};
+  st.st_ino = a.ino;
+  st.st_mode = type_bits(a.type) | a.perm;
+  st.st_nlink = a.type == FileType::Directory ? 2 : a.nlink;
+  st.st_uid = a.uid;
+  st.st_gid = a.gid;
+  st.st_size = static_cast<off_t>(a.size);
+  st.st_rdev = a.rdev;
+  st.st_mtim = {static_cast<time_t>(a.mtime.sec), static_cast<long>(a.mtime.nsec)};
+  st.st_atim = {static_cast<time_t>(a.atime.sec), static_cast<long>(a.atime.nsec)};
+  st.st_ctim = {static_cast<time_t>(a.ctime.sec), static_cast<long>(a.ctime.nsec)};
+  if (a.type == FileType::Regular) {
+    std::shared_ptr<OpenFile> f;
+    {
+      std::lock_guard lock(mu_);
+      auto it = open_.find(a.ino);
+      if (it != open_.end())
+        f = it->second;
+    }
+    if (f) {
+      std::lock_guard lock(f->mu);
+      if (f->dirty || f->writers) {
+        st.st_size = static_cast<off_t>(f->size);
+        st.st_mtim = {static_cast<time_t>(f->mtime.sec), static_cast<long>(f->mtime.nsec)};
+      }
+    }
+  }
+  st.st_blksize = 65536;
+  st.st_blocks = (st.st_size + 511) / 512;
+  return st;
+}
+
+fuse_entry_param StageFs::entry(const StoreEntry& e) {
+  fuse_entry_param p{};
+  p.ino = e.attr.ino;
+  p.attr = to_stat(e);
+  p.attr_timeout = timeout_;
+  p.entry_timeout = timeout_;
+  std::lock_guard lock(mu_);
+  ++lookups_[e.attr.ino];
+  return p;
+}
+
+void StageFs::forget_one(Ino ino, uint64_t n) {
+  bool gone = false;
+  {
+    std::lock_guard lock(mu_);
+    auto it = lookups_.find(ino);
+    if (it == lookups_.end())
+      return;
+    if (it->second <= n) {
+      lookups_.erase(it);
+      gone = !open_.count(ino);
+    } else {
+      it->second -= n;
+    }
+  }
+  if (gone) {
+    try {
+      store_.purge_if_orphan(ino);
+    } catch (const std::exception& e) {
+      spdlog::warn("{}", e.what());
+    }
+  }
+}
+
+// ---- the operations --------------------------------------------------------------------
+
+struct StageOps {
+  // A change: waits at the commit gate and counts itself while it runs.
+  template <typename F>
+  static void change(fuse_req_t req, F&& f) {
+    guarded(req, [&] {
+      StageFs& fs = self(req);
+      struct Leave {
+        StageFs& fs;
+        ~Leave() { fs.leave_change(); }
+      };
+      fs.enter_change();
+      Leave leave{fs};
+      f(fs);
+    });
+  }
+
+  static void init(void* userdata, fuse_conn_info* conn) {
+    StageFs& fs = *static_cast<StageFs*>(userdata);
+    fs.store_.update_lock_owner();  // after daemonizing the process id changed
+    auto want = [conn](unsigned cap) {
+      if (conn->capable & cap)
+        conn->want |= cap;
+    };
+    want(FUSE_CAP_ASYNC_READ);
+    want(FUSE_CAP_ATOMIC_O_TRUNC);
+    want(FUSE_CAP_CACHE_SYMLINKS);
+    conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  }
+
+  static void add_entry(fuse_req_t req, StageFs& fs, const StoreEntry& e) {
+    fuse_entry_param p = fs.entry(e);
+    if (fuse_reply_entry(req, &p) != 0)
+      fs.forget_one(e.attr.ino, 1);
+  }
+
+  static void lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    guarded(req, [&] {
+      check_name(name);
+      StageFs& fs = self(req);
+      add_entry(req, fs, fs.store_.lookup(parent, name));
+    });
+  }
+
+  static void forget(fuse_req_t req, fuse_ino_t ino, uint64_t n) {
+    self(req).forget_one(ino, n);
+    fuse_reply_none(req);
+  }
+  static void forget_multi(fuse_req_t req, size_t count, fuse_forget_data* list) {
+    for (size_t i = 0; i < count; ++i)
+      self(req).forget_one(list[i].ino, list[i].nlookup);
+    fuse_reply_none(req);
+  }
+
+  static void getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+    guarded(req, [&] {
+      StageFs& fs = self(req);
+      struct stat st = fs.to_stat(fs.store_.get(ino));
+      fuse_reply_attr(req, &st, fs.timeout_);
+    });
+  }
+
+  static void setattr(fuse_req_t req,
+                      fuse_ino_t ino,
+                      struct stat* attr,
+                      int to_set,
+                      fuse_file_info*) {
+    change(req, [&](StageFs& fs) {
+      std::shared_ptr<StageFs::OpenFile> f;
+      {
+        std::lock_guard lock(fs.mu_);
+        auto it = fs.open_.find(ino);
+        if (it != fs.open_.end())
+          f = it->second;
+      }
+      if (to_set & FUSE_SET_ATTR_SIZE) {
+        const auto size = static_cast<uint64_t>(attr->st_size);
+        if (f) {
+          std::lock_guard lock(f->mu);
+          if (f->dirty)
+            fs.sync_file(*f);
+          StoreEntry e = fs.store_.make_local(ino, size);
+          if (f->fd < 0) {
+            const std::string path = fs.store_.local_path(ino);
+            f->fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+            if (f->fd < 0)
+              throw_errno(path);
+            f->base.reset();
+            f->zisofs.reset();
+          }
+          f->size = size;
+          f->mtime = e.attr.mtime;
+        } else {
+          fs.store_.make_local(ino, size);
+        }
+      }
+      imagecore::AttrChange c;
+      if (to_set & FUSE_SET_ATTR_MODE)
+        c.perm = attr->st_mode & 07777;
+      if (to_set & FUSE_SET_ATTR_UID)
+        c.uid = attr->st_uid;
+      if (to_set & FUSE_SET_ATTR_GID)
+        c.gid = attr->st_gid;
+      if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+        c.atime = now();
+      else if (to_set & FUSE_SET_ATTR_ATIME)
+        c.atime = from_timespec(attr->st_atim);
+      if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+        c.mtime = now();
+      else if (to_set & FUSE_SET_ATTR_MTIME)
+        c.mtime = from_timespec(attr->st_mtim);
+      if (c.mtime && f) {
+        std::lock_guard lock(f->mu);
+        f->mtime = *c.mtime;  // what the next flush records, unless written again
+      }
+      StoreEntry e = fs.store_.set_attr(ino, c);
+      struct stat st = fs.to_stat(e);
+      fuse_reply_attr(req, &st, fs.timeout_);
+    });
+  }
+
+  static void readlink(fuse_req_t req, fuse_ino_t ino) {
+    guarded(req, [&] {
+      StoreEntry e = self(req).store_.get(ino);
+      if (e.attr.type != FileType::Symlink)
+        throw Error(EINVAL, "not a symlink");
+      fuse_reply_readlink(req, e.symlink.c_str());
+    });
+  }
+
+  // Owner and mode of a new entry: the caller's, with a set-group-ID parent's group.
+  static StoreEntry make(fuse_req_t req,
+                         StageFs& fs,
+                         fuse_ino_t parent,
+                         const char* name,
+                         FileType type,
+                         mode_t mode,
+                         dev_t rdev,
+                         const std::string& target) {
+    check_name(name);
+    const fuse_ctx* ctx = fuse_req_ctx(req);
+    uint32_t gid = ctx->gid;
+    uint32_t perm = mode & 07777;
+    const StoreEntry p = fs.store_.get(parent);
+    if (p.attr.perm & S_ISGID) {
+      gid = p.attr.gid;
+      if (type == FileType::Directory)
+        perm |= S_ISGID;
+    }
+    return fs.store_.make(parent, name, type, perm, ctx->uid, gid, rdev, target);
+  }
+
+  static void mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
+    change(req, [&](StageFs& fs) {
+      FileType t;
+      switch (mode & S_IFMT) {
+        case S_IFREG:
+        case 0:
+          t = FileType::Regular;
+          break;
+        case S_IFIFO:
+          t = FileType::Fifo;
+          break;
+        case S_IFCHR:
+          t = FileType::CharDevice;
+          break;
+        case S_IFBLK:
+          t = FileType::BlockDevice;
+          break;
+        case S_IFSOCK:
+          t = FileType::Socket;
+          break;
+        default:
+          throw Error(EINVAL, "unknown file type");
+      }
+      const bool dev = t == FileType::CharDevice || t == FileType::BlockDevice;
+      add_entry(req, fs, make(req, fs, parent, name, t, mode, dev ? rdev : 0, {}));
+    });
+  }
+
+  static void mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+    change(req, [&](StageFs& fs) {
+      add_entry(req, fs, make(req, fs, parent, name, FileType::Directory, mode, 0, {}));
+    });
+  }
+
+  static void symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
+    change(req, [&](StageFs& fs) {
+      add_entry(req, fs, make(req, fs, parent, name, FileType::Symlink, 0777, 0, target));
+    });
+  }
+
+  static void unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    change(req, [&](StageFs& fs) {
+      fs.store_.unlink(parent, name);
+      fuse_reply_err(req, 0);
+    });
+  }
+
+  static void rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    change(req, [&](StageFs& fs) {
+      fs.store_.rmdir(parent, name);
+      fuse_reply_err(req, 0);
+    });
+  }
+
+  static void rename(fuse_req_t req,
+                     fuse_ino_t parent,
+                     const char* name,
+                     fuse_ino_t newparent,
+                     const char* newname,
+                     unsigned flags) {
+    change(req, [&](StageFs& fs) {
+      check_name(newname);
+      if (flags & ~static_cast<unsigned>(RENAME_NOREPLACE))
+        throw Error(EINVAL, "only RENAME_NOREPLACE is supported");
+      fs.store_.rename(parent, name, newparent, newname, flags & RENAME_NOREPLACE);
+      fuse_reply_err(req, 0);
+    });
+  }
+
+  static void link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
+    change(req, [&](StageFs& fs) {
+      check_name(newname);
+      add_entry(req, fs, fs.store_.link(ino, newparent, newname));
+    });
+  }
+
+  // Opens `e` (already made Local when writable); replies with open or create.
+  static void reply_open(fuse_req_t req,
+                         StageFs& fs,
+                         const StoreEntry& e,
+                         bool writable,
+                         fuse_file_info* fi,
+                         bool created) {
+    auto h = std::make_unique<StageFs::Handle>();
+    h->file = fs.open_file(e, writable);
+    h->writable = writable;
+    if (created) {
+      std::lock_guard lock(h->file->mu);
+      h->file->new_file = true;
+    }
+    fi->fh = reinterpret_cast<uint64_t>(h.get());
+    int rc;
+    if (created) {
+      fuse_entry_param p = fs.entry(e);
+      rc = fuse_reply_create(req, &p, fi);
+      if (rc != 0)
+        fs.forget_one(e.attr.ino, 1);
+    } else {
+      rc = fuse_reply_open(req, fi);
+    }
+    if (rc != 0)
+      fs.close_file(h->file, writable);
+    else
+      h.release();
+  }
+
+  static bool wants_write(const fuse_file_info* fi) {
+    return (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC);
+  }
+
+  static void open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    StageFs& fs = self(req);
+    if (!wants_write(fi)) {
+      guarded(req, [&] {
+        StoreEntry e = fs.store_.get(ino);
+        if (e.attr.type == FileType::Directory)
+          throw Error(EISDIR, "is a folder");
+        reply_open(req, fs, e, false, fi, false);
+      });
+      return;
+    }
+    change(req, [&](StageFs&) {
+      StoreEntry e = fs.store_.get(ino);
+      if (e.attr.type == FileType::Directory)
+        throw Error(EISDIR, "is a folder");
+      if (e.attr.type != FileType::Regular)
+        throw Error(EINVAL, "not a regular file");
+      if (fi->flags & O_TRUNC) {
+        std::shared_ptr<StageFs::OpenFile> f;
+        {
+          std::lock_guard lock(fs.mu_);
+          auto it = fs.open_.find(ino);
+          if (it != fs.open_.end())
+            f = it->second;
+        }
+        if (f) {
+          std::lock_guard lock(f->mu);
+          e = fs.store_.make_local(ino, 0);
+          f->size = 0;
+          f->dirty = false;
+          f->mtime = e.attr.mtime;
+        } else {
+          e = fs.store_.make_local(ino, 0);
+        }
+      } else {
+        e = fs.store_.make_local(ino, std::nullopt);
+      }
+      reply_open(req, fs, e, true, fi, false);
+    });
+  }
+
+  static void create(fuse_req_t req,
+                     fuse_ino_t parent,
+                     const char* name,
+                     mode_t mode,
+                     fuse_file_info* fi) {
+    change(req, [&](StageFs& fs) {
+      StoreEntry e = make(req, fs, parent, name, FileType::Regular, mode, 0, {});
+      reply_open(req, fs, e, true, fi, true);
+    });
+  }
+
+  static StageFs::Handle& handle(fuse_file_info* fi) {
+    return *reinterpret_cast<StageFs::Handle*>(fi->fh);
+  }
+
+  static void read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
+    guarded(req, [&] {
+      StageFs::OpenFile& f = *handle(fi).file;
+      std::lock_guard lock(f.mu);
+      const auto offset = static_cast<uint64_t>(off);
+      const size_t want =
+          offset >= f.size ? 0 : static_cast<size_t>(std::min<uint64_t>(size, f.size - offset));
+      std::vector<std::byte> buf(want);
+      size_t got = 0;
+      if (f.fd >= 0) {
+        while (got < want) {
+          const ssize_t n = ::pread(f.fd, buf.data() + got, want - got, off + got);
+          if (n < 0 && errno == EINTR)
+            continue;
+          if (n < 0)
+            throw_errno(self(req).store_.local_path(f.ino));
+          if (n == 0)
+            break;
+          got += static_cast<size_t>(n);
+        }
+      } else if (f.zisofs) {
+        got = f.zisofs->read(offset, buf);
+      } else if (f.base) {
+        got = f.base->read(f.node, offset, buf);
+      }
+      fuse_reply_buf(req, reinterpret_cast<const char*>(buf.data()), got);
+    });
+  }
+
+  static void write(fuse_req_t req,
+                    fuse_ino_t ino,
+                    const char* data,
+                    size_t size,
+                    off_t off,
+                    fuse_file_info* fi) {
+    guarded(req, [&] {
+      StageFs& fs = self(req);
+      fs.wait_for_writes();
+      StageFs::OpenFile& f = *handle(fi).file;
+      std::lock_guard lock(f.mu);
+      if (f.fd < 0)
+        throw Error(EBADF, "not open for writing");
+      const uint64_t end = static_cast<uint64_t>(off) + size;
+      if (end > f.size && !fs.store_.try_grow(ino, end))
+        throw Error(ENOSPC, "the staged files would not fit on the target");
+      size_t done = 0;
+      while (done < size) {
+        const ssize_t n = ::pwrite(f.fd, data + done, size - done, off + done);
+        if (n < 0 && errno == EINTR)
+          continue;
+        if (n < 0)
+          throw_errno(fs.store_.local_path(ino));
+        done += static_cast<size_t>(n);
+      }
+      f.size = std::max(f.size, end);
+      f.mtime = now();
+      f.dirty = true;
+      fuse_reply_write(req, done);
+    });
+  }
+
+  static void fallocate(fuse_req_t req,
+                        fuse_ino_t ino,
+                        int mode,
+                        off_t off,
+                        off_t len,
+                        fuse_file_info* fi) {
+    guarded(req, [&] {
+      StageFs& fs = self(req);
+      fs.wait_for_writes();
+      if (mode & ~FALLOC_FL_KEEP_SIZE)
+        throw Error(EOPNOTSUPP, "only plain fallocate is supported");
+      StageFs::OpenFile& f = *handle(fi).file;
+      std::lock_guard lock(f.mu);
+      if (f.fd < 0)
+        throw Error(EBADF, "not open for writing");
+      const uint64_t end = static_cast<uint64_t>(off) + static_cast<uint64_t>(len);
+      if (!(mode & FALLOC_FL_KEEP_SIZE) && end > f.size && !fs.store_.try_grow(ino, end))
+        throw Error(ENOSPC, "the staged files would not fit on the target");
+      if (::fallocate(f.fd, mode, off, len) != 0)
+        throw_errno(fs.store_.local_path(ino));
+      if (!(mode & FALLOC_FL_KEEP_SIZE) && end > f.size) {
+        f.size = end;
+        f.dirty = true;
+      }
+      fuse_reply_err(req, 0);
+    });
+  }
+
+  static void flush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+    guarded(req, [&] {
+      StageFs::OpenFile& f = *handle(fi).file;
+      std::lock_guard lock(f.mu);
+      self(req).sync_file(f);
+      fuse_reply_err(req, 0);
+    });
+  }
+
+  static void fsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info* fi) { flush(req, 0, fi); }
+
+  static void release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+    std::unique_ptr<StageFs::Handle> h(&handle(fi));
+    self(req).close_file(h->file, h->writable);
+    fuse_reply_err(req, 0);
+  }
+
+  static void opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    guarded(req, [&] {
+      StageFs& fs = self(req);
+      auto od = std::make_unique<OpenDir>();
+      od->children = fs.store_.list(ino);
+      od->parent = fs.store_.parent_of(ino);
+      fi->fh = reinterpret_cast<uint64_t>(od.get());
+      if (fuse_reply_open(req, fi) == 0)
+        od.release();
+    });
+  }
+
+  static void releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+    delete reinterpret_cast<OpenDir*>(fi->fh);
+    fuse_reply_err(req, 0);
+  }
+
+  static void readdir_common(fuse_req_t req,
+                             fuse_ino_t ino,
+                             size_t size,
+                             off_t off,
+                             fuse_file_info* fi,
+                             bool plus) {
+    guarded(req, [&] {
+      StageFs& fs = self(req);
+      const OpenDir& od = *reinterpret_cast<OpenDir*>(fi->fh);
+      std::vector<char> buf(size);
+      size_t used = 0;
+      // Offsets: 0 ".", 1 "..", 2+i the i-th child; each entry records the next offset.
+      for (off_t i = off; i < static_cast<off_t>(od.children.size()) + 2; ++i) {
+        const char* name;
+        fuse_entry_param e{};
+        const StoreEntry* child = nullptr;
+        if (i < 2) {
+          name = i == 0 ? "." : "..";
+          e.attr.st_ino = i == 0 ? ino : od.parent;
+          e.attr.st_mode = S_IFDIR;
+        } else {
+          const auto& c = od.children[static_cast<size_t>(i - 2)];
+          name = c.name.c_str();
+          child = &c.entry;
+          e.attr = fs.to_stat(c.entry);
+          if (plus) {
+            e.ino = c.entry.attr.ino;
+            e.attr_timeout = e.entry_timeout = fs.timeout_;
+          }
+        }
+        const size_t rest = size - used;
+        const size_t need =
+            plus ? fuse_add_direntry_plus(req, buf.data() + used, rest, name, &e, i + 1)
+                 : fuse_add_direntry(req, buf.data() + used, rest, name, &e.attr, i + 1);
+        if (need > rest)
+          break;
+        used += need;
+        if (plus && child) {
+          std::lock_guard lock(fs.mu_);
+          ++fs.lookups_[child->attr.ino];
+        }
+      }
+      fuse_reply_buf(req, buf.data(), used);
+    });
+  }
+  static void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
+    readdir_common(req, ino, size, off, fi, false);
+  }
+  static void readdirplus(fuse_req_t req,
+                          fuse_ino_t ino,
+                          size_t size,
+                          off_t off,
+                          fuse_file_info* fi) {
+    readdir_common(req, ino, size, off, fi, true);
+  }
+
+  // The namespace is durable when each change returns.
+  static void fsyncdir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) { fuse_reply_err(req, 0); }
+
+  static void statfs(fuse_req_t req, fuse_ino_t) {
+    guarded(req, [&] {
+      StageFs& fs = self(req);
+      constexpr uint64_t kBlock = 4096;
+      struct statvfs s {};
+      if (fs.limits_.capacity_bytes) {
+        s.f_blocks = fs.limits_.capacity_bytes / kBlock;
+        s.f_bfree = s.f_bavail = fs.free_bytes() / kBlock;
+      } else {
+        // Unlimited target: what the store's disk can take.
+        struct statvfs disk {};
+        if (::statvfs(fs.store_.dir().c_str(), &disk) != 0)
+          throw_errno(fs.store_.dir());
+        s.f_blocks = disk.f_blocks * disk.f_frsize / kBlock;
+        s.f_bfree = s.f_bavail = disk.f_bavail * disk.f_frsize / kBlock;
+      }
+      s.f_bsize = s.f_frsize = kBlock;
+      s.f_files = 1u << 30;
+      s.f_ffree = s.f_favail = 1u << 29;
+      s.f_namemax = 255;
+      fuse_reply_statfs(req, &s);
+    });
+  }
+
+  // Extended attributes are not staged: ENOSYS makes the kernel answer EOPNOTSUPP itself.
+  static void setxattr(fuse_req_t req, fuse_ino_t, const char*, const char*, size_t, int) {
+    fuse_reply_err(req, ENOSYS);
+  }
+  static void getxattr(fuse_req_t req, fuse_ino_t, const char*, size_t) {
+    fuse_reply_err(req, ENOSYS);
+  }
+  static void listxattr(fuse_req_t req, fuse_ino_t, size_t) { fuse_reply_err(req, ENOSYS); }
+  static void removexattr(fuse_req_t req, fuse_ino_t, const char*) { fuse_reply_err(req, ENOSYS); }
+};
+
+const fuse_lowlevel_ops& StageFs::ops() {
+  static const fuse_lowlevel_ops table = [] {
+    fuse_lowlevel_ops o{};
+    o.init = StageOps::init;
+    o.lookup = StageOps::lookup;
+    o.forget = StageOps::forget;
+    o.forget_multi = StageOps::forget_multi;
+    o.getattr = StageOps::getattr;
+    o.setattr = StageOps::setattr;
+    o.readlink = StageOps::readlink;
+    o.mknod = StageOps::mknod;
+    o.mkdir = StageOps::mkdir;
+    o.unlink = StageOps::unlink;
+    o.rmdir = StageOps::rmdir;
+    o.symlink = StageOps::symlink;
+    o.rename = StageOps::rename;
+    o.link = StageOps::link;
+    o.open = StageOps::open;
+    o.create = StageOps::create;
+    o.read = StageOps::read;
+    o.write = StageOps::write;
+    o.fallocate = StageOps::fallocate;
+    o.flush = StageOps::flush;
+    o.fsync = StageOps::fsync;
+    o.release = StageOps::release;
+    o.opendir = StageOps::opendir;
+    o.readdir = StageOps::readdir;
+    o.readdirplus = StageOps::readdirplus;
+    o.releasedir = StageOps::releasedir;
+    o.fsyncdir = StageOps::fsyncdir;
+    o.statfs = StageOps::statfs;
+    o.setxattr = StageOps::setxattr;
+    o.getxattr = StageOps::getxattr;
+    o.listxattr = StageOps::listxattr;
+    o.removexattr = StageOps::removexattr;
+    return o;
+  }();
+  return table;
+}
+
+}  // namespace fusefs

@@ -1,0 +1,125 @@
+// The writable staging view (FUSE low-level API): the base session of a target merged with
+// the changes kept in an imagecore::Store. Inode numbers are the store's. Mount it with
+// `default_permissions` (the kernel checks permissions; this filesystem does not).
+//
+// Threads: any number of FUSE workers plus one commit thread. Lock order: an open file's
+// mutex, then the store's; `mu_` (open files and lookup counts) is never held across a call
+// into the store. The commit hook is a gate: pause_writes() stops new changes and waits
+// until no file is open for writing, the commit takes Store::snapshot(), and resume() or
+// resume_with_new_base() opens the gate again. Requests that would change something wait at
+// the gate while it is closed (reads and listings go on).
+#pragma once
+
+#define FUSE_USE_VERSION 35
+#include <fuse_lowlevel.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "imagecore/store.h"
+#include "imagecore/tree.h"
+#include "imagecore/zisofs.h"
+
+namespace fusefs {
+
+// What the target can still take. statfs shows capacity - target - staged - overhead; a
+// write, truncate or fallocate that would pass it fails with ENOSPC at once.
+struct StageLimits {
+  uint64_t capacity_bytes = 0;  // 0: unlimited
+  uint64_t used_by_target_bytes = 0;
+  uint64_t session_overhead_bytes = 0;
+};
+
+class StageFs {
+ public:
+  // `store` must have its base set (Store::use_base) and outlive this object.
+  StageFs(imagecore::Store& store, StageLimits limits);
+  ~StageFs();
+
+  // The operation table; the session's userdata must be this object.
+  static const fuse_lowlevel_ops& ops();
+
+  imagecore::Store& store() { return store_; }
+  void set_limits(const StageLimits& limits);
+  // Bytes a commit could still add (capacity minus target, staged and overhead), or
+  // UINT64_MAX when unlimited.
+  uint64_t free_bytes();
+  // Grows with every change and every write: unchanged for a while means quiet
+  // (--auto-commit).
+  uint64_t change_count() {
+    std::lock_guard lock(gate_mu_);
+    return change_count_;
+  }
+
+  // Commit hook, step 1: closes the gate and waits up to `timeout` until no file is open for
+  // writing and no change is under way. Returns an empty list when paused; otherwise the
+  // stage paths of the files still open for writing, and the gate is open again.
+  std::vector<std::string> pause_writes(std::chrono::milliseconds timeout);
+  // Step 3 after a failed or dry commit: changes go on.
+  void resume();
+  // Step 3 after a successful commit: `base` (the new session) becomes the base, nothing is
+  // staged, and changes go on. If the store cannot be reset this throws and stays paused.
+  void resume_with_new_base(std::shared_ptr<const imagecore::FileTree> base,
+                            uint64_t start_lba,
+                            uint64_t blocks,
+                            StageLimits limits);
+
+  // An inode with open handles: the descriptor of its staged copy, or the base node it reads
+  // from. Shared by all handles of the inode.
+  struct OpenFile {
+    std::mutex mu;
+    imagecore::Ino ino = 0;
+    int fd = -1;  // the Local data file, read-write
+    std::shared_ptr<const imagecore::FileTree> base;
+    imagecore::Node node;  // Base contents
+    std::unique_ptr<imagecore::ZisofsReader> zisofs;
+    unsigned opens = 0, writers = 0;
+    uint64_t size = 0;  // current size, ahead of the store while dirty
+    imagecore::Timestamp mtime;
+    bool dirty = false;     // written since the last flush
+    bool new_file = false;  // created here: data/ needs an fsync for its name
+  };
+
+ private:
+  friend struct StageOps;
+  struct Handle {
+    std::shared_ptr<OpenFile> file;
+    bool writable = false;
+  };
+  // Waits while the gate is closed, then counts a change under way.
+  void enter_change();
+  void leave_change();
+  void wait_for_writes();  // writes on open handles wait only while fully paused
+
+  std::shared_ptr<OpenFile> open_file(const imagecore::StoreEntry& e, bool writable);
+  void close_file(const std::shared_ptr<OpenFile>& f, bool writable);
+  // fdatasync and record the size: what a close or fsync makes durable.
+  void sync_file(OpenFile& f);
+  struct stat to_stat(const imagecore::StoreEntry& e);
+  fuse_entry_param entry(const imagecore::StoreEntry& e);  // counts a lookup
+  void forget_one(imagecore::Ino ino, uint64_t n);
+
+  imagecore::Store& store_;
+  StageLimits limits_;
+  double timeout_ = 1.0;
+
+  std::mutex mu_;
+  std::unordered_map<imagecore::Ino, std::shared_ptr<OpenFile>> open_;
+  std::unordered_map<imagecore::Ino, uint64_t> lookups_;
+
+  enum class Gate { Open, Draining, Paused };
+  std::mutex gate_mu_;
+  std::condition_variable gate_cv_;
+  Gate gate_ = Gate::Open;
+  unsigned writers_ = 0;  // handles open for writing
+  unsigned changes_ = 0;  // changes under way
+  uint64_t change_count_ = 0;
+};
+
+}  // namespace fusefs
