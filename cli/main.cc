@@ -10,10 +10,11 @@
 #include "cli/exit_codes.h"
 #include "cli/info_command.h"
 #include "cli/mount_command.h"
+#include "cli/stage_command.h"
 
 namespace {
 
-constexpr const char* kVerbs[] = {"mount", "info"};
+constexpr const char* kVerbs[] = {"mount", "info", "stage", "commit", "status", "discard"};
 
 bool is_verb(const char* s) {
   for (const char* v : kVerbs)
@@ -71,6 +72,14 @@ int main(int argc, char** argv) {
 
   discfs::InfoArgs info_args;
   CLI::App* info = discfs::add_info_command(app, info_args);
+  discfs::StageArgs stage_args;
+  CLI::App* stage = discfs::add_stage_command(app, stage_args);
+  discfs::CommitArgs commit_args;
+  CLI::App* commit = discfs::add_commit_command(app, commit_args);
+  discfs::StatusArgs status_args;
+  CLI::App* status = discfs::add_status_command(app, status_args);
+  discfs::DiscardArgs discard_args;
+  CLI::App* discard = discfs::add_discard_command(app, discard_args);
 
   try {
     app.parse(static_cast<int>(args.size()), args.data());
@@ -86,5 +95,13 @@ int main(int argc, char** argv) {
     return static_cast<int>(discfs::run_mount(m));
   if (info->parsed())
     return static_cast<int>(discfs::run_info(info_args));
+  if (stage->parsed())
+    return static_cast<int>(discfs::run_stage(stage_args));
+  if (commit->parsed())
+    return static_cast<int>(discfs::run_commit(commit_args));
+  if (status->parsed())
+    return static_cast<int>(discfs::run_status(status_args));
+  if (discard->parsed())
+    return static_cast<int>(discfs::run_discard(discard_args));
   return static_cast<int>(discfs::ExitCode::Usage);
 }

@@ -1,0 +1,795 @@
+#include "cli/stage_command.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/sinks/syslog_sink.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <climits>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "burner/commit.h"
+#include "burner/target.h"
+#include "cli/control.h"
+#include "fusefs/session.h"
+#include "fusefs/stage_fs.h"
+#include "imagecore/open.h"
+#include "imagecore/store.h"
+#include "tests/tools/json.h"
+
+namespace discfs {
+namespace {
+
+using imagecore::Error;
+
+// Extra room a session needs beyond its file data: the 64 KiB alignment of sessions, volume
+// descriptors, and the directory tree (about 300 bytes an entry with Rock Ridge, Joliet and
+// MD5; see libburnia-notes). A fixed allowance keeps statfs simple and errs on the safe side
+// for trees up to about 10,000 entries.
+constexpr uint64_t kSessionOverhead = 4u << 20;
+
+void set_up_logging(bool to_syslog, bool debug) {
+  std::vector<spdlog::sink_ptr> sinks;
+  sinks.push_back(std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  if (to_syslog)
+    sinks.push_back(
+        std::make_shared<spdlog::sinks::syslog_sink_mt>("discfs", LOG_PID, LOG_USER, false));
+  auto logger = std::make_shared<spdlog::logger>("discfs", sinks.begin(), sinks.end());
+  logger->set_pattern("discfs: %v");
+  logger->set_level(debug ? spdlog::level::debug : spdlog::level::warn);
+  spdlog::set_default_logger(logger);
+}
+
+// The real path of a target that may not exist yet (its directory must).
+std::string absolute_target(const std::string& path) {
+  char real[PATH_MAX];
+  if (::realpath(path.c_str(), real))
+    return real;
+  const std::filesystem::path p = std::filesystem::absolute(path);
+  const std::string dir = p.parent_path().string();
+  if (!::realpath(dir.c_str(), real))
+    throw Error(errno, fmt::format("{}: the folder {} does not exist", path, dir));
+  return (std::filesystem::path(real) / p.filename()).string();
+}
+
+std::optional<uint64_t> capacity_of(const std::string& value) {
+  if (value.empty())
+    return std::nullopt;
+  return burner::parse_capacity(value);
+}
+
+fusefs::StageLimits limits_for(const burner::TargetInfo& t) {
+  fusefs::StageLimits l;
+  if (t.capacity_blocks)
+    l.capacity_bytes = *t.capacity_blocks * burner::kBlockSize;
+  l.used_by_target_bytes = t.next_writable * burner::kBlockSize;
+  l.session_overhead_bytes = kSessionOverhead;
+  return l;
+}
+
+// The newest session of a target, to stage on or to commit after.
+struct Base {
+  std::shared_ptr<const imagecore::FileTree> tree;  // null for a blank target
+  uint64_t start_lba = 0;
+  uint64_t blocks = 0;
+};
+
+Base open_base(const burner::TargetInfo& t) {
+  Base b;
+  const burner::SessionInfo* newest = t.newest();
+  if (t.state != burner::TargetState::Appendable || !newest)
+    return b;
+  imagecore::OpenOptions o;
+  o.tree = imagecore::Tree::RockRidge;  // what discfs and xorriso write; fall back below
+  auto src = std::shared_ptr<const imagecore::Source>(imagecore::open_file_source(t.path));
+  try {
+    b.tree = imagecore::open_tree(src, o);
+  } catch (const imagecore::Unsupported&) {
+    o.tree = imagecore::Tree::Auto;  // a plain or Joliet image from another tool
+    b.tree = imagecore::open_tree(src, o);
+  }
+  b.start_lba = newest->start_lba;
+  b.blocks = newest->blocks;
+  return b;
+}
+
+std::string commit_json(const burner::CommitResult& r, const std::string& to) {
+  return fmt::format(
+      "{{\"session\":{},\"start_lba\":{},\"blocks\":{},\"data_bytes\":{},\"verified\":{},"
+      "\"dummy\":{},\"to\":{},\"boot_note\":{}}}",
+      r.session, r.start_lba, r.blocks, r.data_bytes, r.verified, r.dummy,
+      to.empty() ? "null" : json_string(to), json_string(r.boot_note));
+}
+
+std::string status_json(imagecore::Store& store,
+                        const std::string& target,
+                        std::optional<uint64_t> free_bytes) {
+  const imagecore::StoreStatus s = store.status();
+  return fmt::format(
+      "{{\"target\":{},\"store\":{},\"added\":{},\"changed\":{},\"deleted\":{},\"renamed\":{},"
+      "\"bytes_staged\":{},\"free_bytes_after_commit\":{}}}",
+      json_string(target), json_string(store.dir()), s.added, s.changed, s.deleted, s.renamed,
+      s.bytes_staged,
+      free_bytes && *free_bytes != UINT64_MAX ? std::to_string(*free_bytes) : "null");
+}
+
+// key=value words of a control request.
+std::string arg(const std::vector<std::string>& req, const std::string& key) {
+  for (size_t i = 1; i < req.size(); ++i)
+    if (req[i].rfind(key + "=", 0) == 0)
+      return req[i].substr(key.size() + 1);
+  return "";
+}
+
+// The stage daemon: the store, the FUSE filesystem and what acts on them.
+class StageDaemon {
+ public:
+  StageDaemon(const StageArgs& args, std::string target, std::optional<uint64_t> capacity)
+      : args_(args), target_(std::move(target)), capacity_(capacity) {}
+
+  // Opens the store and the base; throws Error with the sentence for the user.
+  void open(const std::string& store_dir) {
+    const burner::TargetInfo t = burner::probe_target(target_, capacity_);
+    if (t.state == burner::TargetState::NotAppendable)
+      throw imagecore::Unsupported(t.reason);
+    imagecore::StoreOptions so;
+    so.target = target_;
+    so.mountpoint = args_.mountpoint;
+    so.default_uid = ::getuid();
+    so.default_gid = ::getgid();
+    store_ = std::make_unique<imagecore::Store>(store_dir, so);
+    store_->update_lock_owner();
+    Base base = open_base(t);
+    if (store_->has_base() && !store_->base_matches(base.start_lba, base.blocks))
+      throw imagecore::Unsupported(fmt::format(
+          "{}: the changes staged in {} were made on another session of the target, which has "
+          "changed since; drop them with 'discfs discard --store {}'",
+          target_, store_dir, store_dir));
+    store_->use_base(base.tree, base.start_lba, base.blocks);
+    fs_ = std::make_unique<fusefs::StageFs>(*store_, limits_for(t));
+  }
+
+  fusefs::StageFs& fs() { return *fs_; }
+  imagecore::Store& store() { return *store_; }
+
+  // Starts the control socket and the auto-commit timer (in the daemon, once mounted).
+  void start() {
+    control_ = std::make_unique<ControlServer>(
+        store_->dir() + "/control.sock",
+        [this](const std::vector<std::string>& req, Reply& reply) { handle(req, reply); });
+    if (args_.auto_commit > 0)
+      auto_thread_ = std::thread([this] { auto_commit_loop(); });
+  }
+
+  void stop() {
+    {
+      std::lock_guard lock(stop_mu_);
+      stopping_ = true;
+    }
+    stop_cv_.notify_all();
+    if (auto_thread_.joinable())
+      auto_thread_.join();
+    control_.reset();
+  }
+
+ private:
+  void handle(const std::vector<std::string>& req, Reply& reply) {
+    const std::string& verb = req.at(0);
+    if (verb == "status") {
+      reply.ok(status_json(*store_, target_, fs_->free_bytes()));
+    } else if (verb == "discard") {
+      std::vector<std::string> paths(req.begin() + 1, req.end());
+      const std::vector<std::string> busy = fs_->pause_writes(std::chrono::seconds(10));
+      if (!busy.empty())
+        throw Error(EBUSY,
+                    fmt::format("files are still open for writing: {}", fmt::join(busy, ", ")));
+      try {
+        if (paths.empty())
+          store_->discard_all();
+        else
+          store_->discard(paths);
+      } catch (...) {
+        fs_->resume();
+        throw;
+      }
+      fs_->resume();
+      reply.ok(status_json(*store_, target_, fs_->free_bytes()));
+    } else if (verb == "commit") {
+      burner::CommitOptions o;
+      o.dummy = arg(req, "dummy") == "1";
+      o.to_path = arg(req, "to").empty() ? std::nullopt : std::optional(arg(req, "to"));
+      o.volid = arg(req, "volid");
+      o.joliet = arg(req, "joliet") != "0";
+      o.md5 = arg(req, "md5") != "0";
+      const std::string wait = arg(req, "wait");
+      const auto secs = wait.empty() ? 30 : std::strtoul(wait.c_str(), nullptr, 10);
+      o.progress = [&reply](uint64_t done, uint64_t total) { reply.progress(done, total); };
+      reply.ok(commit_json(commit(o, std::chrono::seconds(secs)), arg(req, "to")));
+    } else {
+      throw Error(EINVAL, fmt::format("unknown request '{}'", verb));
+    }
+  }
+
+ public:
+  // One commit at a time; writes wait while it runs.
+  burner::CommitResult commit(burner::CommitOptions o, std::chrono::seconds wait) {
+    std::lock_guard one(commit_mu_);
+    o.target = target_;
+    o.capacity_bytes = capacity_;
+    const std::vector<std::string> busy = fs_->pause_writes(wait);
+    if (!busy.empty())
+      throw Error(EBUSY, fmt::format("files are still open for writing after {} s: {}; close "
+                                     "them and commit again",
+                                     wait.count(), fmt::join(busy, ", ")));
+    burner::CommitResult r;
+    try {
+      r = burner::commit(o, store_->snapshot());
+      if (r.dummy || o.to_path) {
+        fs_->resume();
+        return r;
+      }
+    } catch (...) {
+      fs_->resume();
+      throw;
+    }
+    // The new session is the base now; nothing is staged.
+    const burner::TargetInfo t = burner::probe_target(target_, capacity_);
+    Base base = open_base(t);
+    fs_->resume_with_new_base(base.tree, base.start_lba, base.blocks, limits_for(t));
+    spdlog::info("{}: session {} committed ({} blocks at LBA {})", target_, r.session, r.blocks,
+                 r.start_lba);
+    return r;
+  }
+
+ private:
+  // Commits once nothing has changed for auto_commit seconds and something is staged.
+  void auto_commit_loop() {
+    std::string last;
+    auto quiet_since = std::chrono::steady_clock::now();
+    std::unique_lock lock(stop_mu_);
+    while (!stop_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; })) {
+      lock.unlock();
+      try {
+        const imagecore::StoreStatus s = store_->status();
+        const std::string now = fmt::format("{} {} {} {} {} {}", s.added, s.changed, s.deleted,
+                                            s.renamed, s.bytes_staged, fs_->change_count());
+        const bool staged = s.added + s.changed + s.deleted + s.renamed > 0;
+        if (now != last) {
+          last = now;
+          quiet_since = std::chrono::steady_clock::now();
+        } else if (staged && std::chrono::steady_clock::now() - quiet_since >=
+                                 std::chrono::seconds(args_.auto_commit)) {
+          commit(burner::CommitOptions{}, std::chrono::seconds(0));
+          last.clear();
+        }
+      } catch (const std::exception& e) {
+        spdlog::error("{}: automatic commit failed: {}", target_, e.what());
+        quiet_since = std::chrono::steady_clock::now();  // try again after the next quiet
+      }
+      lock.lock();
+    }
+  }
+
+  const StageArgs& args_;
+  std::string target_;
+  std::optional<uint64_t> capacity_;
+  std::unique_ptr<imagecore::Store> store_;
+  std::unique_ptr<fusefs::StageFs> fs_;
+  std::unique_ptr<ControlServer> control_;
+  std::mutex commit_mu_;
+  std::thread auto_thread_;
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  bool stopping_ = false;
+};
+
+// Our own daemonizing: the parent waits until the child has opened the store and mounted,
+// and exits with the child's verdict, so errors found after the fork still reach the user.
+class Detach {
+ public:
+  // In the parent this never returns: it exits with the child's code.
+  void fork_and_wait() {
+    if (::pipe2(pipe_, O_CLOEXEC) != 0)
+      throw Error(errno, fmt::format("cannot create a pipe: {}", std::strerror(errno)));
+    const pid_t pid = ::fork();
+    if (pid < 0)
+      throw Error(errno, fmt::format("cannot fork: {}", std::strerror(errno)));
+    if (pid > 0) {
+      ::close(pipe_[1]);
+      std::string msg;
+      char buf[512];
+      ssize_t n;
+      while ((n = ::read(pipe_[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
+        if (n > 0)
+          msg.append(buf, static_cast<size_t>(n));
+      if (msg.empty())
+        msg = std::string(1, static_cast<char>(ExitCode::Internal)) +
+              "the stage daemon ended before the mount was live (see the system log)";
+      const int code = static_cast<unsigned char>(msg[0]);
+      if (msg.size() > 1)
+        std::cerr << "discfs: " << msg.substr(1) << "\n";
+      std::_Exit(code);
+    }
+    ::close(pipe_[0]);
+    ::setsid();
+    child_ = true;
+  }
+  // Tells the waiting parent how it went (once); on success detaches from the terminal.
+  void report(ExitCode code, const std::string& message) {
+    if (!child_ || reported_)
+      return;
+    reported_ = true;
+    std::string out(1, static_cast<char>(code));
+    out += message;
+    [[maybe_unused]] ssize_t n = ::write(pipe_[1], out.data(), out.size());
+    ::close(pipe_[1]);
+    if (code == ExitCode::Ok) {
+      const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+      if (null >= 0) {
+        ::dup2(null, 0);
+        ::dup2(null, 1);
+        ::dup2(null, 2);
+        ::close(null);
+      }
+      [[maybe_unused]] int rc = ::chdir("/");
+    }
+  }
+  bool child() const { return child_; }
+
+ private:
+  int pipe_[2] = {-1, -1};
+  bool child_ = false;
+  bool reported_ = false;
+};
+
+ExitCode fail(Detach& d, ExitCode code, const std::string& message) {
+  if (d.child())
+    d.report(code, message);
+  else
+    std::cerr << "discfs: " << message << "\n";
+  return code;
+}
+
+ExitCode code_for(const Error& e) {
+  if (e.code() == EBUSY)
+    return ExitCode::Busy;
+  if (dynamic_cast<const imagecore::Unsupported*>(&e))
+    return ExitCode::Unsupported;
+  return exit_code_for(e);
+}
+
+// The store directory a verb acts on: --store, or the one registered for the mount point.
+std::string store_for(const std::string& mountpoint, const std::string& store) {
+  if (!store.empty())
+    return store;
+  char real[PATH_MAX];
+  if (!::realpath(mountpoint.c_str(), real))
+    throw Error(errno, fmt::format("{}: {}", mountpoint, std::strerror(errno)));
+  std::ifstream in(registry_file(real));
+  std::string dir;
+  if (!std::getline(in, dir) || dir.empty())
+    throw Error(ENOENT, fmt::format("{}: no stage mount of discfs is there", mountpoint));
+  return dir;
+}
+
+// Runs a request on the daemon of `store`; nullopt when no daemon serves it.
+std::optional<ControlResult> ask_daemon(
+    const std::string& store,
+    const std::vector<std::string>& request,
+    const std::function<void(const std::vector<std::string>&)>& on_line) {
+  try {
+    return control_request(store + "/control.sock", request, on_line);
+  } catch (const Error& e) {
+    if (e.code() == ENOENT || e.code() == ECONNREFUSED)
+      return std::nullopt;
+    throw;
+  }
+}
+
+// A store opened by this process (no daemon), with the base of its target.
+struct DirectStore {
+  std::string target;
+  std::optional<uint64_t> capacity;
+  std::unique_ptr<imagecore::Store> store;
+  burner::TargetInfo info;
+
+  explicit DirectStore(const std::string& dir) {
+    imagecore::StoreOptions so;
+    so.default_uid = ::getuid();
+    so.default_gid = ::getgid();
+    store = std::make_unique<imagecore::Store>(dir, so);
+    target = store->recorded_target();
+    info = burner::probe_target(target, std::nullopt);
+    Base base = open_base(info);
+    store->use_base(base.tree, base.start_lba, base.blocks);
+  }
+};
+
+class ProgressBar {
+ public:
+  explicit ProgressBar(bool json) : json_(json), tty_(::isatty(2) && !json) {}
+  void update(uint64_t done, uint64_t total) {
+    const auto now = std::chrono::steady_clock::now();
+    if (json_) {
+      std::cout << fmt::format("{{\"event\":\"progress\",\"done\":{},\"total\":{}}}\n", done, total)
+                << std::flush;
+      return;
+    }
+    if (!tty_ || now - last_ < std::chrono::milliseconds(200))
+      return;
+    last_ = now;
+    const double secs = std::chrono::duration<double>(now - start_).count();
+    const double rate = secs > 0 ? done / secs : 0;
+    const double frac = total ? static_cast<double>(done) / total : 0;
+    const int width = 30, filled = static_cast<int>(frac * width);
+    std::string left = "--:--";
+    if (rate > 0 && total > done) {
+      const auto s = static_cast<uint64_t>((total - done) / rate);
+      left = fmt::format("{}:{:02}", s / 60, s % 60);
+    }
+    std::cerr << fmt::format("\r[{}{}] {:.1f} / {:.1f} MiB  {:.1f} MiB/s  {} left ",
+                             std::string(filled, '='), std::string(width - filled, ' '),
+                             done / 1048576.0, total / 1048576.0, rate / 1048576.0, left)
+              << std::flush;
+    drawn_ = true;
+  }
+  void done() {
+    if (drawn_)
+      std::cerr << "\n";
+  }
+
+ private:
+  bool json_, tty_;
+  bool drawn_ = false;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(), last_{};
+};
+
+// Splits -o lists into FUSE options, dropping what mount(8) and fstab use.
+std::vector<std::string> fuse_options_of(const std::vector<std::string>& lists) {
+  std::vector<std::string> out;
+  for (const std::string& list : lists) {
+    size_t start = 0;
+    while (start <= list.size()) {
+      size_t comma = list.find(',', start);
+      if (comma == std::string::npos)
+        comma = list.size();
+      const std::string o = list.substr(start, comma - start);
+      start = comma + 1;
+      if (o.empty() || o == "rw" || o == "defaults" || o == "auto" || o == "noauto" ||
+          o == "nofail" || o == "_netdev" || o.rfind("x-", 0) == 0)
+        continue;
+      out.push_back(o);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string default_store_dir(const std::string& target_realpath) {
+  std::string base;
+  if (const char* s = std::getenv("XDG_STATE_HOME"); s && *s)
+    base = s;
+  else if (const char* h = std::getenv("HOME"); h && *h)
+    base = std::string(h) + "/.local/state";
+  else
+    base = "/var/tmp";
+  uint64_t h = 1469598103934665603ull;  // FNV-1a of the real path: one store per target
+  for (unsigned char c : target_realpath)
+    h = (h ^ c) * 1099511628211ull;
+  return fmt::format("{}/discfs/{}-{:016x}", base,
+                     std::filesystem::path(target_realpath).filename().string(), h);
+}
+
+CLI::App* add_stage_command(CLI::App& app, StageArgs& a) {
+  CLI::App* c = app.add_subcommand(
+      "stage",
+      "Mount a writable staging folder over TARGET's newest session; 'discfs commit' "
+      "turns what changed into a new session.");
+  c->add_option("TARGET", a.target,
+                "Image file (created by the first commit if missing) or block device")
+      ->required();
+  c->add_option("MOUNTPOINT", a.mountpoint, "Existing directory to mount on")->required();
+  c->add_option("--store", a.store,
+                "Where staged changes are kept (default: $XDG_STATE_HOME/discfs/NAME-HASH)");
+  c->add_option("--capacity", a.capacity,
+                "Room on the medium: cd, dvd, dvd-dl, bd, bd-dl or bytes (K/M/G/T); default: "
+                "unlimited for image files, the size of a block device");
+  c->add_option("--auto-commit", a.auto_commit, "Commit after SECS seconds without changes")
+      ->check(CLI::Range(1, 86400 * 365));
+  c->add_option("-o", a.options, "FUSE mount options, comma-separated (allow_other, ...)");
+  c->add_flag("-f,--foreground", a.foreground, "Stay in the foreground");
+  c->add_flag("-d,--debug", a.debug, "Trace FUSE requests (implies -f)");
+  c->add_option("--threads", a.threads, "Threads answering requests (default 2)")
+      ->check(CLI::Range(1, 64));
+  return c;
+}
+
+CLI::App* add_commit_command(CLI::App& app, CommitArgs& a) {
+  CLI::App* c = app.add_subcommand(
+      "commit",
+      "Write what is staged as one new session on the target, check it, and clear "
+      "the staging area.");
+  c->add_option("MOUNTPOINT", a.mountpoint, "The stage mount");
+  c->add_option("--store", a.store, "The store directory (works without a mount too)");
+  c->add_option("--to", a.to,
+                "Write base plus changes as a new single-session image here "
+                "instead; the target is left as it is");
+  c->add_option("--volid", a.volid, "Volume identifier of the new session");
+  c->add_flag("--dummy", a.dummy, "Go through every step without writing anything");
+  c->add_flag("--no-joliet", a.no_joliet, "Leave out the Joliet tree");
+  c->add_flag("--no-md5", a.no_md5, "Record no MD5 tags (the session cannot then be checked)");
+  c->add_option("--wait", a.wait,
+                "Seconds to wait for files still open for writing "
+                "(default 30)");
+  c->add_flag("--json", a.json, "Progress and result as JSON lines on standard output");
+  return c;
+}
+
+CLI::App* add_status_command(CLI::App& app, StatusArgs& a) {
+  CLI::App* c = app.add_subcommand("status", "Show what is staged and the room left.");
+  c->add_option("MOUNTPOINT", a.mountpoint, "The stage mount");
+  c->add_option("--store", a.store, "The store directory (works without a mount too)");
+  c->add_flag("--json", a.json, "One JSON object");
+  return c;
+}
+
+CLI::App* add_discard_command(CLI::App& app, DiscardArgs& a) {
+  CLI::App* c = app.add_subcommand(
+      "discard", "Drop staged changes: all of them, or those at the given paths.");
+  c->add_option("MOUNTPOINT", a.mountpoint, "The stage mount");
+  c->add_option("PATH", a.paths, "Paths on the stage (\"/docs/a.txt\"); none: everything");
+  c->add_option("--store", a.store, "The store directory (works without a mount too)");
+  return c;
+}
+
+ExitCode run_stage(const StageArgs& args) {
+  const bool foreground = args.foreground || args.debug;
+  set_up_logging(!foreground, args.debug);
+  Detach detach;
+  std::string target;
+  std::optional<uint64_t> capacity;
+  struct stat st {};
+  try {
+    target = absolute_target(args.target);
+    capacity = capacity_of(args.capacity);
+  } catch (const Error& e) {
+    std::cerr << "discfs: " << e.what() << "\n";
+    return e.code() == EINVAL ? ExitCode::Usage : ExitCode::CannotOpen;
+  }
+  if (::stat(args.mountpoint.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    std::cerr << "discfs: " << args.mountpoint << ": mount point is not a directory\n";
+    return ExitCode::MountFailed;
+  }
+  char real[PATH_MAX];
+  const std::string mountpoint = ::realpath(args.mountpoint.c_str(), real) ? real : args.mountpoint;
+  const std::string store_dir = args.store.empty() ? default_store_dir(target) : args.store;
+  try {
+    if (!foreground)
+      detach.fork_and_wait();  // the parent exits with the daemon's verdict
+  } catch (const Error& e) {
+    std::cerr << "discfs: " << e.what() << "\n";
+    return ExitCode::Internal;
+  }
+
+  StageDaemon daemon(args, target, capacity);
+  try {
+    std::filesystem::create_directories(store_dir);
+    daemon.open(store_dir);
+  } catch (const Error& e) {
+    return fail(detach, code_for(e), e.what());
+  } catch (const std::exception& e) {
+    return fail(detach, ExitCode::CannotOpen, fmt::format("{}: {}", store_dir, e.what()));
+  }
+
+  const std::string registry = registry_file(mountpoint);
+  fusefs::SessionOptions so;
+  so.mountpoint = args.mountpoint;
+  so.foreground = true;  // detached above, if at all
+  so.debug = args.debug;
+  so.threads = args.threads;
+  std::string fsname;
+  for (char c : target)
+    fsname += (c == ',' || c == '\\') ? std::string("\\") + c : std::string(1, c);
+  so.fuse_options = {"default_permissions", "subtype=discfs", "fsname=" + fsname};
+  for (const std::string& o : fuse_options_of(args.options))
+    so.fuse_options.push_back(o);
+  bool started = false;
+  so.after_mount = [&] {
+    try {
+      daemon.start();
+      std::filesystem::create_directories(std::filesystem::path(registry).parent_path());
+      std::ofstream(registry) << store_dir << "\n";
+      started = true;
+      detach.report(ExitCode::Ok, "");
+    } catch (const std::exception& e) {
+      spdlog::error("{}: {}", mountpoint, e.what());
+      detach.report(ExitCode::Internal, e.what());
+    }
+  };
+  const fusefs::ServeResult result = fusefs::serve(fusefs::StageFs::ops(), &daemon.fs(), so);
+  if (started) {
+    std::error_code ec;
+    std::filesystem::remove(registry, ec);
+  }
+  daemon.stop();
+  switch (result) {
+    case fusefs::ServeResult::Ok:
+      return ExitCode::Ok;
+    case fusefs::ServeResult::BadOptions:
+      return fail(detach, ExitCode::Usage, "bad mount options (see above)");
+    case fusefs::ServeResult::MountFailed:
+      return fail(detach, ExitCode::MountFailed, "cannot mount on " + args.mountpoint);
+    case fusefs::ServeResult::Failed:
+      return fail(detach, ExitCode::Internal, "the FUSE session failed");
+  }
+  return ExitCode::Internal;
+}
+
+ExitCode run_commit(const CommitArgs& args) {
+  set_up_logging(false, false);
+  if (args.mountpoint.empty() == args.store.empty()) {
+    std::cerr << "discfs: commit wants a stage MOUNTPOINT or --store DIR (one of them)\n";
+    return ExitCode::Usage;
+  }
+  ProgressBar bar(args.json);
+  auto finish = [&](bool ok, int err, const std::string& text) {
+    bar.done();
+    if (ok) {
+      if (args.json)
+        std::cout << "{\"event\":\"done\",\"result\":" << text << "}\n";
+      else
+        std::cout << "committed: " << text << "\n";
+      return ExitCode::Ok;
+    }
+    if (args.json)
+      std::cout << "{\"event\":\"error\",\"message\":" << json_string(text) << "}\n";
+    std::cerr << "discfs: " << text << "\n";
+    return err == EBUSY ? ExitCode::Busy : ExitCode::CommitFailed;
+  };
+  try {
+    const std::string store = store_for(args.mountpoint, args.store);
+    std::vector<std::string> req = {"commit",
+                                    fmt::format("dummy={}", args.dummy ? 1 : 0),
+                                    "to=" + args.to,
+                                    "volid=" + args.volid,
+                                    fmt::format("joliet={}", args.no_joliet ? 0 : 1),
+                                    fmt::format("md5={}", args.no_md5 ? 0 : 1),
+                                    fmt::format("wait={}", args.wait)};
+    std::optional<ControlResult> r = ask_daemon(store, req, [&](const auto& words) {
+      if (words[0] == "progress" && words.size() >= 3)
+        bar.update(std::stoull(words[1]), std::stoull(words[2]));
+      else if (words[0] == "info" && words.size() >= 2)
+        std::cerr << "discfs: " << words[1] << "\n";
+    });
+    if (r)
+      return finish(r->ok, r->err, r->text);
+    if (!args.store.empty()) {
+      // No daemon serves the store: commit from here.
+      DirectStore d(store);
+      burner::CommitOptions o;
+      o.target = d.target;
+      o.dummy = args.dummy;
+      if (!args.to.empty())
+        o.to_path = args.to;
+      o.volid = args.volid;
+      o.joliet = !args.no_joliet;
+      o.md5 = !args.no_md5;
+      o.progress = [&](uint64_t done, uint64_t total) { bar.update(done, total); };
+      const burner::CommitResult res = burner::commit(o, d.store->snapshot());
+      if (!res.dummy && args.to.empty()) {
+        Base base = open_base(burner::probe_target(d.target, std::nullopt));
+        d.store->reset_to_new_base(base.tree, base.start_lba, base.blocks);
+      }
+      return finish(true, 0, commit_json(res, args.to));
+    }
+    return finish(
+        false, ENOENT,
+        fmt::format("{}: the stage daemon of this mount is not running", args.mountpoint));
+  } catch (const Error& e) {
+    return finish(false, e.code(), e.what());
+  } catch (const std::exception& e) {
+    return finish(false, EIO, e.what());
+  }
+}
+
+ExitCode run_status(const StatusArgs& args) {
+  set_up_logging(false, false);
+  if (args.mountpoint.empty() == args.store.empty()) {
+    std::cerr << "discfs: status wants a stage MOUNTPOINT or --store DIR (one of them)\n";
+    return ExitCode::Usage;
+  }
+  try {
+    const std::string store = store_for(args.mountpoint, args.store);
+    std::string json;
+    if (std::optional<ControlResult> r = ask_daemon(store, {"status"}, [](const auto&) {})) {
+      if (!r->ok)
+        throw Error(r->err, r->text);
+      json = r->text;
+    } else {
+      DirectStore d(store);
+      const uint64_t free_blocks = d.info.free_blocks();
+      std::optional<uint64_t> free;
+      if (free_blocks != UINT64_MAX) {
+        const uint64_t room = free_blocks * burner::kBlockSize;
+        const uint64_t used = d.store->staged_bytes() + kSessionOverhead;
+        free = room > used ? room - used : 0;
+      }
+      json = status_json(*d.store, d.target, free);
+    }
+    if (args.json) {
+      std::cout << json << "\n";
+      return ExitCode::Ok;
+    }
+    // Text: the JSON's fields, one per line.
+    std::string t = json.substr(1, json.size() - 2);
+    size_t start = 0;
+    while (start < t.size()) {
+      size_t comma = start;
+      bool quoted = false;
+      for (; comma < t.size(); ++comma) {
+        if (t[comma] == '"' && (comma == 0 || t[comma - 1] != '\\'))
+          quoted = !quoted;
+        if (t[comma] == ',' && !quoted)
+          break;
+      }
+      std::string field = t.substr(start, comma - start);
+      const size_t colon = field.find("\":");
+      std::string key = field.substr(1, colon - 1), value = field.substr(colon + 2);
+      std::replace(key.begin(), key.end(), '_', ' ');
+      if (value.size() >= 2 && value.front() == '"')
+        value = value.substr(1, value.size() - 2);
+      std::cout << fmt::format("{:<26}{}\n", key + ":", value == "null" ? "unlimited" : value);
+      start = comma + 1;
+    }
+    return ExitCode::Ok;
+  } catch (const Error& e) {
+    std::cerr << "discfs: " << e.what() << "\n";
+    return code_for(e);
+  }
+}
+
+ExitCode run_discard(const DiscardArgs& args) {
+  set_up_logging(false, false);
+  if (args.mountpoint.empty() == args.store.empty()) {
+    std::cerr << "discfs: discard wants a stage MOUNTPOINT or --store DIR (one of them)\n";
+    return ExitCode::Usage;
+  }
+  try {
+    const std::string store = store_for(args.mountpoint, args.store);
+    std::vector<std::string> req{"discard"};
+    req.insert(req.end(), args.paths.begin(), args.paths.end());
+    if (std::optional<ControlResult> r = ask_daemon(store, req, [](const auto&) {})) {
+      if (!r->ok)
+        throw Error(r->err, r->text);
+    } else {
+      DirectStore d(store);
+      if (args.paths.empty())
+        d.store->discard_all();
+      else
+        d.store->discard(args.paths);
+    }
+    return ExitCode::Ok;
+  } catch (const Error& e) {
+    std::cerr << "discfs: " << e.what() << "\n";
+    return code_for(e);
+  }
+}
+
+}  // namespace discfs
