@@ -6,6 +6,7 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/sinks/syslog_sink.h>
 #include <spdlog/spdlog.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -83,6 +84,40 @@ fusefs::StageLimits limits_for(const burner::TargetInfo& t) {
   return l;
 }
 
+// A lock per target (beside the per-store lock): two stages of one image through two stores
+// would commit over each other. A flock on a file in the runtime directory named after the
+// target's real path, holding the pid and store of the holder.
+class TargetLock {
+ public:
+  TargetLock(const std::string& target, const std::string& store) {
+    const std::string path = registry_file("target:" + target) + ".lock";
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd_ < 0)
+      throw Error(errno, fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      char buf[512] = {};
+      const ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
+      ::close(fd_);
+      std::string holder = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
+      std::replace(holder.begin(), holder.end(), '\n', ' ');
+      throw Error(EBUSY, fmt::format("{}: already staged or being committed ({})", target,
+                                     holder.empty() ? "another process" : holder));
+    }
+    const std::string me = fmt::format("process {}, store {}", ::getpid(), store);
+    if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, me.data(), me.size(), 0) < 0)
+      spdlog::debug("{}: cannot record the holder", path);
+  }
+  ~TargetLock() {
+    if (fd_ >= 0)
+      ::close(fd_);
+  }
+
+ private:
+  int fd_ = -1;
+};
+
 // The newest session of a target, to stage on or to commit after.
 struct Base {
   std::shared_ptr<const imagecore::FileTree> tree;  // null for a blank target
@@ -107,6 +142,35 @@ Base open_base(const burner::TargetInfo& t) {
   b.start_lba = newest->start_lba;
   b.blocks = newest->blocks;
   return b;
+}
+
+// Serves `base` from `store`. A store made on another session is recognised when its own
+// commit wrote that session but was killed before clearing the store (the changes are in
+// the target now: nothing is staged any more); otherwise it is dropped when `drop_stale`,
+// or refused with what to do.
+void adopt_base(imagecore::Store& store,
+                const Base& base,
+                const std::string& target,
+                bool drop_stale) {
+  if (store.has_base() && !store.base_matches(base.start_lba, base.blocks)) {
+    const std::optional<uint64_t> pending = store.pending_session();
+    if (pending && base.tree && *pending == base.start_lba) {
+      spdlog::warn(
+          "{}: the last commit (session at LBA {}) completed before its daemon "
+          "stopped; its changes are on the target and no longer staged",
+          target, base.start_lba);
+      store.reset_to_new_base(base.tree, base.start_lba, base.blocks);
+      return;
+    }
+    if (!drop_stale)
+      throw imagecore::Unsupported(fmt::format(
+          "{}: the changes staged in {} were made on another session of the target, which has "
+          "changed since; drop them with 'discfs discard --store {}'",
+          target, store.dir(), store.dir()));
+    store.reset_to_new_base(base.tree, base.start_lba, base.blocks);
+    return;
+  }
+  store.use_base(base.tree, base.start_lba, base.blocks);
 }
 
 std::string commit_json(const burner::CommitResult& r, const std::string& to) {
@@ -148,6 +212,7 @@ class StageDaemon {
     const burner::TargetInfo t = burner::probe_target(target_, capacity_);
     if (t.state == burner::TargetState::NotAppendable)
       throw imagecore::Unsupported(t.reason);
+    target_lock_ = std::make_unique<TargetLock>(target_, store_dir);
     imagecore::StoreOptions so;
     so.target = target_;
     so.mountpoint = args_.mountpoint;
@@ -155,13 +220,7 @@ class StageDaemon {
     so.default_gid = ::getgid();
     store_ = std::make_unique<imagecore::Store>(store_dir, so);
     store_->update_lock_owner();
-    Base base = open_base(t);
-    if (store_->has_base() && !store_->base_matches(base.start_lba, base.blocks))
-      throw imagecore::Unsupported(fmt::format(
-          "{}: the changes staged in {} were made on another session of the target, which has "
-          "changed since; drop them with 'discfs discard --store {}'",
-          target_, store_dir, store_dir));
-    store_->use_base(base.tree, base.start_lba, base.blocks);
+    adopt_base(*store_, open_base(t), target_, false);
     fs_ = std::make_unique<fusefs::StageFs>(*store_, limits_for(t));
   }
 
@@ -199,6 +258,7 @@ class StageDaemon {
       if (!busy.empty())
         throw Error(EBUSY,
                     fmt::format("files are still open for writing: {}", fmt::join(busy, ", ")));
+      const std::vector<fusefs::StageFs::KernelName> names = fs_->kernel_names();
       try {
         if (paths.empty())
           store_->discard_all();
@@ -209,6 +269,7 @@ class StageDaemon {
         throw;
       }
       fs_->resume();
+      fs_->forget_in_kernel(names);
       reply.ok(status_json(*store_, target_, fs_->free_bytes()));
     } else if (verb == "commit") {
       burner::CommitOptions o;
@@ -238,20 +299,27 @@ class StageDaemon {
                                      "them and commit again",
                                      wait.count(), fmt::join(busy, ", ")));
     burner::CommitResult r;
+    const bool grows = !o.dummy && !o.to_path;
     try {
+      if (grows)
+        store_->set_pending_session(burner::probe_target(target_, capacity_).next_writable);
       r = burner::commit(o, store_->snapshot());
-      if (r.dummy || o.to_path) {
+      if (!grows) {
         fs_->resume();
         return r;
       }
     } catch (...) {
+      if (grows)
+        store_->clear_pending_session();
       fs_->resume();
       throw;
     }
     // The new session is the base now; nothing is staged.
+    const std::vector<fusefs::StageFs::KernelName> names = fs_->kernel_names();
     const burner::TargetInfo t = burner::probe_target(target_, capacity_);
     Base base = open_base(t);
     fs_->resume_with_new_base(base.tree, base.start_lba, base.blocks, limits_for(t));
+    fs_->forget_in_kernel(names);
     spdlog::info("{}: session {} committed ({} blocks at LBA {})", target_, r.session, r.blocks,
                  r.start_lba);
     return r;
@@ -289,6 +357,7 @@ class StageDaemon {
   const StageArgs& args_;
   std::string target_;
   std::optional<uint64_t> capacity_;
+  std::unique_ptr<TargetLock> target_lock_;
   std::unique_ptr<imagecore::Store> store_;
   std::unique_ptr<fusefs::StageFs> fs_;
   std::unique_ptr<ControlServer> control_;
@@ -409,15 +478,16 @@ struct DirectStore {
   std::unique_ptr<imagecore::Store> store;
   burner::TargetInfo info;
 
-  explicit DirectStore(const std::string& dir) {
+  // `drop_stale`: a store made on an older session of the target is emptied (discard of
+  // everything) instead of refused.
+  explicit DirectStore(const std::string& dir, bool drop_stale = false) {
     imagecore::StoreOptions so;
     so.default_uid = ::getuid();
     so.default_gid = ::getgid();
     store = std::make_unique<imagecore::Store>(dir, so);
     target = store->recorded_target();
     info = burner::probe_target(target, std::nullopt);
-    Base base = open_base(info);
-    store->use_base(base.tree, base.start_lba, base.blocks);
+    adopt_base(*store, open_base(info), target, drop_stale);
   }
 };
 
@@ -610,6 +680,7 @@ ExitCode run_stage(const StageArgs& args) {
   so.fuse_options = {"default_permissions", "subtype=discfs", "fsname=" + fsname};
   for (const std::string& o : fuse_options_of(args.options))
     so.fuse_options.push_back(o);
+  so.on_session = [&](fuse_session* se) { daemon.fs().set_session(se); };
   bool started = false;
   so.after_mount = [&] {
     try {
@@ -683,6 +754,7 @@ ExitCode run_commit(const CommitArgs& args) {
     if (!args.store.empty()) {
       // No daemon serves the store: commit from here.
       DirectStore d(store);
+      TargetLock lock(d.target, store);
       burner::CommitOptions o;
       o.target = d.target;
       o.dummy = args.dummy;
@@ -692,8 +764,18 @@ ExitCode run_commit(const CommitArgs& args) {
       o.joliet = !args.no_joliet;
       o.md5 = !args.no_md5;
       o.progress = [&](uint64_t done, uint64_t total) { bar.update(done, total); };
-      const burner::CommitResult res = burner::commit(o, d.store->snapshot());
-      if (!res.dummy && args.to.empty()) {
+      const bool grows = !args.dummy && args.to.empty();
+      if (grows)
+        d.store->set_pending_session(d.info.next_writable);
+      burner::CommitResult res;
+      try {
+        res = burner::commit(o, d.store->snapshot());
+      } catch (...) {
+        if (grows)
+          d.store->clear_pending_session();
+        throw;
+      }
+      if (grows) {
         Base base = open_base(burner::probe_target(d.target, std::nullopt));
         d.store->reset_to_new_base(base.tree, base.start_lba, base.blocks);
       }
@@ -779,7 +861,7 @@ ExitCode run_discard(const DiscardArgs& args) {
       if (!r->ok)
         throw Error(r->err, r->text);
     } else {
-      DirectStore d(store);
+      DirectStore d(store, args.paths.empty());
       if (args.paths.empty())
         d.store->discard_all();
       else

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -679,6 +680,7 @@ void Store::clear_all(const FileTree* base, uint64_t start_lba, uint64_t blocks)
   Stmt(*this, "DELETE FROM deleted").run();
   set_meta("base_start", std::to_string(start_lba));
   set_meta("base_blocks", std::to_string(blocks));
+  Stmt(*this, "DELETE FROM meta WHERE key='pending_start'").run();
   make_root(base);
   txn.commit();
   // Every staged file goes, including strays.
@@ -747,6 +749,16 @@ Ino Store::parent_of(Ino dir) {
   Stmt q(*this, "SELECT parent FROM dentries WHERE ino=? LIMIT 1");
   q.u(1, dir);
   return q.step() ? q.ucol(0) : kRootIno;
+}
+
+std::vector<std::pair<Ino, std::string>> Store::names_of(Ino ino) {
+  std::lock_guard lock(mu_);
+  std::vector<std::pair<Ino, std::string>> out;
+  Stmt q(*this, "SELECT parent, name FROM dentries WHERE ino=?");
+  q.u(1, ino);
+  while (q.step())
+    out.emplace_back(q.ucol(0), q.text(1));
+  return out;
 }
 
 std::string Store::path_of(Ino ino) {
@@ -994,6 +1006,8 @@ StoreEntry Store::make_local(Ino ino, std::optional<uint64_t> truncate_to) {
   const uint64_t old = local ? local_size(ino) : 0;
   if (final_size > old && staged_bytes_ + (final_size - old) > limit_)
     throw Error(ENOSPC, fmt::format("{}: the staged files would not fit on the target", dir_));
+  if (final_size > old && !disk_has_room(final_size - old))
+    throw Error(ENOSPC, fmt::format("{}: the store's disk is full", dir_));
   const Timestamp t = now();
   if (local) {
     Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
@@ -1098,12 +1112,42 @@ void Store::set_limit(uint64_t max_staged_bytes) {
   limit_ = max_staged_bytes;
 }
 
+bool Store::disk_has_room(uint64_t bytes) const {
+  struct statvfs v {};
+  if (::fstatvfs(data_dir_fd_, &v) != 0)
+    return true;  // cannot tell: the write itself will say
+  const uint64_t avail = uint64_t{v.f_bavail} * v.f_frsize;
+  return avail >= bytes && avail - bytes >= kDiskReserve;
+}
+
+void Store::set_pending_session(uint64_t start_lba) {
+  std::lock_guard lock(mu_);
+  Txn txn(*this);
+  set_meta("pending_start", std::to_string(start_lba));
+  txn.commit();
+}
+
+std::optional<uint64_t> Store::pending_session() {
+  std::lock_guard lock(mu_);
+  const std::string v = meta("pending_start");
+  if (v.empty())
+    return std::nullopt;
+  return std::stoull(v);
+}
+
+void Store::clear_pending_session() {
+  std::lock_guard lock(mu_);
+  Txn txn(*this);
+  Stmt(*this, "DELETE FROM meta WHERE key='pending_start'").run();
+  txn.commit();
+}
+
 bool Store::try_grow(Ino ino, uint64_t new_size) {
   std::lock_guard lock(mu_);
   const uint64_t cur = local_size(ino);
   if (new_size <= cur)
     return true;
-  if (staged_bytes_ + (new_size - cur) > limit_)
+  if (staged_bytes_ + (new_size - cur) > limit_ || !disk_has_room(new_size - cur))
     return false;
   staged_bytes_ += new_size - cur;
   local_sizes_[ino] = new_size;

@@ -123,6 +123,8 @@ class Store {
   void purge_if_orphan(Ino ino);
   // The path of `ino` on the stage ("/a/b"), for messages; empty when it has no name.
   std::string path_of(Ino ino);
+  // Every (parent, name) of `ino`: the kernel's names for it, to invalidate.
+  std::vector<std::pair<Ino, std::string>> names_of(Ino ino);
 
   // Contents.
   std::string local_path(Ino ino) const;
@@ -150,6 +152,12 @@ class Store {
   void discard(const std::vector<std::string>& paths);
   // Drops every staged change.
   void discard_all();
+  // A commit about to write a session at `start_lba` records it first: if the process dies
+  // after the session became the newest but before reset_to_new_base(), the next open sees
+  // that the target's newest session is this one and that the staged changes are in it.
+  void set_pending_session(uint64_t start_lba);
+  std::optional<uint64_t> pending_session();
+  void clear_pending_session();
   // After a commit: `base` (the new session) becomes the base, nothing is staged.
   void reset_to_new_base(std::shared_ptr<const FileTree> base, uint64_t start_lba, uint64_t blocks);
 
@@ -157,6 +165,11 @@ class Store {
   class Stmt;
   class Txn;
   friend class Txn;
+
+  // Whether the store's disk can take `bytes` more and still keep kDiskReserve free, the
+  // room SQLite needs to record deletions and discards on a full disk.
+  bool disk_has_room(uint64_t bytes) const;
+  static constexpr uint64_t kDiskReserve = 4u << 20;
 
   sqlite3_stmt* prepare(const char* sql);
   void exec(const char* sql);
