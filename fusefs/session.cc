@@ -151,6 +151,8 @@ ServeResult serve(const fuse_lowlevel_ops& ops, void* userdata, const SessionOpt
       fuse_session_new(args.get(), &ops, sizeof ops, userdata));
   if (!se)
     return ServeResult::BadOptions;  // libfuse printed which option it did not know
+  if (opts.on_session)
+    opts.on_session(se.get());
   if (fuse_set_signal_handlers(se.get()) != 0)
     return ServeResult::Failed;
   // Resolved before mounting: afterwards a stat of the mount point would wait for INIT.

@@ -25,6 +25,9 @@ struct SessionOptions {
   // Called once the mount is live (after libfuse daemonized, when it does), before requests
   // are served: where a caller starts its own threads or reports success to a parent.
   std::function<void()> after_mount;
+  // Called with the session once it exists: for filesystems that tell the kernel to drop
+  // cached entries (fuse_lowlevel_notify_inval_*).
+  std::function<void(fuse_session*)> on_session;
 };
 
 enum class ServeResult { Ok, BadOptions, MountFailed, Failed };

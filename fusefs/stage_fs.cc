@@ -112,6 +112,43 @@ void StageFs::enter_change() {
   ++changes_;
 }
 
+std::vector<StageFs::KernelName> StageFs::kernel_names() {
+  std::vector<imagecore::Ino> held;
+  {
+    std::lock_guard lock(mu_);
+    held.reserve(lookups_.size());
+    for (const auto& [ino, count] : lookups_)
+      held.push_back(ino);
+  }
+  std::vector<KernelName> out;
+  for (imagecore::Ino ino : held) {
+    std::vector<std::pair<imagecore::Ino, std::string>> names;
+    try {
+      names = store_.names_of(ino);
+    } catch (const imagecore::Error& e) {
+      spdlog::debug("names of inode {}: {}", ino, e.what());
+    }
+    for (auto& [parent, name] : names)
+      out.push_back({parent, std::move(name), ino});
+    if (names.empty())
+      out.push_back({0, {}, ino});
+  }
+  return out;
+}
+
+void StageFs::forget_in_kernel(const std::vector<KernelName>& names) {
+  if (!se_)
+    return;
+  // Entries first (the kernel drops the dentries and, with them, the subtrees), then the
+  // inodes' attributes and pages. ENOENT means the kernel had already let go.
+  for (const KernelName& k : names)
+    if (k.parent != 0)
+      fuse_lowlevel_notify_inval_entry(se_, k.parent, k.name.c_str(), k.name.size());
+  for (const KernelName& k : names)
+    fuse_lowlevel_notify_inval_inode(se_, k.ino, 0, 0);
+  fuse_lowlevel_notify_inval_inode(se_, imagecore::kRootIno, 0, 0);
+}
+
 void StageFs::leave_change() {
   std::lock_guard lock(gate_mu_);
   --changes_;

@@ -70,6 +70,18 @@ class StageFs {
                             uint64_t blocks,
                             StageLimits limits);
 
+  // Kernel caches. A commit or a discard renumbers or rewrites entries the kernel may still
+  // hold for up to the entry timeout; kernel_names() lists the names it may hold (taken before
+  // the change), forget_in_kernel() tells it to drop them and their attributes and pages.
+  void set_session(fuse_session* se) { se_ = se; }
+  struct KernelName {
+    imagecore::Ino parent;
+    std::string name;
+    imagecore::Ino ino;
+  };
+  std::vector<KernelName> kernel_names();
+  void forget_in_kernel(const std::vector<KernelName>& names);
+
   // An inode with open handles: the descriptor of its staged copy, or the base node it reads
   // from. Shared by all handles of the inode.
   struct OpenFile {
@@ -106,6 +118,7 @@ class StageFs {
   void forget_one(imagecore::Ino ino, uint64_t n);
 
   imagecore::Store& store_;
+  fuse_session* se_ = nullptr;
   StageLimits limits_;
   double timeout_ = 1.0;
 
