@@ -16,6 +16,7 @@
 #include <chrono>
 #include <thread>
 
+#include "burner/boot.h"
 #include "burner/libs.h"
 #include "burner/target.h"
 #include "burner/tree_build.h"
@@ -194,6 +195,8 @@ CommitResult commit(const CommitOptions& o, const imagecore::StagedEntry& root) 
     load_newest(in.get(), image, o.target);
     if (!o.volid.empty())
       iso_image_set_volume_id(image.p, o.volid.c_str());
+    // El Torito and the system area, captured before the rebuild can move their files.
+    detail::BootReplay boot(image.p, o.target);
     const detail::BuildStats stats = detail::rebuild_tree(image.p, root, o.target);
     result.data_bytes = stats.new_data_bytes;
     spdlog::info("commit {}: {} base nodes kept, {} cloned, {} bytes of new data", o.target,
@@ -201,6 +204,7 @@ CommitResult commit(const CommitOptions& o, const imagecore::StagedEntry& root) 
 
     GenOpts gen;
     set_gen_opts(gen, o, o.to_path.has_value());
+    result.boot_note = boot.apply(image.p, gen.p);
     Prepared prep;
     prep.in = in.get();
     prep.out = out_drive ? out : nullptr;
@@ -239,6 +243,8 @@ CommitResult commit(const CommitOptions& o, const imagecore::StagedEntry& root) 
     if (o.dummy) {
       spdlog::info("commit {}: dummy run, {} blocks would be written at LBA {}", shown, sectors,
                    result.start_lba);
+      if (dest.kind == TargetKind::Missing)
+        ::unlink(shown.c_str());  // acquiring the pseudo-drive made an empty file
       return result;
     }
     if (o.md5) {
