@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# discfs read-only mount benchmark: discfs side by side with fuseiso, archivemount
-# and direct reads of the image file.  A tool a person runs by hand; it never
+# discfs benchmark: the read-only mount side by side with fuseiso, archivemount
+# and direct reads of the image file; the staging mount and commit side by side
+# with cp into a plain directory and xorriso.  A tool a person runs by hand; it never
 # passes or fails on time (exit status != 0 only when it could not run at all).
 # See tests/bench/README.md for what each row measures and how to read the table.
 set -uo pipefail
@@ -16,7 +17,7 @@ RUNS=3
 QUICK=0
 PINNED=0
 TOOLS_WANTED=discfs,fuseiso,archivemount
-ROWS_WANTED=walk,lslR,tar,seq,rand,udf,sessions
+ROWS_WANTED=walk,lslR,tar,seq,rand,udf,sessions,stage,commit
 OP_TIMEOUT=900             # any single timed operation
 AM_TIMEOUT=120             # archivemount reading file data (big file; tar of all small files)
 FIO_RUNTIME=10
@@ -32,12 +33,15 @@ usage: tests/bench/run.sh [options]
   --work DIR       work directory; the corpus is cached here between runs and
                    results-TIMESTAMP.json is written here (default: /var/tmp/discfs-bench)
   --runs N         runs per row; medians are reported (default: 3)
-  --quick          20,000 small files and a 1 GiB big file (smoke run)
+  --quick          20,000 small files and a 1 GiB big file (smoke run); the stage
+                   rows copy 512 MiB instead of 4 GiB
   --pinned         also run the round-trip-bound rows (walks, ls -lR, tar, fio on
                    a fresh mount; udf walks and tar; session walks) with daemon
                    and client pinned to CPU 0 (taskset -c 0)
   --tools LIST     subset of discfs,fuseiso,archivemount (default: all)
-  --rows LIST      subset of walk,lslR,tar,seq,rand,udf,sessions (default: all)
+  --rows LIST      subset of walk,lslR,tar,seq,rand,udf,sessions,stage,commit
+                   (default: all); stage and commit compare discfs (when in
+                   --tools) with cp into a plain directory and with xorriso
   --timeout SECS   limit for any one timed operation (default: $OP_TIMEOUT)
   --am-timeout S   limit for archivemount reading file data: the big-file rows and
                    the tar row (default: $AM_TIMEOUT; it rescans the archive per file)
@@ -80,7 +84,7 @@ done
 [[ $DISCFS == /* ]] || DISCFS=$PWD/$DISCFS
 
 for c in python3 xorriso fio 7z fincore taskset dd tar find timeout mountpoint openssl \
-         df stat awk sha256sum; do
+         df stat awk sha256sum sync cp; do
     command -v "$c" >/dev/null || die "needs '$c' (see tests/bench/README.md)"
 done
 if [[ ,$ROWS_WANTED, == *,udf,* ]]; then
@@ -118,6 +122,21 @@ UDF_IMG=$UCORPUS/udf-small.img
 UDF_BIG=$UCORPUS/udf-big.img
 SCORPUS=$WORK/corpus-sessions
 GROWN=$SCORPUS/grown.iso
+# stage rows: a tree of a few big files (3/4 of the bytes) and many small ones, copied
+# into a staging mount; commit rows: copies of small.iso plus one new 1 GiB or 4 KiB file
+if ((QUICK)); then
+    STAGE_BYTES=$((512 << 20)); STAGE_NBIG=3; STAGE_NSMALL=2048; STCORPUS=$WORK/corpus-stage-quick
+else
+    STAGE_BYTES=$((4 << 30)); STAGE_NBIG=3; STAGE_NSMALL=16384; STCORPUS=$WORK/corpus-stage-full
+fi
+STAGE_SRC=$STCORPUS/tree
+CCORPUS=$WORK/corpus-commit
+ONE_G_BYTES=$((1 << 30)); ONE_F_BYTES=4096
+ONE_G_DIR=$CCORPUS/bench-1g          # holds big-1g.bin; becomes /bench-1g in the image
+ONE_F_DIR=$CCORPUS/bench-4k          # holds small-4k.bin; becomes /bench-4k
+# xorriso's commit: the features discfs commit writes by default (Rock Ridge, Joliet,
+# session and file MD5s); -md5 on before -dev, so that MD5s already in the image are loaded.
+XORRISO_OPTS=(-report_about WARNING -md5 on -joliet on)
 STAMP=$(date +%Y%m%d-%H%M%S)
 LOGDIR=$WORK/logs-$STAMP
 SAMPLES=$WORK/samples-$STAMP.tsv
@@ -189,6 +208,7 @@ trap 'echo "interrupted - unmounting" >&"$ERRFD"; exit 130' INT TERM
 
 # do_mount TOOL IMAGE PIN -> MNT, M_MS (mount latency ms), M_PID; returns 1 on failure.
 # DOPTS: extra options for discfs mount (--tree udf, --sessions), empty for the ISO rows.
+# TOOL discfs-stage: `discfs stage -f --store $STAGE_STORE IMAGE MNT` (IMAGE may not exist).
 DOPTS=()
 do_mount() {
     local tool=$1 img=$2 pin=$3 out cmd=() sup i line
@@ -197,6 +217,7 @@ do_mount() {
     mkdir -p "$MNT"
     case $tool in
         discfs) cmd=("$DISCFS" mount -f "${DOPTS[@]}" "$img" "$MNT") ;;
+        discfs-stage) cmd=("$DISCFS" stage -f --store "$STAGE_STORE" "$img" "$MNT") ;;
         fuseiso) cmd=(fuseiso -n "$img" "$MNT" -f) ;;
         archivemount) cmd=(archivemount "$img" "$MNT" -f -o ro) ;;
     esac
@@ -354,12 +375,18 @@ big_layout() {   # prints offset=, size=, extents=, contiguous= for /big in big.
 
 # Which images this run needs: small.iso for walk/lslR/tar, big.iso for seq/rand,
 # the UDF images for udf, the grown image for sessions.
-USE_SMALL=0; USE_BIG=0; USE_UDF=0; USE_SESS=0
+USE_SMALL=0; USE_BIG=0; USE_UDF=0; USE_SESS=0; USE_STAGE=0; USE_COMMIT=0
 { want_row walk || want_row lslR || want_row tar; } && USE_SMALL=1
 { want_row seq || want_row rand; } && USE_BIG=1
 want_row udf && USE_UDF=1
 want_row sessions && USE_SESS=1
-((USE_SMALL + USE_BIG + USE_UDF + USE_SESS)) || die "no row group selected (--rows)"
+want_row stage && USE_STAGE=1
+want_row commit && USE_COMMIT=1
+((USE_SMALL + USE_BIG + USE_UDF + USE_SESS + USE_STAGE + USE_COMMIT)) ||
+    die "no row group selected (--rows)"
+# discfs is measured in the stage and commit rows when it is one of the tools
+HAVE_DISCFS=0
+for t in "${TOOLS[@]}"; do [[ $t == discfs ]] && HAVE_DISCFS=1; done
 
 build_udf() {     # udf-small.img: NUDF small files, genisoimage -udf, then UDF only
     local src=$UCORPUS/udf-src entries bytes img=$UDF_IMG.part n
@@ -430,8 +457,39 @@ build_sessions() {  # grown.iso: NSESSIONS xorriso sessions, each adding NUDF/NS
     rm -rf "$src" "$out"
 }
 
-small_need=0; big_need=0; udf_need=0; udfbig_need=0; sess_need=0
-((USE_SMALL)) && ! [[ -s $SMALL_ISO && -s $CORPUS/small.meta ]] && small_need=1
+build_stage_tree() {   # the tree the stage rows copy: STAGE_BYTES in NBIG big + NSMALL small files
+    local line n bytes
+    echo "building the stage copy tree: $(gib "$STAGE_BYTES") in $STAGE_NBIG big and" \
+         "$STAGE_NSMALL small files ..."
+    mkdir -p "$STCORPUS"
+    rm -rf "$STAGE_SRC" "$STCORPUS/tree.meta"
+    line=$(python3 "$LIB/mkcopytree.py" "$STAGE_SRC" "$STAGE_BYTES" "$STAGE_NBIG" "$STAGE_NSMALL") ||
+        die "mkcopytree failed"
+    read -r n bytes < <(tree_count "$STAGE_SRC")
+    [[ $n == $((STAGE_NBIG + STAGE_NSMALL)) && $bytes == "$STAGE_BYTES" ]] ||
+        die "the stage tree holds $n files, $bytes bytes (wanted $((STAGE_NBIG + STAGE_NSMALL)), $STAGE_BYTES)"
+    tr ' ' '\n' <<<"$line" >"$STCORPUS/tree.meta"
+}
+
+build_commit_files() {   # the files the commit rows add: 1 GiB and 4 KiB of random bytes
+    echo "building the commit files: $(gib "$ONE_G_BYTES") and $ONE_F_BYTES bytes of random data ..."
+    rm -rf "$ONE_G_DIR" "$ONE_F_DIR"
+    mkdir -p "$ONE_G_DIR" "$ONE_F_DIR"
+    openssl rand "$ONE_G_BYTES" >"$ONE_G_DIR/big-1g.bin.part" || die "openssl rand failed"
+    openssl rand "$ONE_F_BYTES" >"$ONE_F_DIR/small-4k.bin.part" || die "openssl rand failed"
+    mv "$ONE_F_DIR/small-4k.bin.part" "$ONE_F_DIR/small-4k.bin"
+    mv "$ONE_G_DIR/big-1g.bin.part" "$ONE_G_DIR/big-1g.bin"
+}
+
+# tree_count DIR: prints "FILES BYTES" (regular files under DIR and their sizes)
+tree_count() {
+    find "$1" -type f -printf '%s\n' 2>/dev/null | awk '{ n++; s += $1 } END { printf "%d %.0f\n", n, s }'
+}
+
+small_need=0; big_need=0; udf_need=0; udfbig_need=0; sess_need=0; stage_need=0; commit_need=0
+((USE_SMALL || USE_COMMIT)) && ! [[ -s $SMALL_ISO && -s $CORPUS/small.meta ]] && small_need=1
+((USE_STAGE)) && ! [[ -d $STAGE_SRC && -s $STCORPUS/tree.meta ]] && stage_need=1
+((USE_COMMIT)) && ! [[ -s $ONE_G_DIR/big-1g.bin && -s $ONE_F_DIR/small-4k.bin ]] && commit_need=1
 ((USE_BIG)) && ! [[ -s $BIG_ISO && -s $CORPUS/big.meta ]] && big_need=1
 ((USE_UDF)) && ! [[ -s $UDF_IMG && -s $UCORPUS/udf-small.meta ]] && udf_need=1
 ((USE_UDF)) && ! [[ -s $UDF_BIG && -s $UCORPUS/udf-big.meta ]] && udfbig_need=1
@@ -446,14 +504,24 @@ need=$((1 << 29)); x_need=0; corpus_bytes=0
 ((USE_UDF)) && { ((x_need < est_udf_src)) && x_need=$est_udf_src
                  corpus_bytes=$((corpus_bytes + est_udf_img + UDF_BIG_BYTES)); }
 ((USE_SESS)) && corpus_bytes=$((corpus_bytes + est_udf_img))
+((USE_STAGE)) && corpus_bytes=$((corpus_bytes + STAGE_BYTES))
+((USE_COMMIT)) && corpus_bytes=$((corpus_bytes + ONE_G_BYTES))
+((USE_COMMIT && !USE_SMALL)) && corpus_bytes=$((corpus_bytes + est_small_iso))
 need=$((need + x_need))
+# the stage rows hold one copy of the tree at a time (in the store or the plain directory);
+# the commit rows two copies of small.iso, each grown by the 1 GiB file
+((USE_STAGE)) && need=$((need + STAGE_BYTES + STAGE_BYTES / 8))
+((USE_COMMIT)) && need=$((need + 2 * (est_small_iso + ONE_G_BYTES) + (64 << 20)))
+((stage_need)) && need=$((need + STAGE_BYTES + (64 << 20)))
+((commit_need)) && need=$((need + ONE_G_BYTES))
 ((small_need)) && need=$((need + est_small_src + est_small_iso))
 ((big_need)) && need=$((need + 2 * BIG_BYTES + (64 << 20)))
 ((udf_need)) && need=$((need + est_udf_src + est_udf_img))
 ((udfbig_need)) && need=$((need + 2 * UDF_BIG_BYTES + (64 << 20)))
 ((sess_need)) && need=$((need + est_udf_src + est_udf_img))
 avail=$(df -B1 --output=avail "$WORK" | tail -n1 | tr -d ' ')
-echo "corpus: $((small_need + big_need + udf_need + udfbig_need + sess_need)) image(s) to build" \
+echo "corpus: $((small_need + big_need + udf_need + udfbig_need + sess_need + stage_need + commit_need))" \
+     "image(s) or file set(s) to build" \
      "(under $WORK/corpus-*)"
 echo "disk: this run needs about $(gib "$need") free in $WORK" \
      "(corpus when built: $(gib "$corpus_bytes"), plus 7z output" \
@@ -475,6 +543,8 @@ echo "7z x reference extracts to $XOUT ($(stat -f -c %T "$XBASE"))"
 ((udf_need)) && build_udf
 ((udfbig_need)) && build_udf_big
 ((sess_need)) && build_sessions
+((stage_need)) && build_stage_tree
+((commit_need)) && build_commit_files
 img_bytes=0; BIG_SIZE=0
 if ((USE_SMALL)); then
     EXPECT_ENTRIES=$(metaget "$CORPUS/small.meta" entries)
@@ -571,6 +641,28 @@ if ((USE_SESS)); then
     meta grown_entries_newest "$SESS_NEWEST"
     meta grown_entries_all "$SESS_ALL"
     meta grown_files_per_session "$(metaget "$SCORPUS/grown.meta" files_added_1)"
+fi
+if ((USE_STAGE)); then
+    meta stage_tree "$STAGE_SRC"
+    meta stage_bytes "$STAGE_BYTES"
+    meta stage_gib "$(awk -v b="$STAGE_BYTES" 'BEGIN { printf "%g", b / 1073741824 }')"
+    STAGE_FILES=$(metaget "$STCORPUS/tree.meta" files)
+    meta stage_files "$STAGE_FILES"
+    meta stage_big_files "$(metaget "$STCORPUS/tree.meta" big_files)"
+    meta stage_small_files "$(metaget "$STCORPUS/tree.meta" small_files)"
+    meta stage_fs "$(stat -f -c %T "$WORK") ($(df --output=source "$WORK" | tail -n1))"
+fi
+if ((USE_COMMIT)); then
+    COMMIT_FILES=$(metaget "$CORPUS/small.meta" files)
+    meta commit_base "$SMALL_ISO"
+    meta commit_base_bytes "$(stat -c %s "$SMALL_ISO")"
+    meta commit_base_files "$COMMIT_FILES"
+    meta commit_1g_bytes "$ONE_G_BYTES"
+    meta commit_1file_bytes "$ONE_F_BYTES"
+    meta commit_xorriso "xorriso ${XORRISO_OPTS[*]} -dev IMG -update_r DIR /DIR -commit"
+    meta reflink "$(cp --reflink=always "$CCORPUS/bench-4k/small-4k.bin" "$TMPD/reflink-probe" \
+                    2>/dev/null && echo yes || echo no)"
+    rm -f "$TMPD/reflink-probe"
 fi
 meta fio_runtime_s "$FIO_RUNTIME"
 meta 7z_out "$XBASE ($(stat -f -c %T "$XBASE"))"
@@ -892,6 +984,183 @@ row_sessions() {   # grown.iso: find over the newest session vs over every sessi
     DOPTS=()
 }
 
+# ------------------------------------------------------- stage and commit ---
+usecs() { printf '%d.%06d' $(($1 / 1000000)) $(($1 % 1000000)); }
+op_cp() { timed timeout -k 5 "$OP_TIMEOUT" cp -a "$1" "$2" 2>"$TMPD/op.err"; }
+op_syncfs() { timed timeout -k 5 "$OP_TIMEOUT" sync -f "$1" 2>"$TMPD/op.err"; }
+op_commit() { timed timeout -k 5 "$OP_TIMEOUT" "$DISCFS" commit "$1" >"$TMPD/op.out" 2>"$TMPD/op.err"; }
+op_xorriso() {   # op_xorriso IMAGE DIR: adds DIR as /NAME-of-DIR in a new session
+    timed timeout -k 5 "$OP_TIMEOUT" xorriso "${XORRISO_OPTS[@]}" -dev "$1" -update_r "$2" "/${2##*/}" -commit >"$TMPD/op.out" 2>"$TMPD/op.err"
+}
+
+# warm_tree DIR: make sure every file under DIR is in the page cache (like warm)
+warm_tree() {
+    local total res
+    total=$(find "$1" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f", s }')
+    res=$(find "$1" -type f -print0 | xargs -0 -r fincore -b -n -r -o RES 2>/dev/null |
+          awk '{ s += $1 } END { printf "%.0f", s }')
+    if ((res < total - total / 100)); then
+        find "$1" -type f -print0 | xargs -0 -r cat >/dev/null
+        res=$(find "$1" -type f -print0 | xargs -0 -r fincore -b -n -r -o RES 2>/dev/null |
+              awk '{ s += $1 } END { printf "%.0f", s }')
+    fi
+    WARM_PCT=$((total ? res * 100 / total : 100))
+    ((WARM_PCT >= 95)) || echo "warning: only $WARM_PCT% of $1 stays in the page cache (RAM?)" >&2
+}
+
+# vol_end IMAGE: the volume space size (blocks) in the primary volume descriptor at LBA 16,
+# which both discfs and xorriso rewrite last as the commit point: the end of the newest session
+vol_end() {
+    [[ $(dd if="$1" bs=1 skip=$((16 * 2048 + 1)) count=5 2>/dev/null) == CD001 ]] || return 1
+    od -An -t u4 -j $((16 * 2048 + 80)) -N 4 "$1" | tr -d ' '
+}
+
+# base_nwa IMAGE -> B_NWA: where the next session of IMAGE starts (xorriso -toc "Media nwa")
+base_nwa() {
+    B_NWA=$(xorriso -indev "$1" -toc 2>/dev/null | sed -n 's/^Media nwa *: *\([0-9][0-9]*\)s.*/\1/p' |
+            tail -n1)
+}
+
+# session_of IMAGE ISODIR -> S_BLOCKS (end of the newest session - B_NWA of the base: the
+# blocks the commit added, padding between base and session included), S_TOC (xorriso -toc's
+# view: sessions and the newest one's start and size), S_BYTES (bytes of the files under ISODIR
+# in the newest session).  xorriso -toc alone cannot tell the new session's size when the
+# base's session starts at LBA 0 (an image from xorriso -as mkisofs, like small.iso): its
+# emulated table of contents then shows one session that grows with every commit.
+session_of() {
+    local out end
+    out=$(timeout -k 5 "$OP_TIMEOUT" xorriso -indev "$1" -toc -find "$2" -type f \
+              -exec report_lba 2>/dev/null)
+    S_TOC=$(grep '^ISO session' <<<"$out" | awk -F, '{ gsub(/ /, ""); s = $2; z = $3; n++ }
+            END { printf "%d session(s), newest at %s, %s", n, s, z }')
+    S_BYTES=$(awk -F, '/^File data lba:/ { s += $4 } END { printf "%.0f", s }' <<<"$out")
+    S_BLOCKS=""
+    end=$(vol_end "$1") && [[ $end =~ ^[0-9]+$ && -n $B_NWA ]] && S_BLOCKS=$((end - B_NWA))
+}
+
+row_stage() {   # cp -a of the stage tree into a fresh staging mount vs into a plain directory
+    local r t dst n bytes cp_us sync_us note row tools=(plain)
+    ((HAVE_DISCFS)) && tools=(discfs plain)
+    set_pin 0
+    echo "== stage: cp -a of $(gib "$STAGE_BYTES") ($STAGE_FILES files) into a fresh staging" \
+         "mount vs a plain directory in $WORK, then sync -f"
+    for ((r = 1; r <= RUNS; r++)); do
+        for t in "${tools[@]}"; do
+            rm -rf "$TMPD/plain" "$TMPD/stage-store" "$TMPD/stage-target.iso"
+            sync -f "$WORK"
+            warm_tree "$STAGE_SRC"
+            if [[ $t == discfs ]]; then
+                STAGE_STORE=$TMPD/stage-store
+                if ! do_mount discfs-stage "$TMPD/stage-target.iso" 0; then
+                    for row in stage_mount stage_copy stage_copy_cp stage_copy_sync; do
+                        rec $row "$t" "$r" NA "$M_ERR"
+                    done
+                    continue
+                fi
+                rec stage_mount "$t" "$r" "$M_MS"
+                dst=$MNT
+            else
+                mkdir -p "$TMPD/plain"
+                dst=$TMPD/plain
+            fi
+            op_cp "$STAGE_SRC" "$dst"
+            if ((RC)); then
+                note=$(errnote); ((RC == 124)) && note="timed out after ${OP_TIMEOUT}s"
+                for row in stage_copy stage_copy_cp stage_copy_sync; do rec $row "$t" "$r" NA "$note"; done
+                [[ $t == discfs ]] && unmount_one "$MNT"
+                continue
+            fi
+            cp_us=$EL_US
+            # the store and the plain directory are on WORK's filesystem: sync that one
+            op_syncfs "$WORK"
+            sync_us=$EL_US
+            ((RC)) && echo "warning: sync -f $WORK: $(errnote)" >&2
+            read -r n bytes < <(tree_count "$dst/${STAGE_SRC##*/}")
+            note=""
+            [[ $n == "$STAGE_FILES" && $bytes == "$STAGE_BYTES" ]] ||
+                note="the copy holds $n files, $bytes bytes; expected $STAGE_FILES, $STAGE_BYTES"
+            rec stage_copy "$t" "$r" "$(rate "$STAGE_BYTES" $((cp_us + sync_us)))" "$note"
+            rec stage_copy_cp "$t" "$r" "$(rate "$STAGE_BYTES" "$cp_us")" "$note"
+            rec stage_copy_sync "$t" "$r" "$(usecs "$sync_us")"
+            [[ $t == discfs ]] && unmount_one "$MNT"
+        done
+    done
+    rm -rf "$TMPD/plain" "$TMPD/stage-store" "$TMPD/stage-target.iso"
+}
+
+row_commit() {   # one new file (1 GiB, 4 KiB) committed on a copy of small.iso: discfs vs xorriso
+    local kind r t img src srcdir want mount_us add_us note row rows tools=(xorriso)
+    ((HAVE_DISCFS)) && tools=(discfs xorriso)
+    set_pin 0
+    base_nwa "$SMALL_ISO"
+    meta commit_base_nwa "$B_NWA"
+    for kind in 1g 1file; do
+        if [[ $kind == 1g ]]; then srcdir=$ONE_G_DIR src=$ONE_G_DIR/big-1g.bin want=$ONE_G_BYTES
+        else srcdir=$ONE_F_DIR src=$ONE_F_DIR/small-4k.bin want=$ONE_F_BYTES; fi
+        rows=("commit_$kind" "commit_${kind}_all" "commit_${kind}_blocks")
+        echo "== commit_$kind: /${srcdir##*/}/${src##*/} ($want bytes) added to a copy of" \
+             "${SMALL_ISO##*/} ($COMMIT_FILES files): discfs stage + cp + commit vs xorriso -update_r"
+        for ((r = 1; r <= RUNS; r++)); do
+            for t in "${tools[@]}"; do
+                img=$TMPD/commit-$t.iso
+                rm -rf "$img" "$TMPD/commit-store"
+                if ! cp --reflink=auto "$SMALL_ISO" "$img" 2>"$TMPD/op.err"; then
+                    RC=1; note="copy of ${SMALL_ISO##*/}: $(errnote)"
+                    for row in "${rows[@]}"; do rec "$row" "$t" "$r" NA "$note"; done
+                    continue
+                fi
+                sync -f "$WORK"
+                warm "$img"; warm "$src"
+                if [[ $t == discfs ]]; then
+                    STAGE_STORE=$TMPD/commit-store
+                    if ! do_mount discfs-stage "$img" 0; then
+                        for row in "${rows[@]}"; do rec "$row" "$t" "$r" NA "$M_ERR"; done
+                        continue
+                    fi
+                    mount_us=$(awk -v ms="$M_MS" 'BEGIN { printf "%.0f", ms * 1000 }')
+                    [[ $kind == 1g ]] && rec commit_stage_mount "$t" "$r" "$M_MS"
+                    op_cp "$srcdir" "$MNT"
+                    if ((RC)); then
+                        note="cp into the staging mount: $(errnote)"
+                        for row in "${rows[@]}" "commit_${kind}_add"; do rec "$row" "$t" "$r" NA "$note"; done
+                        unmount_one "$MNT"
+                        continue
+                    fi
+                    add_us=$EL_US
+                    rec "commit_${kind}_add" "$t" "$r" "$EL_S"
+                    op_commit "$MNT"
+                    if ((RC)); then
+                        note=$(errnote); ((RC == 124)) && note="timed out after ${OP_TIMEOUT}s"
+                        for row in "${rows[@]}"; do rec "$row" "$t" "$r" NA "discfs commit: $note"; done
+                        unmount_one "$MNT"
+                        continue
+                    fi
+                    rec "commit_$kind" "$t" "$r" "$EL_S"
+                    rec "commit_${kind}_all" "$t" "$r" "$(usecs $((mount_us + add_us + EL_US)))"
+                    unmount_one "$MNT"
+                else
+                    op_xorriso "$img" "$srcdir"
+                    if ((RC)); then
+                        note=$(errnote); ((RC == 124)) && note="timed out after ${OP_TIMEOUT}s"
+                        for row in "${rows[@]}"; do rec "$row" "$t" "$r" NA "xorriso: $note"; done
+                        continue
+                    fi
+                    rec "commit_$kind" "$t" "$r" "$EL_S"
+                    rec "commit_${kind}_all" "$t" "$r" "$EL_S"
+                fi
+                session_of "$img" "/${srcdir##*/}"
+                echo "    $t: xorriso -toc: $S_TOC; volume end - base nwa $B_NWA = $S_BLOCKS blocks"
+                note=""
+                [[ $S_BYTES == "$want" ]] ||
+                    note="the newest session's /${srcdir##*/} holds $S_BYTES bytes, not $want"
+                if [[ $S_BLOCKS =~ ^[0-9]+$ ]]; then rec "commit_${kind}_blocks" "$t" "$r" "$S_BLOCKS" "$note"
+                else rec "commit_${kind}_blocks" "$t" "$r" NA "no volume descriptor at LBA 16${note:+; $note}"; fi
+            done
+        done
+    done
+    rm -rf "$TMPD/commit-discfs.iso" "$TMPD/commit-xorriso.iso" "$TMPD/commit-store"
+}
+
 echo "tools: ${TOOLS[*]}; runs: $RUNS; logs: $LOGDIR"
 echo "warming the images (cat > /dev/null, checked with fincore) ..."
 ((USE_SMALL)) && { warm "$SMALL_ISO"; meta small_iso_resident_pct "$WARM_PCT"; }
@@ -904,6 +1173,8 @@ want_row seq && row_seq
 want_row rand && row_rand 0
 want_row udf && row_udf 0
 want_row sessions && row_sessions 0
+want_row stage && row_stage
+want_row commit && row_commit
 if ((PINNED)); then
     want_row walk && row_walk 1
     want_row lslR && row_lslR 1

@@ -6,7 +6,9 @@ report.py SAMPLES.tsv META.tsv OUT.json
 SAMPLES.tsv lines: row <TAB> tool <TAB> run <TAB> value|NA <TAB> note
 META.tsv lines:    key <TAB> value
 Medians are taken over the runs that produced a value; the ratio column is
-the ratio of those medians.  Nothing here passes or fails: the status column
+the ratio of those medians.  Only the columns that some row of this run uses are
+printed (plain = cp into a plain directory, xorriso = xorriso doing the same
+commit, for the stage and commit rows).  Nothing here passes or fails: the status column
 only says whether the median meets the target written in the table.
 """
 import json
@@ -15,12 +17,12 @@ import sys
 from collections import OrderedDict, defaultdict
 
 PEERS = ["fuseiso", "archivemount"]
-COLUMNS = ["discfs", "fuseiso", "archivemount", "direct"]
+COLUMNS = ["discfs", "fuseiso", "archivemount", "direct", "plain", "xorriso"]
 
 # row id -> (title, unit, better, ratio kind, target)
 #   ratio kinds: "peer_over_discfs" - fastest (or smallest) peer / discfs
 #                "discfs_over_direct" - discfs / direct (dd or 7z or fio on image)
-#                "discfs_over_fuseiso"
+#                "discfs_over_fuseiso", "discfs_over_plain", "discfs_over_xorriso" - likewise
 #                ("over_row", TOOL, ROW) - discfs / TOOL's median in another row
 #                a list of kinds: several ratios, the first one carries the target
 #   target: (kind, threshold, text) with kinds "ratio_ge", "ratio_le", "abs_le"
@@ -71,6 +73,31 @@ ROWS = OrderedDict([
                        "({grown_entries_all} entries)", "s", "lower",
                        [("over_row", "discfs", "sess_walk_newest"),
                         ("over_row", "fuseiso", "sess_walk_newest")], None)),
+    # stage: cp -a of a tree into a fresh staging mount (discfs) vs a plain directory
+    ("stage_mount", ("discfs stage latency, blank target", "ms", "lower", None, None)),
+    ("stage_copy", ("cp -a {stage_gib} GiB ({stage_files} files) + sync -f: until durable",
+                    "MiB/s", "higher", "discfs_over_plain",
+                    ("ratio_ge", 0.7, ">= 0.7x cp to plain dir"))),
+    ("stage_copy_cp", ("cp -a {stage_gib} GiB ({stage_files} files): until cp returns", "MiB/s",
+                       "higher", "discfs_over_plain", None)),
+    ("stage_copy_sync", ("the sync -f after that cp", "s", "lower", "discfs_over_plain", None)),
+    # commit: one new file on a copy of small.iso (discfs stage + cp + commit vs xorriso)
+    ("commit_stage_mount", ("discfs stage latency, small.iso ({commit_base_files} files)", "ms",
+                            "lower", None, None)),
+    ("commit_1g_add", ("cp 1 GiB file into the staging mount", "s", "lower", None, None)),
+    ("commit_1g", ("commit 1 GiB file: discfs commit vs xorriso -update_r", "s", "lower",
+                   "discfs_over_xorriso", ("ratio_le", 1.2, "discfs <= 1.2x xorriso"))),
+    ("commit_1g_all", ("commit 1 GiB file: stage mount + cp + commit", "s", "lower",
+                       "discfs_over_xorriso", None)),
+    ("commit_1g_blocks", ("commit 1 GiB file: blocks the new session added", "blocks",
+                          "lower", "discfs_over_xorriso", ("ratio_le", 1.0, "<= xorriso's"))),
+    ("commit_1file_add", ("cp 4 KiB file into the staging mount", "s", "lower", None, None)),
+    ("commit_1file", ("commit 4 KiB file: discfs commit vs xorriso -update_r", "s", "lower",
+                      "discfs_over_xorriso", None)),
+    ("commit_1file_all", ("commit 4 KiB file: stage mount + cp + commit", "s", "lower",
+                          "discfs_over_xorriso", None)),
+    ("commit_1file_blocks", ("commit 4 KiB file: blocks the new session added", "blocks",
+                             "lower", "discfs_over_xorriso", None)),
 ])
 PINNED_SUFFIX = "_pinned"
 
@@ -87,7 +114,7 @@ def row_def(row):
 def fmt(v, unit):
     if v is None:
         return "n/a"
-    if unit in ("IOPS",):
+    if unit in ("IOPS", "blocks"):
         return f"{v:,.0f}"
     if unit == "MiB/s":
         return f"{v:,.0f}"
@@ -153,9 +180,10 @@ def main():
                     return best / d, f"{who}/discfs", "higher"
                 return d / best, f"discfs/{who}", "higher"
             return None, "", "higher"
-        if kind in ("discfs_over_direct", "discfs_over_fuseiso"):
-            x = med["direct" if kind == "discfs_over_direct" else "fuseiso"]
-            text = "discfs/direct" if kind == "discfs_over_direct" else "discfs/fuseiso"
+        if isinstance(kind, str) and kind.startswith("discfs_over_"):
+            other = kind[len("discfs_over_"):]
+            x = med[other]
+            text = f"discfs/{other}"
             if d is not None and x:
                 return d / x, text, better
             return None, text, better
@@ -229,8 +257,15 @@ def main():
             ("notes", {t: notes[row][t] for t in notes[row]}),
         ]))
 
-    head = ["row", "what", "unit", "better", "discfs", "fuseiso", "archivemount", "direct",
-            "ratio", "ratio better", "target", "status"]
+    head = ["row", "what", "unit", "better"] + COLUMNS + ["ratio", "ratio better", "target",
+                                                         "status"]
+    # drop the tool columns no row of this run used (e.g. fuseiso in a stage/commit run)
+    unused = {4 + i for i, tool in enumerate(COLUMNS)
+              if all(counts[row][tool][1] == 0 for row in order)}
+    ncols = 4 + len(COLUMNS)
+    head = [c for i, c in enumerate(head) if i not in unused]
+    table = [[c for i, c in enumerate(r) if i not in unused] for r in table]
+    first_after = ncols - len(unused)   # index of the ratio column after dropping
     widths = [max(len(str(r[i])) for r in table + [head]) for i in range(len(head))]
     print()
     corpus = []
@@ -240,6 +275,10 @@ def main():
                       f"{meta.get('big_bytes', '-')} bytes")
     if "udf_files" in meta:
         corpus.append(f"UDF: {meta['udf_files']} files, big file {meta.get('udf_big_bytes')} bytes")
+    if "stage_bytes" in meta:
+        corpus.append(f"stage tree: {meta.get('stage_files')} files, {meta['stage_bytes']} bytes")
+    if "commit_base" in meta:
+        corpus.append(f"commit base: {meta.get('commit_base_files')}-file small.iso")
     if "grown_sessions" in meta:
         corpus.append(f"grown.iso: {meta['grown_sessions']} sessions of "
                       f"{meta.get('grown_files_per_session')} files")
@@ -248,7 +287,7 @@ def main():
     print("  ".join(h.ljust(w) for h, w in zip(head, widths)))
     print("  ".join("-" * w for w in widths))
     for r in table:
-        print("  ".join(str(c).ljust(w) if i < 4 or i >= 9 else str(c).rjust(w)
+        print("  ".join(str(c).ljust(w) if i < 4 or i >= first_after else str(c).rjust(w)
                         for i, (c, w) in enumerate(zip(r, widths))))
     print()
     if "small_files" in meta or "big_bytes" in meta:
@@ -262,6 +301,18 @@ def main():
     if "udf_files" in meta or "grown_sessions" in meta:
         print("Cold (udf_*, sess_*): echo 3 > drop_caches, image read back into the page cache, "
               "fresh mount.")
+    if "stage_bytes" in meta:
+        print("stage_* rows: cp -a of the tree into a fresh staging mount (discfs, blank target,")
+        print("fresh store in WORK) vs into a plain directory in WORK (plain); stage_copy counts")
+        print("until durable: cp, then sync -f on WORK's filesystem (the stage mount fdatasyncs")
+        print("every file on close, so its sync has little left to do).")
+    if "commit_base" in meta:
+        print("commit_* rows: a new file added to a fresh copy of small.iso; discfs = discfs commit")
+        print("on a staging mount holding it (_all: + stage mount + cp into it), xorriso = "
+              f"{meta.get('commit_xorriso', 'xorriso -update_r')}.")
+        print("Session size: 2 KiB blocks from the base's next writable address (xorriso -toc "
+              f"'Media nwa', {meta.get('commit_base_nwa', '?')})")
+        print("to the end of the new session (volume space size in the descriptor at LBA 16).")
     print("Ratios are ratios of medians. 'better' says which way the raw figures are better,")
     print("'ratio better' which way the ratio is: peer/discfs > 1 = discfs ahead; discfs/X < 1 = discfs")
     print("ahead for times, > 1 for MiB/s and IOPS. 'discfs/TOOL:ROW' divides by TOOL's median in ROW.")
