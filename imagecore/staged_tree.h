@@ -30,8 +30,8 @@ struct StagedEntry {
   std::string symlink_target;
 
   Data data = Data::None;
-  uint64_t size = 0;        // regular files: bytes
-  std::string local_path;   // Data::Local: absolute path of the staged content
+  uint64_t size = 0;       // regular files: bytes
+  std::string local_path;  // Data::Local: absolute path of the staged content
   // Path of this entry in the base session ("/a/b"), when it comes from there (Data::Base
   // files, and directories that existed in the base, even if renamed or moved since).
   std::string base_path;
