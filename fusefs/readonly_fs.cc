@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "fusefs/errors.h"
+#include "fusefs/mode.h"
 #include "imagecore/zisofs.h"
 
 namespace fusefs {
@@ -18,26 +19,6 @@ using imagecore::FileType;
 using imagecore::Node;
 
 namespace {
-
-mode_t type_bits(FileType t) {
-  switch (t) {
-    case FileType::Regular:
-      return S_IFREG;
-    case FileType::Directory:
-      return S_IFDIR;
-    case FileType::Symlink:
-      return S_IFLNK;
-    case FileType::CharDevice:
-      return S_IFCHR;
-    case FileType::BlockDevice:
-      return S_IFBLK;
-    case FileType::Fifo:
-      return S_IFIFO;
-    case FileType::Socket:
-      return S_IFSOCK;
-  }
-  return S_IFREG;
-}
 
 // An open directory: the parsed listing, pinned while the handle lives.
 struct OpenDir {
