@@ -316,9 +316,20 @@ class StageDaemon {
     }
     // The new session is the base now; nothing is staged.
     const std::vector<fusefs::StageFs::KernelName> names = fs_->kernel_names();
-    const burner::TargetInfo t = burner::probe_target(target_, capacity_);
-    Base base = open_base(t);
-    fs_->resume_with_new_base(base.tree, base.start_lba, base.blocks, limits_for(t));
+    try {
+      const burner::TargetInfo t = burner::probe_target(target_, capacity_);
+      Base base = open_base(t);
+      fs_->resume_with_new_base(base.tree, base.start_lba, base.blocks, limits_for(t));
+    } catch (const std::exception& e) {
+      // The session is written and in force; only the store could not be cleared. Keep the
+      // mount usable: the next 'discfs stage' of this store sees the pending session and
+      // clears it then.
+      spdlog::error(
+          "{}: session {} is committed, but the staging area could not be reset: {}; "
+          "unmount and stage again",
+          target_, r.session, e.what());
+      fs_->resume();
+    }
     fs_->forget_in_kernel(names);
     spdlog::info("{}: session {} committed ({} blocks at LBA {})", target_, r.session, r.blocks,
                  r.start_lba);
