@@ -11,7 +11,7 @@ packages=(
   libsqlite3-dev libboost-dev libspdlog-dev libssl-dev libfmt-dev libcli11-dev zlib1g-dev libgtest-dev libgmock-dev
   # independent writers and readers used by the tests
   xorriso genisoimage python3 python3-pycdlib p7zip-full xz-utils attr acl
-  udftools udfclient grub-rescue-pc dosfstools
+  udftools udfclient grub-rescue-pc dosfstools isolinux syslinux-common fdisk mtools e2fsprogs
   # peers and tools used by the benchmark
   fuseiso archivemount fio util-linux
 )
