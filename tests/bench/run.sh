@@ -130,6 +130,9 @@ else
     STAGE_BYTES=$((4 << 30)); STAGE_NBIG=3; STAGE_NSMALL=16384; STCORPUS=$WORK/corpus-stage-full
 fi
 STAGE_SRC=$STCORPUS/tree
+# stage_copy_big: STAGE_BYTES in 4 big files only; stage_copy_small: the small/ part of STAGE_SRC
+STAGE_BIG_SRC=$STCORPUS/bigtree; STAGE_BIG_N=4
+STAGE_SMALL_SRC=$STAGE_SRC/small
 CCORPUS=$WORK/corpus-commit
 ONE_G_BYTES=$((1 << 30)); ONE_F_BYTES=4096
 ONE_G_DIR=$CCORPUS/bench-1g          # holds big-1g.bin; becomes /bench-1g in the image
@@ -471,6 +474,19 @@ build_stage_tree() {   # the tree the stage rows copy: STAGE_BYTES in NBIG big +
     tr ' ' '\n' <<<"$line" >"$STCORPUS/tree.meta"
 }
 
+build_stage_bigtree() {   # the tree stage_copy_big copies: STAGE_BYTES in STAGE_BIG_N files
+    local line n bytes
+    echo "building the stage big-file tree: $(gib "$STAGE_BYTES") in $STAGE_BIG_N files ..."
+    mkdir -p "$STCORPUS"
+    rm -rf "$STAGE_BIG_SRC" "$STCORPUS/bigtree.meta"
+    line=$(python3 "$LIB/mkcopytree.py" "$STAGE_BIG_SRC" "$STAGE_BYTES" "$STAGE_BIG_N" 0) ||
+        die "mkcopytree failed"
+    read -r n bytes < <(tree_count "$STAGE_BIG_SRC")
+    [[ $n == "$STAGE_BIG_N" && $bytes == "$STAGE_BYTES" ]] ||
+        die "the stage big-file tree holds $n files, $bytes bytes (wanted $STAGE_BIG_N, $STAGE_BYTES)"
+    tr ' ' '\n' <<<"$line" >"$STCORPUS/bigtree.meta"
+}
+
 build_commit_files() {   # the files the commit rows add: 1 GiB and 4 KiB of random bytes
     echo "building the commit files: $(gib "$ONE_G_BYTES") and $ONE_F_BYTES bytes of random data ..."
     rm -rf "$ONE_G_DIR" "$ONE_F_DIR"
@@ -487,8 +503,10 @@ tree_count() {
 }
 
 small_need=0; big_need=0; udf_need=0; udfbig_need=0; sess_need=0; stage_need=0; commit_need=0
+stagebig_need=0
 ((USE_SMALL || USE_COMMIT)) && ! [[ -s $SMALL_ISO && -s $CORPUS/small.meta ]] && small_need=1
 ((USE_STAGE)) && ! [[ -d $STAGE_SRC && -s $STCORPUS/tree.meta ]] && stage_need=1
+((USE_STAGE)) && ! [[ -d $STAGE_BIG_SRC && -s $STCORPUS/bigtree.meta ]] && stagebig_need=1
 ((USE_COMMIT)) && ! [[ -s $ONE_G_DIR/big-1g.bin && -s $ONE_F_DIR/small-4k.bin ]] && commit_need=1
 ((USE_BIG)) && ! [[ -s $BIG_ISO && -s $CORPUS/big.meta ]] && big_need=1
 ((USE_UDF)) && ! [[ -s $UDF_IMG && -s $UCORPUS/udf-small.meta ]] && udf_need=1
@@ -504,7 +522,7 @@ need=$((1 << 29)); x_need=0; corpus_bytes=0
 ((USE_UDF)) && { ((x_need < est_udf_src)) && x_need=$est_udf_src
                  corpus_bytes=$((corpus_bytes + est_udf_img + UDF_BIG_BYTES)); }
 ((USE_SESS)) && corpus_bytes=$((corpus_bytes + est_udf_img))
-((USE_STAGE)) && corpus_bytes=$((corpus_bytes + STAGE_BYTES))
+((USE_STAGE)) && corpus_bytes=$((corpus_bytes + 2 * STAGE_BYTES))   # tree + bigtree
 ((USE_COMMIT)) && corpus_bytes=$((corpus_bytes + ONE_G_BYTES))
 ((USE_COMMIT && !USE_SMALL)) && corpus_bytes=$((corpus_bytes + est_small_iso))
 need=$((need + x_need))
@@ -513,6 +531,7 @@ need=$((need + x_need))
 ((USE_STAGE)) && need=$((need + STAGE_BYTES + STAGE_BYTES / 8))
 ((USE_COMMIT)) && need=$((need + 2 * (est_small_iso + ONE_G_BYTES) + (64 << 20)))
 ((stage_need)) && need=$((need + STAGE_BYTES + (64 << 20)))
+((stagebig_need)) && need=$((need + STAGE_BYTES))
 ((commit_need)) && need=$((need + ONE_G_BYTES))
 ((small_need)) && need=$((need + est_small_src + est_small_iso))
 ((big_need)) && need=$((need + 2 * BIG_BYTES + (64 << 20)))
@@ -520,7 +539,7 @@ need=$((need + x_need))
 ((udfbig_need)) && need=$((need + 2 * UDF_BIG_BYTES + (64 << 20)))
 ((sess_need)) && need=$((need + est_udf_src + est_udf_img))
 avail=$(df -B1 --output=avail "$WORK" | tail -n1 | tr -d ' ')
-echo "corpus: $((small_need + big_need + udf_need + udfbig_need + sess_need + stage_need + commit_need))" \
+echo "corpus: $((small_need + big_need + udf_need + udfbig_need + sess_need + stage_need + stagebig_need + commit_need))" \
      "image(s) or file set(s) to build" \
      "(under $WORK/corpus-*)"
 echo "disk: this run needs about $(gib "$need") free in $WORK" \
@@ -544,6 +563,7 @@ echo "7z x reference extracts to $XOUT ($(stat -f -c %T "$XBASE"))"
 ((udfbig_need)) && build_udf_big
 ((sess_need)) && build_sessions
 ((stage_need)) && build_stage_tree
+((stagebig_need)) && build_stage_bigtree
 ((commit_need)) && build_commit_files
 img_bytes=0; BIG_SIZE=0
 if ((USE_SMALL)); then
@@ -650,6 +670,15 @@ if ((USE_STAGE)); then
     meta stage_files "$STAGE_FILES"
     meta stage_big_files "$(metaget "$STCORPUS/tree.meta" big_files)"
     meta stage_small_files "$(metaget "$STCORPUS/tree.meta" small_files)"
+    read -r STAGE_SMALL_FILES STAGE_SMALL_BYTES < <(tree_count "$STAGE_SMALL_SRC")
+    meta stage_small_bytes "$STAGE_SMALL_BYTES"
+    meta stage_small_mib "$(awk -v b="$STAGE_SMALL_BYTES" 'BEGIN { printf "%g", b / 1048576 }')"
+    meta stage_small_dirs "$(find "$STAGE_SMALL_SRC" -type d | wc -l)"
+    meta stage_bigtree "$STAGE_BIG_SRC"
+    read -r STAGE_BIG_FILES STAGE_BIG_BYTES < <(tree_count "$STAGE_BIG_SRC")
+    meta stage_bigtree_files "$STAGE_BIG_FILES"
+    meta stage_bigtree_bytes "$STAGE_BIG_BYTES"
+    meta stage_bigtree_gib "$(awk -v b="$STAGE_BIG_BYTES" 'BEGIN { printf "%g", b / 1073741824 }')"
     meta stage_fs "$(stat -f -c %T "$WORK") ($(df --output=source "$WORK" | tail -n1))"
 fi
 if ((USE_COMMIT)); then
@@ -1038,51 +1067,100 @@ session_of() {
     end=$(vol_end "$1") && [[ $end =~ ^[0-9]+$ && -n $B_NWA ]] && S_BLOCKS=$((end - B_NWA))
 }
 
-row_stage() {   # cp -a of the stage tree into a fresh staging mount vs into a plain directory
-    local r t dst n bytes cp_us sync_us note row tools=(plain)
+# stage_copy_into TOOL SRC: one copy of SRC, until durable, into a fresh staging mount
+# (discfs: blank target, fresh store in WORK) or a fresh plain directory in WORK (plain):
+# `cp -a SRC DST`, then `sync -f WORK` -> CP_US, SYNC_US, COPY_N and COPY_BYTES (what the
+# copy holds), MOUNT_MS (discfs; empty when the mount failed).  Returns 1 with COPY_ERR set
+# when the mount or the cp failed.
+stage_copy_into() {
+    local t=$1 src=$2 dst
+    MOUNT_MS=""; COPY_ERR=""
+    rm -rf "$TMPD/plain" "$TMPD/stage-store" "$TMPD/stage-target.iso"
+    sync -f "$WORK"
+    warm_tree "$src"
+    if [[ $t == discfs ]]; then
+        STAGE_STORE=$TMPD/stage-store
+        if ! do_mount discfs-stage "$TMPD/stage-target.iso" 0; then
+            COPY_ERR=$M_ERR
+            return 1
+        fi
+        MOUNT_MS=$M_MS
+        dst=$MNT
+    else
+        mkdir -p "$TMPD/plain"
+        dst=$TMPD/plain
+    fi
+    op_cp "$src" "$dst"
+    if ((RC)); then
+        COPY_ERR=$(errnote); ((RC == 124)) && COPY_ERR="timed out after ${OP_TIMEOUT}s"
+        [[ $t == discfs ]] && unmount_one "$MNT"
+        return 1
+    fi
+    CP_US=$EL_US
+    # the store and the plain directory are on WORK's filesystem: sync that one
+    op_syncfs "$WORK"
+    SYNC_US=$EL_US
+    ((RC)) && echo "warning: sync -f $WORK: $(errnote)" >&2
+    read -r COPY_N COPY_BYTES < <(tree_count "$dst/${src##*/}")
+    [[ $t == discfs ]] && unmount_one "$MNT"
+    return 0
+}
+
+frate() { awk -v n="$1" -v us="$2" 'BEGIN { printf "%.1f", n / us * 1e6 }'; }
+
+# The stage rows, run by run (A B A B), each copy until durable:
+#   stage_copy (+ _cp, _sync, stage_mount): the mixed tree (big and small files)
+#   stage_copy_big: STAGE_BYTES in STAGE_BIG_N big files only (MiB/s)
+#   stage_copy_small: the small/ part of the mixed tree alone (files/s)
+row_stage() {
+    local r t part src want_n want_bytes note row tools=(plain)
     ((HAVE_DISCFS)) && tools=(discfs plain)
     set_pin 0
-    echo "== stage: cp -a of $(gib "$STAGE_BYTES") ($STAGE_FILES files) into a fresh staging" \
-         "mount vs a plain directory in $WORK, then sync -f"
+    echo "== stage: cp -a into a fresh staging mount vs a plain directory in $WORK, then sync -f:"
+    echo "   stage_copy: $(gib "$STAGE_BYTES") ($STAGE_FILES files);" \
+         "stage_copy_big: $(gib "$STAGE_BIG_BYTES") in $STAGE_BIG_FILES files;" \
+         "stage_copy_small: the $STAGE_SMALL_FILES small files of stage_copy" \
+         "($(gib "$STAGE_SMALL_BYTES")) alone"
     for ((r = 1; r <= RUNS; r++)); do
-        for t in "${tools[@]}"; do
-            rm -rf "$TMPD/plain" "$TMPD/stage-store" "$TMPD/stage-target.iso"
-            sync -f "$WORK"
-            warm_tree "$STAGE_SRC"
-            if [[ $t == discfs ]]; then
-                STAGE_STORE=$TMPD/stage-store
-                if ! do_mount discfs-stage "$TMPD/stage-target.iso" 0; then
-                    for row in stage_mount stage_copy stage_copy_cp stage_copy_sync; do
-                        rec $row "$t" "$r" NA "$M_ERR"
-                    done
+        for part in mixed big small; do
+            case $part in
+                mixed) src=$STAGE_SRC want_n=$STAGE_FILES want_bytes=$STAGE_BYTES ;;
+                big) src=$STAGE_BIG_SRC want_n=$STAGE_BIG_FILES want_bytes=$STAGE_BIG_BYTES ;;
+                small) src=$STAGE_SMALL_SRC want_n=$STAGE_SMALL_FILES want_bytes=$STAGE_SMALL_BYTES ;;
+            esac
+            for t in "${tools[@]}"; do
+                if ! stage_copy_into "$t" "$src"; then
+                    if [[ $part == mixed ]]; then
+                        if [[ $t == discfs ]]; then
+                            if [[ -n $MOUNT_MS ]]; then rec stage_mount "$t" "$r" "$MOUNT_MS"
+                            else rec stage_mount "$t" "$r" NA "$COPY_ERR"; fi
+                        fi
+                        for row in stage_copy stage_copy_cp stage_copy_sync; do
+                            rec $row "$t" "$r" NA "$COPY_ERR"
+                        done
+                    else
+                        rec "stage_copy_$part" "$t" "$r" NA "$COPY_ERR"
+                    fi
                     continue
                 fi
-                rec stage_mount "$t" "$r" "$M_MS"
-                dst=$MNT
-            else
-                mkdir -p "$TMPD/plain"
-                dst=$TMPD/plain
-            fi
-            op_cp "$STAGE_SRC" "$dst"
-            if ((RC)); then
-                note=$(errnote); ((RC == 124)) && note="timed out after ${OP_TIMEOUT}s"
-                for row in stage_copy stage_copy_cp stage_copy_sync; do rec $row "$t" "$r" NA "$note"; done
-                [[ $t == discfs ]] && unmount_one "$MNT"
-                continue
-            fi
-            cp_us=$EL_US
-            # the store and the plain directory are on WORK's filesystem: sync that one
-            op_syncfs "$WORK"
-            sync_us=$EL_US
-            ((RC)) && echo "warning: sync -f $WORK: $(errnote)" >&2
-            read -r n bytes < <(tree_count "$dst/${STAGE_SRC##*/}")
-            note=""
-            [[ $n == "$STAGE_FILES" && $bytes == "$STAGE_BYTES" ]] ||
-                note="the copy holds $n files, $bytes bytes; expected $STAGE_FILES, $STAGE_BYTES"
-            rec stage_copy "$t" "$r" "$(rate "$STAGE_BYTES" $((cp_us + sync_us)))" "$note"
-            rec stage_copy_cp "$t" "$r" "$(rate "$STAGE_BYTES" "$cp_us")" "$note"
-            rec stage_copy_sync "$t" "$r" "$(usecs "$sync_us")"
-            [[ $t == discfs ]] && unmount_one "$MNT"
+                note=""
+                [[ $COPY_N == "$want_n" && $COPY_BYTES == "$want_bytes" ]] ||
+                    note="the copy holds $COPY_N files, $COPY_BYTES bytes; expected $want_n, $want_bytes"
+                case $part in
+                    mixed)
+                        [[ $t == discfs ]] && rec stage_mount "$t" "$r" "$MOUNT_MS"
+                        rec stage_copy "$t" "$r" "$(rate "$STAGE_BYTES" $((CP_US + SYNC_US)))" "$note"
+                        rec stage_copy_cp "$t" "$r" "$(rate "$STAGE_BYTES" "$CP_US")" "$note"
+                        rec stage_copy_sync "$t" "$r" "$(usecs "$SYNC_US")" ;;
+                    big)
+                        rec stage_copy_big "$t" "$r" "$(rate "$want_bytes" $((CP_US + SYNC_US)))" "$note"
+                        echo "    (cp $(usecs "$CP_US") s + sync -f $(usecs "$SYNC_US") s)" ;;
+                    small)
+                        rec stage_copy_small "$t" "$r" "$(frate "$want_n" $((CP_US + SYNC_US)))" "$note"
+                        echo "    (cp $(usecs "$CP_US") s + sync -f $(usecs "$SYNC_US") s;" \
+                             "$(rate "$want_bytes" $((CP_US + SYNC_US))) MiB/s)" ;;
+                esac
+            done
         done
     done
     rm -rf "$TMPD/plain" "$TMPD/stage-store" "$TMPD/stage-target.iso"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Create the tree that the stage_copy rows copy into a staging mount.
+"""Create the trees that the stage_copy rows copy into a staging mount.
 
 mkcopytree.py DIR TOTAL_BYTES NBIG NSMALL [SEED]
 
@@ -8,7 +8,9 @@ fresh random bytes from os.urandom) and NSMALL small files that hold the
 remaining quarter (DIR/small/sNN/fNNNNNN.bin, 100 files a directory, sizes
 uniform in 0 .. 2 * mean, content sliced from a 64 MiB random pool at random
 offsets, so nothing compresses).  The last small file is sized so that the
-tree holds exactly TOTAL_BYTES bytes of file data.
+tree holds exactly TOTAL_BYTES bytes of file data.  With NSMALL = 0 the big
+files hold all the bytes (TOTAL_BYTES / NBIG each, the last one takes the
+remainder) and there is no DIR/small (the stage_copy_big tree).
 
 Prints files=, dirs= (directories, DIR included), bytes=, big_files=,
 small_files= on one line (run.sh keeps them next to DIR, not inside it, so
@@ -37,15 +39,22 @@ def main():
     top = sys.argv[1]
     total, nbig, nsmall = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     seed = int(sys.argv[5]) if len(sys.argv) > 5 else 20240602
-    if total <= 0 or nbig < 0 or nsmall < 1:
-        sys.exit("mkcopytree: TOTAL_BYTES > 0, NBIG >= 0, NSMALL >= 1")
+    if total <= 0 or nbig < 0 or nsmall < 0 or nbig + nsmall < 1 or (nsmall == 0 and nbig < 1):
+        sys.exit("mkcopytree: TOTAL_BYTES > 0, NBIG >= 0, NSMALL >= 0, NBIG >= 1 if NSMALL = 0")
     rnd = random.Random(seed)
-    big_each = total * 3 // 4 // nbig if nbig else 0
-    small_total = total - big_each * nbig
-    mean = small_total // nsmall
     dirs = 1
     os.makedirs(os.path.join(top, "big"), exist_ok=True)
     dirs += 1
+    if nsmall == 0:     # big files only
+        each = total // nbig
+        for i in range(nbig):
+            size = each if i < nbig - 1 else total - each * (nbig - 1)
+            write_random(os.path.join(top, "big", f"big{i}.bin"), size)
+        print(f"files={nbig} dirs={dirs} bytes={total} big_files={nbig} small_files=0")
+        return
+    big_each = total * 3 // 4 // nbig if nbig else 0
+    small_total = total - big_each * nbig
+    mean = small_total // nsmall
     for i in range(nbig):
         write_random(os.path.join(top, "big", f"big{i}.bin"), big_each)
     pool = os.urandom(64 << 20)

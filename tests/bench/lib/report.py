@@ -81,6 +81,12 @@ ROWS = OrderedDict([
     ("stage_copy_cp", ("cp -a {stage_gib} GiB ({stage_files} files): until cp returns", "MiB/s",
                        "higher", "discfs_over_plain", None)),
     ("stage_copy_sync", ("the sync -f after that cp", "s", "lower", "discfs_over_plain", None)),
+    ("stage_copy_big", ("cp -a {stage_bigtree_gib} GiB in {stage_bigtree_files} big files + "
+                        "sync -f: until durable", "MiB/s", "higher", "discfs_over_plain",
+                        ("ratio_ge", 0.7, ">= 0.7x cp to plain dir"))),
+    ("stage_copy_small", ("cp -a the {stage_small_files} small files ({stage_small_mib} MiB) "
+                          "of stage_copy + sync -f: until durable", "files/s", "higher",
+                          "discfs_over_plain", None)),
     # commit: one new file on a copy of small.iso (discfs stage + cp + commit vs xorriso)
     ("commit_stage_mount", ("discfs stage latency, small.iso ({commit_base_files} files)", "ms",
                             "lower", None, None)),
@@ -116,7 +122,7 @@ def fmt(v, unit):
         return "n/a"
     if unit in ("IOPS", "blocks"):
         return f"{v:,.0f}"
-    if unit == "MiB/s":
+    if unit in ("MiB/s", "files/s"):
         return f"{v:,.0f}"
     if unit == "ms":
         return f"{v:.1f}" if v < 1000 else f"{v:,.0f}"
@@ -305,7 +311,9 @@ def main():
         print("stage_* rows: cp -a of the tree into a fresh staging mount (discfs, blank target,")
         print("fresh store in WORK) vs into a plain directory in WORK (plain); stage_copy counts")
         print("until durable: cp, then sync -f on WORK's filesystem (the stage mount fdatasyncs")
-        print("every file on close, so its sync has little left to do).")
+        print("every file on close, so its sync has little left to do). stage_copy_big copies a tree")
+        print("of big files only, stage_copy_small the small-file part of the stage_copy tree alone")
+        print("(files/s: regular files over cp + sync -f), each the same way.")
     if "commit_base" in meta:
         print("commit_* rows: a new file added to a fresh copy of small.iso; discfs = discfs commit")
         print("on a staging mount holding it (_all: + stage mount + cp into it), xorriso = "
