@@ -253,6 +253,10 @@ CommitResult commit(const CommitOptions& o, const imagecore::StagedEntry& root) 
       spdlog::info("commit {}: session at LBA {} verified ({} blocks up to its tag)", shown,
                    check.start_lba, check.blocks);
     }
+    // A cancel that came while the write was ending is still honoured: until LBA 0..31 are
+    // rewritten, the previous session stays in force.
+    if (o.cancel && o.cancel->load())
+      fail(ECANCELED, shown, "commit cancelled; the previous session stays in force");
     if (o.fail_before_activation) {
       fail(EIO, shown, "stopped before rewriting LBA 0..31 as asked (test)");
     }

@@ -23,8 +23,8 @@ struct CommitOptions {
   bool md5 = true;  // session and per-file MD5 tags
   // Called from the committing thread about every 100 ms: bytes written, bytes in total.
   std::function<void(uint64_t done, uint64_t total)> progress;
-  // Polled during the write; when set, the write stops and commit() throws (ECANCELED)
-  // with the target still showing its previous session.
+  // Polled during the write and once more before LBA 0..31 are rewritten; when set,
+  // commit() throws (ECANCELED) with the target still showing its previous session.
   const std::atomic<bool>* cancel = nullptr;
   // Testing: fail (EIO) after the session is written and verified, before LBA 0..31 are
   // rewritten, as a crash at that point would.
