@@ -51,9 +51,7 @@ def cached(key, make):
     return L.memo(_cache, key, make)
 
 
-
 fail_diff = L.fail_diff
-
 
 
 def losetup():

@@ -84,7 +84,6 @@ def without_rr_moved(tree):
 fail_diff = L.fail_diff
 
 
-
 class MountedCase(unittest.TestCase):
     """One mount for the whole class; every test first checks the daemon lives."""
 

@@ -48,13 +48,10 @@ def cached(key, make):
     return L.memo(_cache, key, make)
 
 
-
 require_fuse = L.require_fuse
 
 
-
 fail_diff = L.fail_diff
-
 
 
 def xorriso(args, **kw):

@@ -37,6 +37,8 @@ import stat
 import subprocess
 import unittest
 
+import hostile
+
 import discfs_testlib as L
 
 SECTOR = 2048
@@ -649,20 +651,5 @@ class UdfLayout:
                 pos += total
 
 
-class Patch:
-    """A mutable copy of an image and a log of changes."""
-
-    def __init__(self, data):
-        self.buf = bytearray(data)
-        self.log = []
-
-    def put(self, off, b, why=""):
-        if off < 0 or off + len(b) > len(self.buf):
-            raise ValueError(f"patch at {off} (+{len(b)}) outside the image")
-        self.buf[off:off + len(b)] = b
-        self.log.append(f"{why or 'bytes'} @ {off}")
-
-    def write(self, path):
-        with open(path, "wb") as f:
-            f.write(self.buf)
-        return path
+# The byte patcher the ISO 9660 hostile-image suite uses.
+Patch = hostile.Patch
