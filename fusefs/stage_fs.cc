@@ -117,14 +117,36 @@ std::vector<StageFs::KernelName> StageFs::kernel_names() {
   return out;
 }
 
+bool StageFs::remember_negative(Ino parent, const char* name) {
+  constexpr size_t kMaxNegatives = 1 << 16;
+  const auto now = std::chrono::steady_clock::now();
+  const auto keep = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(timeout_ + 1.0));
+  std::lock_guard lock(mu_);
+  while (!negatives_.empty() && now - negatives_.front().at > keep)
+    negatives_.pop_front();
+  if (negatives_.size() >= kMaxNegatives)
+    return false;
+  negatives_.push_back({now, parent, name});
+  return true;
+}
+
 void StageFs::forget_in_kernel(const std::vector<KernelName>& names) {
   if (!se_)
     return;
+  std::vector<std::pair<Ino, std::string>> negatives;
+  {
+    std::lock_guard lock(mu_);
+    for (const Negative& n : negatives_)
+      negatives.emplace_back(n.parent, n.name);
+  }
   // Entries first (the kernel drops the dentries and, with them, the subtrees), then the
   // inodes' attributes and pages. ENOENT means the kernel had already let go.
   for (const KernelName& k : names)
     if (k.parent != 0)
       fuse_lowlevel_notify_inval_entry(se_, k.parent, k.name.c_str(), k.name.size());
+  for (const auto& [parent, name] : negatives)
+    fuse_lowlevel_notify_inval_entry(se_, parent, name.c_str(), name.size());
   for (const KernelName& k : names)
     fuse_lowlevel_notify_inval_inode(se_, k.ino, 0, 0);
   fuse_lowlevel_notify_inval_inode(se_, imagecore::kRootIno, 0, 0);
@@ -215,6 +237,7 @@ std::shared_ptr<StageFs::OpenFile> StageFs::open_file(const StoreEntry& e, bool 
       f->zisofs.reset();
       f->size = e.attr.size;
       f->mtime = e.attr.mtime;
+      f->ctime = e.attr.ctime;
     } else if (e.data == StoreEntry::Data::Base && f->fd < 0 && !f->base) {
       f->base = store_.base();
       if (!f->base)
@@ -226,9 +249,11 @@ std::shared_ptr<StageFs::OpenFile> StageFs::open_file(const StoreEntry& e, bool 
         f->zisofs = std::make_unique<imagecore::ZisofsReader>(f->base->source(), f->node);
       f->size = e.attr.size;
       f->mtime = e.attr.mtime;
+      f->ctime = e.attr.ctime;
     } else if (!f->dirty && !f->writers) {
       f->size = e.attr.size;
       f->mtime = e.attr.mtime;
+      f->ctime = e.attr.ctime;
     }
   } catch (...) {
     close_file(f, false);
@@ -249,7 +274,7 @@ void StageFs::close_file(const std::shared_ptr<OpenFile>& f, bool writable) {
     std::lock_guard lock(f->mu);
     if (writable) {
       --f->writers;
-      if (f->dirty) {
+      if (f->dirty || f->times_pending) {
         try {
           sync_file(*f);
         } catch (const std::exception& e) {
@@ -288,19 +313,23 @@ void StageFs::close_file(const std::shared_ptr<OpenFile>& f, bool writable) {
 }
 
 void StageFs::sync_file(OpenFile& f) {
-  if (f.fd < 0 || !f.dirty)
+  if (f.fd < 0 || !(f.dirty || f.times_pending))
     return;
-  if (::fdatasync(f.fd) != 0)
-    throw_errno(fmt::format("{}: cannot sync the staged data", store_.local_path(f.ino)));
-  if (f.new_file) {
-    store_.sync_data_dir();
-    f.new_file = false;
+  if (f.dirty) {
+    if (::fdatasync(f.fd) != 0)
+      throw_errno(fmt::format("{}: cannot sync the staged data", store_.local_path(f.ino)));
+    if (f.new_file) {
+      store_.sync_data_dir();
+      f.new_file = false;
+    }
   }
   struct stat st {};
   if (::fstat(f.fd, &st) != 0)
     throw_errno(store_.local_path(f.ino));
-  store_.record_size(f.ino, static_cast<uint64_t>(st.st_size), f.mtime);
+  store_.record_size(f.ino, static_cast<uint64_t>(st.st_size), f.mtime, f.ctime, f.atime);
   f.dirty = false;
+  f.times_pending = false;
+  f.atime.reset();
 }
 
 struct stat StageFs::to_stat(const StoreEntry& e) {
@@ -330,6 +359,10 @@ struct stat StageFs::to_stat(const StoreEntry& e) {
         st.st_size = static_cast<off_t>(f->size);
         st.st_mtim = {static_cast<time_t>(f->mtime.sec), static_cast<long>(f->mtime.nsec)};
       }
+      if (f->dirty || f->times_pending)
+        st.st_ctim = {static_cast<time_t>(f->ctime.sec), static_cast<long>(f->ctime.nsec)};
+      if (f->atime)
+        st.st_atim = {static_cast<time_t>(f->atime->sec), static_cast<long>(f->atime->nsec)};
     }
   }
   st.st_blksize = 1 << 20;
@@ -373,6 +406,9 @@ void StageFs::forget_one(Ino ino, uint64_t n) {
 
 // ---- the operations --------------------------------------------------------------------
 
+// Bytes written to a staged file between two starts of its writeback.
+constexpr uint64_t kKickBytes = 8u << 20;
+
 struct StageOps {
   // A change: waits at the commit gate and counts itself while it runs.
   template <typename F>
@@ -415,7 +451,20 @@ struct StageOps {
     guarded(req, [&] {
       check_name(name);
       StageFs& fs = self(req);
-      add_entry(req, fs, fs.store_.lookup(parent, name));
+      std::optional<StoreEntry> e;
+      try {
+        e = fs.store_.lookup(parent, name);
+      } catch (const Error& err) {
+        // A cached negative entry spares the next lookup of the name (cp looks a name up
+        // before creating it); commit and discard drop them again.
+        if (err.code() != ENOENT || !fs.remember_negative(parent, name))
+          throw;
+        fuse_entry_param p{};
+        p.entry_timeout = fs.timeout_;
+        fuse_reply_entry(req, &p);
+        return;
+      }
+      add_entry(req, fs, *e);
     });
   }
 
@@ -435,6 +484,31 @@ struct StageOps {
       struct stat st = fs.to_stat(fs.store_.get(ino));
       fuse_reply_attr(req, &st, fs.timeout_);
     });
+  }
+
+  // Times set on a file that is open for writing (cp -a's futimens before close) are kept
+  // with its data: stored by the flush that makes the data durable, as the write times
+  // are, not in a transaction of their own.
+  static bool defer_times(StageFs::OpenFile& f, const struct stat* attr, int to_set) {
+    constexpr int kTimes = FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
+                           FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME;
+    if ((to_set & ~kTimes) || !(to_set & kTimes))
+      return false;
+    std::lock_guard lock(f.mu);
+    if (!f.writers || f.fd < 0)
+      return false;
+    const Timestamp t = now();
+    if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+      f.atime = t;
+    else if (to_set & FUSE_SET_ATTR_ATIME)
+      f.atime = from_timespec(attr->st_atim);
+    if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+      f.mtime = t;
+    else if (to_set & FUSE_SET_ATTR_MTIME)
+      f.mtime = from_timespec(attr->st_mtim);
+    f.ctime = t;
+    f.times_pending = true;
+    return true;
   }
 
   static void setattr(fuse_req_t req,
@@ -467,9 +541,15 @@ struct StageOps {
           }
           f->size = size;
           f->mtime = e.attr.mtime;
+          f->ctime = e.attr.ctime;
         } else {
           fs.store_.make_local(ino, size);
         }
+      }
+      if (f && defer_times(*f, attr, to_set)) {
+        struct stat st = fs.to_stat(fs.store_.get(ino));
+        fuse_reply_attr(req, &st, fs.timeout_);
+        return;
       }
       imagecore::AttrChange c;
       if (to_set & FUSE_SET_ATTR_MODE)
@@ -668,6 +748,7 @@ struct StageOps {
           f->size = 0;
           f->dirty = false;
           f->mtime = e.attr.mtime;
+          f->ctime = e.attr.ctime;
         } else {
           e = fs.store_.make_local(ino, 0);
         }
@@ -748,8 +829,15 @@ struct StageOps {
         done += static_cast<size_t>(n);
       }
       f.size = std::max(f.size, end);
-      f.mtime = now();
+      f.mtime = f.ctime = now();
       f.dirty = true;
+      f.unkicked += done;
+      if (f.unkicked >= kKickBytes) {
+        // Start writing the data out now, without waiting, so the disk works while the
+        // copy goes on and the fdatasync at close has little left to do.
+        ::sync_file_range(f.fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+        f.unkicked = 0;
+      }
       fuse_reply_write(req, done);
     });
   }
@@ -776,6 +864,7 @@ struct StageOps {
         throw_errno(fs.store_.local_path(ino));
       if (!(mode & FALLOC_FL_KEEP_SIZE) && end > f.size) {
         f.size = end;
+        f.mtime = f.ctime = now();
         f.dirty = true;
       }
       fuse_reply_err(req, 0);

@@ -16,6 +16,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -93,9 +94,12 @@ class StageFs {
     std::unique_ptr<imagecore::ZisofsReader> zisofs;
     unsigned opens = 0, writers = 0;
     uint64_t size = 0;  // current size, ahead of the store while dirty
-    imagecore::Timestamp mtime;
-    bool dirty = false;     // written since the last flush
-    bool new_file = false;  // created here: data/ needs an fsync for its name
+    imagecore::Timestamp mtime, ctime;
+    std::optional<imagecore::Timestamp> atime;  // set while open for writing, not yet stored
+    bool dirty = false;                         // written since the last flush
+    bool times_pending = false;                 // times set while open for writing, stored at flush
+    bool new_file = false;                      // created here: data/ needs an fsync for its name
+    uint64_t unkicked = 0;                      // bytes written since writeback was last started
   };
 
  private:
@@ -125,6 +129,15 @@ class StageFs {
   std::mutex mu_;
   std::unordered_map<imagecore::Ino, std::shared_ptr<OpenFile>> open_;
   std::unordered_map<imagecore::Ino, uint64_t> lookups_;
+  // Names answered "no such entry" as cached negative entries, oldest first. A discard can
+  // bring such a name back, so forget_in_kernel() drops those still within the timeout.
+  struct Negative {
+    std::chrono::steady_clock::time_point at;
+    imagecore::Ino parent;
+    std::string name;
+  };
+  std::deque<Negative> negatives_;
+  bool remember_negative(imagecore::Ino parent, const char* name);  // false: do not cache
 
   enum class Gate { Open, Draining, Paused };
   std::mutex gate_mu_;

@@ -123,6 +123,12 @@ class Store::Stmt {
     return *this;
   }
   Stmt& u(int col, uint64_t v) { return i(col, static_cast<int64_t>(v)); }
+  Stmt& opt_i(int col, std::optional<int64_t> v) {
+    if (v)
+      return i(col, *v);
+    check(sqlite3_bind_null(st_, col));
+    return *this;
+  }
   Stmt& t(int col, std::string_view v) {
     check(sqlite3_bind_text(st_, col, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
     return *this;
@@ -941,6 +947,7 @@ StoreEntry Store::set_attr(Ino ino, const AttrChange& c) {
   std::lock_guard lock(mu_);
   StoreEntry e = row(ino);
   Attr& a = e.attr;
+  const Attr before = a;
   if (c.perm)
     a.perm = *c.perm & 07777;
   if (c.uid)
@@ -951,6 +958,10 @@ StoreEntry Store::set_attr(Ino ino, const AttrChange& c) {
     a.atime = *c.atime;
   if (c.mtime)
     a.mtime = *c.mtime;
+  // Nothing changes (e.g. `cp -a` giving a new file the owner it already has): no
+  // transaction, and a base file stays unchanged for the commit.
+  if (!c.atime && !c.mtime && a.perm == before.perm && a.uid == before.uid && a.gid == before.gid)
+    return e;
   a.ctime = now();
   Txn txn(*this);
   Stmt(*this,
@@ -1074,18 +1085,25 @@ StoreEntry Store::make_local(Ino ino, std::optional<uint64_t> truncate_to) {
   return row(ino);
 }
 
-void Store::record_size(Ino ino, uint64_t size, Timestamp mtime) {
+void Store::record_size(Ino ino,
+                        uint64_t size,
+                        Timestamp mtime,
+                        std::optional<Timestamp> ctime,
+                        std::optional<Timestamp> atime) {
   std::lock_guard lock(mu_);
+  const Timestamp c = ctime.value_or(mtime);
   Txn txn(*this);
   Stmt(*this,
-       "UPDATE inodes SET size=?, mtime_s=?, mtime_ns=?, ctime_s=?, ctime_ns=? "
-       "WHERE ino=? AND data=2")
+       "UPDATE inodes SET size=?, mtime_s=?, mtime_ns=?, ctime_s=?, ctime_ns=?, "
+       "atime_s=coalesce(?, atime_s), atime_ns=coalesce(?, atime_ns) WHERE ino=? AND data=2")
       .u(1, size)
       .i(2, mtime.sec)
       .i(3, mtime.nsec)
-      .i(4, mtime.sec)
-      .i(5, mtime.nsec)
-      .u(6, ino)
+      .i(4, c.sec)
+      .i(5, c.nsec)
+      .opt_i(6, atime ? std::optional<int64_t>(atime->sec) : std::nullopt)
+      .opt_i(7, atime ? std::optional<int64_t>(atime->nsec) : std::nullopt)
+      .u(8, ino)
       .run();
   txn.commit();
   if (sqlite3_changes(db_) == 0)

@@ -133,7 +133,11 @@ class Store {
   // bytes would exceed the limit.
   StoreEntry make_local(Ino ino, std::optional<uint64_t> truncate_to);
   // Records the durable size and mtime of a Local file (after the caller's fdatasync).
-  void record_size(Ino ino, uint64_t size, Timestamp mtime);
+  void record_size(Ino ino,
+                   uint64_t size,
+                   Timestamp mtime,
+                   std::optional<Timestamp> ctime = std::nullopt,
+                   std::optional<Timestamp> atime = std::nullopt);
   // fsync of data/ (after creating files there).
   void sync_data_dir();
 

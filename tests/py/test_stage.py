@@ -16,6 +16,7 @@ and xorriso must list every session and pass -check_md5 / -check_md5_r.
 import errno
 import hashlib
 import os
+import stat
 import random
 import shutil
 import subprocess
@@ -618,6 +619,39 @@ class Verbs(StageCase):
         d = S.dump_tree(img)
         self.assertEqual(d["/open_file"].sha256, hashlib.sha256(b"half and whole\n").hexdigest())
         self.assert_md5(img)
+
+    def test_deleted_name_back_at_once_after_discard(self):
+        """A deleted base file whose name was looked up since (and not found) is back as
+        soon as the discard returns: the kernel keeps no stale "no such file"."""
+        img, src = self.base()
+        mnt, store = self.path("mnt"), self.path("store")
+        with S.Stage(img, mnt, store=store):
+            gone = os.path.join(mnt, "gone")
+            for discard_args in (["/gone"], []):
+                os.unlink(gone)
+                self.assertFalse(os.path.exists(gone))
+                self.assertFalse(os.path.exists(gone))
+                S.discard(mnt, *discard_args)
+                with open(gone, "rb") as f:
+                    self.assertEqual(f.read(), b"to be deleted\n", f"discard {discard_args}")
+
+    def test_same_owner_and_mode_stage_nothing(self):
+        """chown to the owner and chmod to the mode a base file already has (what cp -a and
+        rsync -a do to what they copy over) change nothing: nothing is staged. A real chmod
+        is staged."""
+        img, src = self.base()
+        mnt, store = self.path("mnt"), self.path("store")
+        with S.Stage(img, mnt, store=store):
+            keep = os.path.join(mnt, "keep")
+            s = os.stat(keep)
+            os.chown(keep, s.st_uid, s.st_gid)
+            os.chmod(keep, stat.S_IMODE(s.st_mode))
+            st = S.status(mnt)
+            self.assertEqual(S.staged_count(st), 0, st)
+            os.chmod(keep, 0o600)
+            st = S.status(mnt)
+            self.assertEqual(st["changed"], 1, st)
+            self.assertEqual(stat.S_IMODE(os.stat(keep).st_mode), 0o600)
 
     def test_dummy_on_blank_target(self):
         """--dummy on a target that does not exist yet creates nothing."""

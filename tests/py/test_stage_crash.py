@@ -617,6 +617,41 @@ class KillDuringCopiesTest(CrashBase):
                       f"neither before nor after it: {got}")
 
 
+class TimesKeptWithDataTest(CrashBase):
+
+    T_A, T_M = 1_500_000_000_123_456_789, 1_600_000_000_987_654_321
+
+    def test_times_set_while_open_survive_kill_after_close(self):
+        """cp -a sets a new file's times while it is still open for writing, then closes
+        it. The times show at once, and once the close returned they survive a kill -9 of
+        the daemon with the data; so do times set on a closed file."""
+        payload = b"payload " * 1000
+        st = self.stage()
+        with st:
+            p = os.path.join(self.mnt, "open_then_timed")
+            fd = os.open(p, os.O_WRONLY | os.O_CREAT, 0o640)
+            try:
+                os.write(fd, payload)
+                os.utime(fd, ns=(self.T_A, self.T_M))
+                s = os.stat(p)
+                self.assertEqual((s.st_atime_ns, s.st_mtime_ns), (self.T_A, self.T_M),
+                                 "times set on an open file are not shown")
+            finally:
+                os.close(fd)
+            q = os.path.join(self.mnt, "closed_then_timed")
+            write_file(q, b"x")
+            os.utime(q, ns=(self.T_A, self.T_M))
+            st.kill9()
+        st = self.stage()
+        with st:
+            for name in ("open_then_timed", "closed_then_timed"):
+                s = os.stat(os.path.join(self.mnt, name))
+                self.assertEqual((s.st_atime_ns, s.st_mtime_ns), (self.T_A, self.T_M),
+                                 f"{name}: times after kill -9 and remount")
+            with open(os.path.join(self.mnt, "open_then_timed"), "rb") as f:
+                self.assertEqual(f.read(), payload)
+
+
 class CommitKillTest(CrashBase):
     """Kills of the daemon while it commits; each ends with a good commit of the same store."""
 

@@ -226,6 +226,46 @@ TEST_F(StoreTest, EverythingThatReturnedIsThereAfterReopen) {
   EXPECT_EQ(s->status().bytes_staged, 9u);
 }
 
+TEST_F(StoreTest, TimesRecordedWithTheSizeAreThereAfterReopen) {
+  Ino ino = 0;
+  {
+    auto s = open_store();
+    ino = s->make(kRootIno, "t", FileType::Regular, 0644, 0, 0, 0, "").attr.ino;
+    spit(s->local_path(ino), "abc");
+    s->record_size(ino, 3, Timestamp{1600000000, 7}, Timestamp{1700000000, 8},
+                   Timestamp{1500000000, 9});
+  }
+  auto s = open_store();
+  const StoreEntry e = s->get(ino);
+  EXPECT_EQ(e.attr.size, 3u);
+  EXPECT_EQ(e.attr.mtime.sec, 1600000000);
+  EXPECT_EQ(e.attr.mtime.nsec, 7);
+  EXPECT_EQ(e.attr.ctime.sec, 1700000000);
+  EXPECT_EQ(e.attr.atime.sec, 1500000000);
+  EXPECT_EQ(e.attr.atime.nsec, 9);
+  // Without an atime the stored one stays.
+  s->record_size(ino, 3, Timestamp{1600000001, 0});
+  EXPECT_EQ(s->get(ino).attr.atime.sec, 1500000000);
+  EXPECT_EQ(s->get(ino).attr.ctime.sec, 1600000001);
+}
+
+TEST_F(StoreTest, AnAttributeChangeThatChangesNothingStagesNothing) {
+  auto s = open_store();
+  const Ino a = s->lookup(kRootIno, "a").attr.ino;
+  const StoreEntry x = s->lookup(a, "x");
+  AttrChange same;
+  same.perm = x.attr.perm;
+  same.uid = x.attr.uid;
+  same.gid = x.attr.gid;
+  s->set_attr(x.attr.ino, same);
+  EXPECT_EQ(s->status().changed, 0u);
+  EXPECT_EQ(s->get(x.attr.ino).attr.ctime.sec, x.attr.ctime.sec);
+  AttrChange other;
+  other.perm = x.attr.perm ^ 0100;
+  s->set_attr(x.attr.ino, other);
+  EXPECT_EQ(s->status().changed, 1u);
+}
+
 TEST_F(StoreTest, UnrecordedWritesAreTakenFromTheFileAfterACrash) {
   Ino ino = 0;
   {
