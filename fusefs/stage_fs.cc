@@ -698,6 +698,13 @@ struct StageOps {
       h->file->new_file = true;
     }
     fi->fh = reinterpret_cast<uint64_t>(h.get());
+    // A write-only handle (cp, tar, rsync) writes past the page cache: the kernel hands the
+    // writer's own pages to this process instead of first copying them into cached pages of
+    // this file, and a big copy does not leave a second cached copy of everything it wrote.
+    // Such a handle can neither read nor be mapped; other handles stay cached, and the
+    // kernel drops cached pages a direct write overwrites.
+    if ((fi->flags & O_ACCMODE) == O_WRONLY)
+      fi->direct_io = 1;
     int rc;
     if (created) {
       fuse_entry_param p = fs.entry(e);

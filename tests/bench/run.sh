@@ -21,6 +21,7 @@ ROWS_WANTED=walk,lslR,tar,seq,rand,udf,sessions,stage,commit
 OP_TIMEOUT=900             # any single timed operation
 AM_TIMEOUT=120             # archivemount reading file data (big file; tar of all small files)
 FIO_RUNTIME=10
+SETTLE=3                  # seconds between deleting a stage copy and the next copy
 XBASE=""                  # under which 7z x writes (default: tmpfs if it has room, else WORK)
 XOUT=""
 
@@ -1077,6 +1078,10 @@ stage_copy_into() {
     MOUNT_MS=""; COPY_ERR=""
     rm -rf "$TMPD/plain" "$TMPD/stage-store" "$TMPD/stage-target.iso"
     sync -f "$WORK"
+    # On a disk mounted with -o discard (this machine's root is) the blocks freed by the
+    # last copy are trimmed for a few seconds after the sync, and a copy started meanwhile
+    # runs up to twice as slow; let that settle, for either tool.
+    nap "$SETTLE"
     warm_tree "$src"
     if [[ $t == discfs ]]; then
         STAGE_STORE=$TMPD/stage-store

@@ -15,6 +15,7 @@ and xorriso must list every session and pass -check_md5 / -check_md5_r.
 
 import errno
 import hashlib
+import mmap
 import os
 import stat
 import random
@@ -619,6 +620,49 @@ class Verbs(StageCase):
         d = S.dump_tree(img)
         self.assertEqual(d["/open_file"].sha256, hashlib.sha256(b"half and whole\n").hexdigest())
         self.assert_md5(img)
+
+    def test_every_handle_sees_every_write(self):
+        """Write-only handles write past the page cache: a reader that cached the old bytes
+        sees the new ones, and writes through a read-write handle and a shared mapping
+        are seen by the write-only and read-only handles alike."""
+        img, src = self.base()
+        mnt, store = self.path("mnt"), self.path("store")
+        with S.Stage(img, mnt, store=store):
+            p = os.path.join(mnt, "d", "e", "inner")
+            with open(os.path.join(src, "d", "e", "inner"), "rb") as f:
+                want = bytearray(f.read())
+            r = os.open(p, os.O_RDONLY)
+            try:
+                self.assertEqual(os.pread(r, len(want), 0), bytes(want))  # now cached
+                w = os.open(p, os.O_WRONLY)
+                try:
+                    os.pwrite(w, b"WRITE-ONLY", 5000)
+                    want[5000:5010] = b"WRITE-ONLY"
+                    self.assertEqual(os.pread(r, len(want), 0), bytes(want),
+                                     "a cached reader missed a write-only handle's write")
+                    rw = os.open(p, os.O_RDWR)
+                    try:
+                        with mmap.mmap(rw, 0) as m:
+                            m[70000:70006] = b"MAPPED"
+                            m.flush()
+                        want[70000:70006] = b"MAPPED"
+                        os.pwrite(rw, b"READ-WRITE", 90000)
+                        want[90000:90010] = b"READ-WRITE"
+                    finally:
+                        os.close(rw)
+                    os.pwrite(w, b"APPENDED", len(want))
+                    want += b"APPENDED"
+                finally:
+                    os.close(w)
+                self.assertEqual(os.fstat(r).st_size, len(want))
+                self.assertEqual(os.pread(r, len(want) + 10, 0), bytes(want))
+            finally:
+                os.close(r)
+            with open(p, "rb") as f:
+                self.assertEqual(f.read(), bytes(want))
+            S.commit(mnt)
+        self.assertEqual(S.dump_tree(img)["/d/e/inner"].sha256,
+                         hashlib.sha256(bytes(want)).hexdigest())
 
     def test_deleted_name_back_at_once_after_discard(self):
         """A deleted base file whose name was looked up since (and not found) is back as
