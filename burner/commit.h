@@ -39,6 +39,7 @@ struct CommitResult {
   uint64_t data_bytes = 0;  // bytes of new file content written in it
   bool verified = false;    // its session MD5 was read back and matched
   bool dummy = false;       // nothing was written
+  bool unchanged = false;   // nothing was staged, so no session was written (not by commit())
   std::string boot_note;    // empty, or what happened to El Torito / the system area
 };
 

@@ -176,9 +176,30 @@ void adopt_base(imagecore::Store& store,
 std::string commit_json(const burner::CommitResult& r, const std::string& to) {
   return fmt::format(
       "{{\"session\":{},\"start_lba\":{},\"blocks\":{},\"data_bytes\":{},\"verified\":{},"
-      "\"dummy\":{},\"to\":{},\"boot_note\":{}}}",
-      r.session, r.start_lba, r.blocks, r.data_bytes, r.verified, r.dummy,
+      "\"dummy\":{},\"unchanged\":{},\"to\":{},\"boot_note\":{}}}",
+      r.session, r.start_lba, r.blocks, r.data_bytes, r.verified, r.dummy, r.unchanged,
       to.empty() ? "null" : json_string(to), json_string(r.boot_note));
+}
+
+// A commit that would append a session identical to the newest one (nothing staged, no new
+// volume id) writes nothing, as xorriso's -commit does without pending changes. The result
+// names the newest session, or session 0 for a blank target, which stays blank.
+std::optional<burner::CommitResult> nothing_to_commit(imagecore::Store& store,
+                                                      const burner::CommitOptions& o,
+                                                      const burner::TargetInfo& t) {
+  if (o.dummy || o.to_path || !o.volid.empty())
+    return std::nullopt;
+  const imagecore::StoreStatus s = store.status();
+  if (s.added + s.changed + s.deleted + s.renamed > 0)
+    return std::nullopt;
+  burner::CommitResult r;
+  r.unchanged = true;
+  r.session = static_cast<int>(t.sessions.size());
+  if (const burner::SessionInfo* n = t.newest()) {
+    r.start_lba = n->start_lba;
+    r.blocks = n->blocks;
+  }
+  return r;
 }
 
 std::string status_json(imagecore::Store& store,
@@ -301,8 +322,15 @@ class StageDaemon {
     burner::CommitResult r;
     const bool grows = !o.dummy && !o.to_path;
     try {
-      if (grows)
-        store_->set_pending_session(burner::probe_target(target_, capacity_).next_writable);
+      if (grows) {
+        const burner::TargetInfo t = burner::probe_target(target_, capacity_);
+        if (std::optional<burner::CommitResult> same = nothing_to_commit(*store_, o, t)) {
+          fs_->resume();
+          spdlog::info("{}: nothing staged, nothing committed", target_);
+          return *same;
+        }
+        store_->set_pending_session(t.next_writable);
+      }
       r = burner::commit(o, store_->snapshot());
       if (!grows) {
         fs_->resume();
@@ -736,6 +764,8 @@ ExitCode run_commit(const CommitArgs& args) {
     if (ok) {
       if (args.json)
         std::cout << "{\"event\":\"done\",\"result\":" << text << "}\n";
+      else if (text.find("\"unchanged\":true") != std::string::npos)
+        std::cout << "nothing to commit: nothing is staged, so the target is unchanged\n";
       else
         std::cout << "committed: " << text << "\n";
       return ExitCode::Ok;
@@ -776,6 +806,8 @@ ExitCode run_commit(const CommitArgs& args) {
       o.md5 = !args.no_md5;
       o.progress = [&](uint64_t done, uint64_t total) { bar.update(done, total); };
       const bool grows = !args.dummy && args.to.empty();
+      if (std::optional<burner::CommitResult> same = nothing_to_commit(*d.store, o, d.info))
+        return finish(true, 0, commit_json(*same, args.to));
       if (grows)
         d.store->set_pending_session(d.info.next_writable);
       burner::CommitResult res;
