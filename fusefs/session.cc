@@ -1,5 +1,7 @@
 #include "fusefs/session.h"
 
+#include <linux/fuse.h>
+
 #include <pthread.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -93,7 +95,15 @@ int run_workers(fuse_session* se, unsigned n, const std::function<void()>& after
   std::condition_variable cv;
   bool ready = false;
   auto work = [&] {
+    // A request buffer whose FUSE_WRITE payload starts on a page boundary, so a filesystem
+    // can hand it to O_DIRECT writes. libfuse reads up to 1 MiB + 4 KiB into it.
+    constexpr size_t kPage = 4096, kSize = (2u << 20) + 2 * kPage;
+    constexpr size_t kPayloadAt = sizeof(fuse_in_header) + sizeof(fuse_write_in);
+    std::unique_ptr<char, decltype(&std::free)> mem(
+        static_cast<char*>(std::aligned_alloc(kPage, kSize)), &std::free);
     fuse_buf buf{};
+    if (mem)
+      buf.mem = mem.get() + kPage - kPayloadAt;
     bool seen_ready = false;
     while (!fuse_session_exited(se)) {
       const int res = fuse_session_receive_buf(se, &buf);
@@ -120,7 +130,8 @@ int run_workers(fuse_session* se, unsigned n, const std::function<void()>& after
       }
       fuse_session_process_buf(se, &buf);
     }
-    std::free(buf.mem);
+    if (!mem)
+      std::free(buf.mem);
   };
   sigset_t all, old;
   sigfillset(&all);

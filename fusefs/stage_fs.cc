@@ -62,9 +62,12 @@ StageFs::StageFs(imagecore::Store& store, StageLimits limits) : store_(store) {
 }
 
 StageFs::~StageFs() {
-  for (auto& [ino, f] : open_)
+  for (auto& [ino, f] : open_) {
     if (f->fd >= 0)
       ::close(f->fd);
+    if (f->direct_fd >= 0)
+      ::close(f->direct_fd);
+  }
 }
 
 void StageFs::set_limits(const StageLimits& limits) {
@@ -301,7 +304,9 @@ void StageFs::close_file(const std::shared_ptr<OpenFile>& f, bool writable) {
     std::lock_guard lock(f->mu);
     if (f->fd >= 0)
       ::close(f->fd);
-    f->fd = -1;
+    if (f->direct_fd >= 0)
+      ::close(f->direct_fd);
+    f->fd = f->direct_fd = -1;
   }
   if (forgotten) {
     try {
@@ -827,8 +832,16 @@ struct StageOps {
       if (end > f.size && !fs.store_.try_grow(ino, end))
         throw Error(ENOSPC, "the staged files would not fit on the target");
       size_t done = 0;
+      int wfd = write_fd(fs, f, data, size, off);
       while (done < size) {
-        const ssize_t n = ::pwrite(f.fd, data + done, size - done, off + done);
+        const ssize_t n = ::pwrite(wfd, data + done, size - done, off + done);
+        if (n < 0 && errno == EINVAL && wfd == f.direct_fd) {
+          // The store's filesystem refuses this direct write: go through the page cache.
+          ::close(f.direct_fd);
+          f.direct_fd = -2;
+          wfd = f.fd;
+          continue;
+        }
         if (n < 0 && errno == EINTR)
           continue;
         if (n < 0)
@@ -847,6 +860,27 @@ struct StageOps {
       }
       fuse_reply_write(req, done);
     });
+  }
+
+  // Big writes of whole aligned blocks (cp's 1 MiB requests) go past the page cache
+  // (O_DIRECT), straight from the request buffer (session.cc aligns write payloads) to the
+  // disk: no copy into cache pages, which on the 2-vCPU VM measured made a 4 GiB copy 3x
+  // slower once it outgrew the memory already in use, and the copy does not push the
+  // user's working set out of the cache. Small and unaligned writes go through the cache.
+  static int write_fd(StageFs& fs, StageFs::OpenFile& f, const char* data, size_t size, off_t off) {
+    constexpr uintptr_t kAlign = 4096;
+    if (f.direct_fd == -2 || size < (256u << 10) || reinterpret_cast<uintptr_t>(data) % kAlign ||
+        size % kAlign || static_cast<uintptr_t>(off) % kAlign)
+      return f.fd;
+    if (f.direct_fd < 0) {
+      const std::string path = fs.store_.local_path(f.ino);
+      f.direct_fd = ::open(path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
+      if (f.direct_fd < 0) {
+        f.direct_fd = -2;
+        return f.fd;
+      }
+    }
+    return f.direct_fd;
   }
 
   static void fallocate(fuse_req_t req,

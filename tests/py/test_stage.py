@@ -664,6 +664,71 @@ class Verbs(StageCase):
         self.assertEqual(S.dump_tree(img)["/d/e/inner"].sha256,
                          hashlib.sha256(bytes(want)).hexdigest())
 
+    def test_commit_with_nothing_staged_writes_nothing(self):
+        """A commit with nothing staged leaves the target byte for byte as it was and says
+        so (as xorriso -commit does without pending changes); a blank target stays blank;
+        a new volume id alone is a change and is committed."""
+        img, src = self.base()
+        before, toc0 = sha(img), S.toc(img)
+        mnt, store = self.path("mnt"), self.path("store")
+        with S.Stage(img, mnt, store=store):
+            os.listdir(os.path.join(mnt, "d"))  # visiting imports, but changes nothing
+            res = S.commit(mnt)
+            self.assertTrue(res["unchanged"], res)
+            self.assertEqual(res["session"], len(toc0), res)
+            self.assertEqual(sha(img), before, "a commit of nothing changed the target")
+            text = S.discfs("commit", mnt).out
+            self.assertIn("nothing to commit", text)
+            self.assertEqual(sha(img), before)
+            res = S.commit(mnt, "--volid", "RELABELLED")
+            self.assertFalse(res["unchanged"], res)
+            self.assertEqual(res["session"], len(toc0) + 1, res)
+        self.assertEqual(S.pvd_volume_id(img), "RELABELLED")
+        blank = self.path("blank.iso")
+        with S.Stage(blank, self.path("mnt2"), store=self.path("store2")):
+            res = S.commit(self.path("mnt2"))
+            self.assertTrue(res["unchanged"], res)
+            self.assertEqual(res["session"], 0, res)
+        self.assertFalse(os.path.exists(blank), "a commit of nothing created the target")
+        res = S.commit(None, store=store)
+        self.assertTrue(res["unchanged"], res)
+
+    def test_big_and_small_writes_mix(self):
+        """Big aligned writes (which bypass the page cache) and small or unaligned ones over
+        the same bytes, through write-only and read-write handles, leave exactly what was
+        written last, as read through the mount, after a remount and in the commit."""
+        img, src = self.base()
+        mnt, store = self.path("mnt"), self.path("store")
+        MiB = 1 << 20
+        want = bytearray()
+        with S.Stage(img, mnt, store=store):
+            p = os.path.join(mnt, "mixed")
+            w = os.open(p, os.O_WRONLY | os.O_CREAT, 0o644)
+            rw = os.open(p, os.O_RDWR)
+            try:
+                def put(fd, off, data):
+                    self.assertEqual(os.pwrite(fd, data, off), len(data))
+                    if off > len(want):
+                        want.extend(bytes(off - len(want)))
+                    want[off:off + len(data)] = data
+                for i in range(4):
+                    put(w, i * MiB, rand_bytes(10 + i, MiB))          # aligned, 1 MiB
+                put(rw, 3000, b"small" * 100)                         # inside block 0
+                put(w, MiB - 7, b"across a boundary")                # unaligned
+                self.assertEqual(os.pread(rw, 4 * MiB, 0), bytes(want))
+                put(w, 0, rand_bytes(20, 2 * MiB))                    # aligned over both
+                put(rw, 5 * MiB + 123, b"tail after a hole")          # hole, then tail
+                put(w, 4 * MiB, rand_bytes(21, MiB))                  # aligned, in the hole
+                self.assertEqual(os.pread(rw, 8 * MiB, 0), bytes(want))
+            finally:
+                os.close(rw)
+                os.close(w)
+        with S.Stage(img, mnt, store=store):
+            with open(os.path.join(mnt, "mixed"), "rb") as f:
+                self.assertEqual(f.read(), bytes(want), "after a remount")
+            S.commit(mnt)
+        self.assertEqual(S.dump_tree(img)["/mixed"].sha256, hashlib.sha256(want).hexdigest())
+
     def test_deleted_name_back_at_once_after_discard(self):
         """A deleted base file whose name was looked up since (and not found) is back as
         soon as the discard returns: the kernel keeps no stale "no such file"."""
