@@ -7,6 +7,7 @@
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "burner/libs.h"
 #include "imagecore/error.h"
@@ -62,7 +63,61 @@ class Builder {
                                     (why.empty() ? "" : " (" + why + ")"));
   }
 
+  // Extended attributes and ACLs (AAIP) of a base entry that the rebuild replaces by a new
+  // node: a base file whose contents were staged, a base symlink or device. The new node
+  // takes them over, so staging a change never loses them. libisofs-internal isofs.*
+  // attributes (such as the MD5 index) stay with the old node.
+  struct Attrs {
+    std::vector<std::string> names, values;
+  };
+  void keep_attrs(const StagedEntry& e) {
+    IsoNode* node = nullptr;
+    if (iso_tree_path_to_node(image_, e.base_path.c_str(), &node) != 1 || node == nullptr)
+      return;
+    size_t n = 0;
+    char** names = nullptr;
+    size_t* lengths = nullptr;
+    char** values = nullptr;
+    if (iso_node_get_attrs(node, &n, &names, &lengths, &values, 1) < 0)
+      return;
+    Attrs a;
+    for (size_t i = 0; i < n; ++i) {
+      const std::string name = names[i];
+      if (name.rfind("isofs.", 0) == 0)
+        continue;
+      a.names.push_back(name);
+      a.values.emplace_back(values[i], lengths[i]);
+    }
+    iso_node_get_attrs(node, &n, &names, &lengths, &values, 1 << 15);
+    if (!a.names.empty())
+      kept_attrs_.emplace(&e, std::move(a));
+  }
+
+  void give_attrs(IsoNode* node, const StagedEntry& e, const std::string& path) {
+    auto it = kept_attrs_.find(&e);
+    if (it == kept_attrs_.end())
+      return;
+    const Attrs& a = it->second;
+    std::vector<char*> names, values;
+    std::vector<size_t> lengths;
+    for (size_t i = 0; i < a.names.size(); ++i) {
+      names.push_back(const_cast<char*>(a.names[i].c_str()));
+      values.push_back(const_cast<char*>(a.values[i].data()));
+      lengths.push_back(a.values[i].size());
+    }
+    // bit0: the ACLs too (the pair with the empty name); bit3: every namespace; bit4:
+    // leave isofs.* alone.
+    check(iso_node_set_attrs(node, names.size(), names.data(), lengths.data(), values.data(),
+                             1 | 8 | 16),
+          "keeping the extended attributes of", path);
+    // The staged permissions win; the access ACL follows them (its mask or group entry).
+    iso_node_set_permissions(node, static_cast<mode_t>(e.perm & 07777));
+    check(iso_node_set_acl_text(node, nullptr, nullptr, 2), "updating the ACL of", path);
+  }
+
   void resolve(const StagedEntry& e, const std::string& path) {
+    if (!e.base_path.empty() && !reusable(e) && e.type != FileType::Directory)
+      keep_attrs(e);
     if (reusable(e) && !(path.empty())) {
       IsoNode* node = nullptr;
       if (iso_tree_path_to_node(image_, e.base_path.c_str(), &node) != 1 || node == nullptr) {
@@ -134,6 +189,7 @@ class Builder {
       ++stats_.cloned_nodes;
     } else {
       node = make_new(parent, e, path);
+      give_attrs(node, e, path);
     }
     apply_attrs(node, e);
     if (e.type == FileType::Directory && !e.whole_base_dir) {
@@ -199,6 +255,7 @@ class Builder {
   std::set<IsoNode*> used_;
   std::set<IsoNode*> detached_;  // taken from their parents, holding the parent's reference
   std::set<std::string> local_seen_;
+  std::unordered_map<const StagedEntry*, Attrs> kept_attrs_;
   BuildStats stats_;
 };
 

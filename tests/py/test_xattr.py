@@ -412,3 +412,79 @@ class MountAttributes(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class StagedChangesKeepAttributes(unittest.TestCase):
+    """A commit keeps the extended attributes and ACLs of base files whose contents were
+    staged (the rebuilt node takes them over), and an ACL follows a staged chmod. Checked
+    with xorriso restoring the committed session to disk, getfattr and getfacl."""
+
+    def setUp(self):
+        reason = L.fuse_unavailable_reason()
+        if reason:
+            self.skipTest(reason)
+        L.require_binary(L.discfs_bin(), "discfs")
+        import stage_lib as S
+        self.S = S
+        self.tmp = L.TempDir(prefix="discfs-xattr-stage-")
+        self.addCleanup(self.tmp.cleanup)
+        saved = {k: os.environ.get(k) for k in ("XDG_STATE_HOME", "XDG_RUNTIME_DIR")}
+
+        def restore():
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        self.addCleanup(restore)
+        S.set_private_dirs(self.tmp.path)
+
+    def extract(self, img, name):
+        dest = os.path.join(self.tmp.path, name)
+        L.run(["xorriso", "-osirrox", "on", "-xattr", "on", "-acl", "on", "-indev", img,
+               "-extract", "/", dest])
+        return dest
+
+    def test_rewritten_base_files_keep_xattrs_and_acls(self):
+        S = self.S
+        img = os.path.join(self.tmp.path, "target.iso")
+        with open(image("backup"), "rb") as a, open(img, "wb") as b:
+            b.write(a.read())
+        mnt = self.tmp.sub("mnt")
+        changed = ["/files/plain.txt", "/files/binary.bin", "/files/acl_and_attr.bin",
+                   "/files/acl.txt", "/files/long_value.bin"]
+        with S.Stage(img, mnt, store=os.path.join(self.tmp.path, "store")):
+            with open(os.path.join(mnt, "files/plain.txt"), "ab") as f:
+                f.write(b"appended in the stage\n")
+            with open(os.path.join(mnt, "files/binary.bin"), "wb") as f:
+                f.write(b"rewritten whole\n")
+            with open(os.path.join(mnt, "files/acl_and_attr.bin"), "r+b") as f:
+                f.seek(100)
+                f.write(b"patched")
+            with open(os.path.join(mnt, "files/acl.txt"), "ab") as f:
+                f.write(b"more\n")
+            os.chmod(os.path.join(mnt, "files/acl.txt"), 0o600)
+            with open(os.path.join(mnt, "files/long_value.bin"), "ab") as f:
+                f.write(b"x")
+            S.commit(mnt)
+        out = self.extract(img, "out")
+        want = getfattr_tree(_src)
+        got = getfattr_tree(out)
+        lines = []
+        for p in changed:
+            w = {k: v for k, v in want.get(p, {}).items() if k != "system.posix_acl_access"}
+            g = {k: v for k, v in got.get(p, {}).items() if k != "system.posix_acl_access"}
+            lines += attr_diff({p: w}, {p: g})
+        self.assertEqual(lines, [], "xattrs lost or changed by the commit:\n  " +
+                         "\n  ".join(lines))
+        acl = getfacl_tree(out)
+        src_acl = getfacl_tree(_src)
+        self.assertEqual(acl["/files/acl_and_attr.bin"], src_acl["/files/acl_and_attr.bin"])
+        # chmod 0600 on a file with an ACL: the named entries stay, the mask and other follow.
+        got_lines = acl["/files/acl.txt"].splitlines()
+        self.assertIn("user:1234:rwx", " ".join(got_lines))
+        self.assertIn("group:5678:r-x", " ".join(got_lines))
+        self.assertIn("mask::---", got_lines)
+        self.assertIn("other::---", got_lines)
+        with open(os.path.join(out, "files/plain.txt"), "rb") as f:
+            self.assertEqual(f.read(), b"plain\nappended in the stage\n")
