@@ -23,6 +23,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "fusefs/syncer.h"
 #include "imagecore/store.h"
 #include "imagecore/tree.h"
 #include "imagecore/zisofs.h"
@@ -123,6 +124,7 @@ class StageFs {
   void forget_one(imagecore::Ino ino, uint64_t n);
 
   imagecore::Store& store_;
+  Syncer syncer_{2};  // a file's data and its data/ entry, synced beside its record
   fuse_session* se_ = nullptr;
   StageLimits limits_;
   double timeout_ = 1.0;
