@@ -42,6 +42,20 @@ def set_private_dirs(tmp):
         os.environ[name] = d
 
 
+def use_private_dirs(test, tmp):
+    """set_private_dirs(tmp) for one test: the old values come back at its cleanup."""
+    saved = {k: os.environ.get(k) for k in ("XDG_STATE_HOME", "XDG_RUNTIME_DIR")}
+
+    def restore():
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    test.addCleanup(restore)
+    set_private_dirs(tmp)
+
+
 def discfs(*args, check=True, timeout=L.HANG_GUARD, input=None):
     """Run `discfs ARGS...`; fails on a sanitizer report. check: exit 0 wanted."""
     cmd = [L.discfs_bin()] + [str(a) for a in args]

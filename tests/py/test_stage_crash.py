@@ -433,16 +433,7 @@ class CrashBase(unittest.TestCase):
         L.require_tools("xorriso")
         self.tmp = L.TempDir(prefix="discfs-crash-")
         self.addCleanup(self.tmp.cleanup)
-        saved = {k: os.environ.get(k) for k in ("XDG_STATE_HOME", "XDG_RUNTIME_DIR")}
-
-        def restore():
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-        self.addCleanup(restore)
-        S.set_private_dirs(self.tmp.path)
+        S.use_private_dirs(self, self.tmp.path)
         self.mnt = self.tmp.sub("mnt")
         self.store = os.path.join(self.tmp.path, "store")
         self.img = os.path.join(self.tmp.path, "target.iso")

@@ -428,16 +428,7 @@ class StagedChangesKeepAttributes(unittest.TestCase):
         self.S = S
         self.tmp = L.TempDir(prefix="discfs-xattr-stage-")
         self.addCleanup(self.tmp.cleanup)
-        saved = {k: os.environ.get(k) for k in ("XDG_STATE_HOME", "XDG_RUNTIME_DIR")}
-
-        def restore():
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-        self.addCleanup(restore)
-        S.set_private_dirs(self.tmp.path)
+        S.use_private_dirs(self, self.tmp.path)
 
     def extract(self, img, name):
         dest = os.path.join(self.tmp.path, name)
