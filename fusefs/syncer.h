@@ -3,6 +3,9 @@
 // for the slowest one instead of for their sum.
 #pragma once
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -16,8 +19,14 @@ namespace fusefs {
 class Syncer {
  public:
   explicit Syncer(unsigned threads) {
+    // Signals stay with the threads that serve requests (session.cc relies on that to end
+    // its loop on SIGINT/SIGTERM): these threads block them all.
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
     for (unsigned i = 0; i < threads; ++i)
       threads_.emplace_back([this] { work(); });
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
   }
   ~Syncer() {
     {

@@ -17,6 +17,7 @@ import errno
 import hashlib
 import mmap
 import os
+import signal
 import stat
 import random
 import shutil
@@ -728,6 +729,31 @@ class Verbs(StageCase):
                 self.assertEqual(f.read(), bytes(want), "after a remount")
             S.commit(mnt)
         self.assertEqual(S.dump_tree(img)["/mixed"].sha256, hashlib.sha256(want).hexdigest())
+
+    def test_sigterm_unmounts_and_keeps_the_store(self):
+        """kill (SIGTERM) of a foreground stage daemon, right after a copy, ends it at once
+        with exit 0 and unmounts; staging again shows what was copied."""
+        img, src = self.base()
+        mnt, store = self.path("mnt"), self.path("store")
+        os.makedirs(mnt, exist_ok=True)
+        dev0 = os.stat(mnt).st_dev
+        proc = subprocess.Popen([L.discfs_bin(), "stage", "-f", "--store", store, img, mnt],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            self.assertTrue(S.wait_live(mnt, dev0), "the stage did not come up")
+            write(os.path.join(mnt, "copied"), rand_bytes(7, 3 << 20))
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+                S.unmount_and_reap(mnt)
+        self.assertEqual(proc.returncode, 0, err.decode(errors="replace")[-2000:])
+        self.assertEqual(os.stat(mnt).st_dev, dev0, "still mounted after SIGTERM")
+        with S.Stage(img, mnt, store=store):
+            with open(os.path.join(mnt, "copied"), "rb") as f:
+                self.assertEqual(f.read(), rand_bytes(7, 3 << 20))
 
     def test_deleted_name_back_at_once_after_discard(self):
         """A deleted base file whose name was looked up since (and not found) is back as
