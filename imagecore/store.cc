@@ -722,6 +722,14 @@ void Store::remove_data_files(const std::vector<Ino>& inos) {
 
 // ---- namespace -------------------------------------------------------------------------
 
+Ino Store::existing_child(Ino parent, std::string_view name) {
+  populate(parent);
+  std::optional<Ino> ino = child(parent, name);
+  if (!ino)
+    throw Error(ENOENT, "no such entry");
+  return *ino;
+}
+
 StoreEntry Store::get(Ino ino) {
   std::lock_guard lock(mu_);
   return row(ino);
@@ -729,11 +737,7 @@ StoreEntry Store::get(Ino ino) {
 
 StoreEntry Store::lookup(Ino parent, std::string_view name) {
   std::lock_guard lock(mu_);
-  populate(parent);
-  std::optional<Ino> ino = child(parent, name);
-  if (!ino)
-    throw Error(ENOENT, "no such entry");
-  return row(*ino);
+  return row(existing_child(parent, name));
 }
 
 std::vector<Store::Child> Store::list(Ino dir) {
@@ -824,33 +828,27 @@ StoreEntry Store::make(Ino parent,
 
 void Store::unlink(Ino parent, std::string_view name) {
   std::lock_guard lock(mu_);
-  populate(parent);
-  std::optional<Ino> ino = child(parent, name);
-  if (!ino)
-    throw Error(ENOENT, "no such entry");
-  if (row(*ino).attr.type == FileType::Directory)
+  const Ino ino = existing_child(parent, name);
+  if (row(ino).attr.type == FileType::Directory)
     throw Error(EISDIR, "is a folder");
   Txn txn(*this);
   drop_dentry(parent, name);
-  drop_link(*ino);
+  drop_link(ino);
   touch_dir(parent);
   txn.commit();
 }
 
 void Store::rmdir(Ino parent, std::string_view name) {
   std::lock_guard lock(mu_);
-  populate(parent);
-  std::optional<Ino> ino = child(parent, name);
-  if (!ino)
-    throw Error(ENOENT, "no such entry");
-  if (row(*ino).attr.type != FileType::Directory)
+  const Ino ino = existing_child(parent, name);
+  if (row(ino).attr.type != FileType::Directory)
     throw Error(ENOTDIR, "not a folder");
-  populate(*ino);
-  if (!dir_empty(*ino))
+  populate(ino);
+  if (!dir_empty(ino))
     throw Error(ENOTEMPTY, "folder not empty");
   Txn txn(*this);
   drop_dentry(parent, name);
-  drop_link(*ino);
+  drop_link(ino);
   touch_dir(parent);
   txn.commit();
 }
@@ -861,20 +859,17 @@ void Store::rename(Ino parent,
                    std::string_view new_name,
                    bool noreplace) {
   std::lock_guard lock(mu_);
-  populate(parent);
   populate(new_parent);
-  std::optional<Ino> src = child(parent, name);
-  if (!src)
-    throw Error(ENOENT, "no such entry");
+  const Ino src = existing_child(parent, name);
   if (parent == new_parent && name == new_name)
     return;
-  const StoreEntry s = row(*src);
+  const StoreEntry s = row(src);
   const bool src_dir = s.attr.type == FileType::Directory;
   std::optional<Ino> dst = child(new_parent, new_name);
   if (dst) {
     if (noreplace)
       throw Error(EEXIST, "exists");
-    if (*dst == *src)
+    if (*dst == src)
       return;  // two names of one file: POSIX says do nothing
     const bool dst_dir = row(*dst).attr.type == FileType::Directory;
     if (src_dir && !dst_dir)
@@ -891,7 +886,7 @@ void Store::rename(Ino parent,
     // A folder cannot move below itself.
     Ino up = new_parent;
     for (int depth = 0; depth < kMaxDepth; ++depth) {
-      if (up == *src)
+      if (up == src)
         throw Error(EINVAL, "a folder cannot move into itself");
       if (up == kRootIno)
         break;
@@ -908,14 +903,14 @@ void Store::rename(Ino parent,
     drop_link(*dst);
   }
   drop_dentry(parent, name);
-  add_dentry(new_parent, new_name, *src);
+  add_dentry(new_parent, new_name, src);
   const Timestamp t = now();
   Stmt(*this,
        "UPDATE inodes SET ctime_s=?, ctime_ns=?, moved=CASE WHEN base_ino!=0 THEN 1 "
        "ELSE 0 END WHERE ino=?")
       .i(1, t.sec)
       .i(2, t.nsec)
-      .u(3, *src)
+      .u(3, src)
       .run();
   touch_dir(parent);
   if (new_parent != parent)

@@ -186,6 +186,8 @@ class Store {
   StoreEntry row(Ino ino);  // throws ENOENT
   std::optional<StoreEntry> find_row(Ino ino);
   std::optional<Ino> child(Ino parent, std::string_view name);
+  // The child's inode after importing `parent`; Error(ENOENT) when there is none.
+  Ino existing_child(Ino parent, std::string_view name);
   void populate(Ino dir);  // lazy import of base children (inside a transaction)
   Ino insert_base_node(const Node& n, const std::string& base_path);
   Ino insert_inode(const StoreEntry& e, bool populated);
