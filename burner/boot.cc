@@ -27,7 +27,7 @@
 #include <sstream>
 #include <vector>
 
-#include "imagecore/error.h"
+#include "imagecore/base/error.h"
 
 namespace burner::detail {
 namespace {

@@ -21,7 +21,7 @@
 #include "burner/target.h"
 #include "burner/tree_build.h"
 #include "burner/verify.h"
-#include "imagecore/error.h"
+#include "imagecore/base/error.h"
 
 namespace burner {
 namespace {

@@ -8,7 +8,7 @@
 #include <optional>
 #include <string>
 
-#include "imagecore/staged_tree.h"
+#include "burner/staged_tree.h"
 
 namespace burner {
 

@@ -6,7 +6,7 @@
 #include <cstring>
 #include <mutex>
 
-#include "imagecore/error.h"
+#include "imagecore/base/error.h"
 
 namespace burner::detail {
 namespace {

@@ -15,7 +15,7 @@
 #include <filesystem>
 
 #include "burner/libs.h"
-#include "imagecore/error.h"
+#include "imagecore/base/error.h"
 
 namespace burner {
 namespace {

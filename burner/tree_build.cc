@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "burner/libs.h"
-#include "imagecore/error.h"
+#include "imagecore/base/error.h"
 
 namespace burner::detail {
 namespace {

@@ -4,7 +4,7 @@
 #include <cstdint>
 
 #include "burner/libs.h"
-#include "imagecore/staged_tree.h"
+#include "burner/staged_tree.h"
 
 namespace burner::detail {
 

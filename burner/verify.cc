@@ -10,7 +10,7 @@
 
 #include "burner/libs.h"
 #include "burner/target.h"
-#include "imagecore/error.h"
+#include "imagecore/base/error.h"
 
 namespace burner {
 namespace {

@@ -14,7 +14,7 @@
 #include <cstring>
 #include <functional>
 
-#include "imagecore/error.h"
+#include "imagecore/base/error.h"
 
 namespace discfs {
 namespace {

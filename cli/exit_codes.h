@@ -3,8 +3,8 @@
 
 #include <cerrno>
 
-#include "imagecore/error.h"
-#include "imagecore/volume.h"
+#include "imagecore/base/error.h"
+#include "imagecore/iso9660/volume.h"
 
 namespace discfs {
 

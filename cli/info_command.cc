@@ -15,11 +15,11 @@
 #include <string_view>
 #include <vector>
 
-#include "imagecore/ecma119.h"
-#include "imagecore/eltorito.h"
-#include "imagecore/filesystem.h"
-#include "imagecore/sessions.h"
-#include "imagecore/udf.h"
+#include "imagecore/iso9660/ecma119.h"
+#include "imagecore/iso9660/iso_fs.h"
+#include "imagecore/media/eltorito.h"
+#include "imagecore/media/sessions.h"
+#include "imagecore/udf/udf_fs.h"
 
 namespace discfs {
 namespace {

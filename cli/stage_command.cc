@@ -30,9 +30,9 @@
 #include "cli/control.h"
 #include "fusefs/session.h"
 #include "fusefs/stage_fs.h"
+#include "imagecore/base/json.h"
 #include "imagecore/open.h"
-#include "imagecore/store.h"
-#include "tests/tools/json.h"
+#include "stage/store.h"
 
 namespace discfs {
 namespace {

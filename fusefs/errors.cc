@@ -8,7 +8,7 @@
 #include <system_error>
 #include <unordered_set>
 
-#include "imagecore/error.h"
+#include "imagecore/base/error.h"
 
 namespace fusefs {
 namespace {

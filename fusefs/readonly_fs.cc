@@ -10,7 +10,7 @@
 
 #include "fusefs/errors.h"
 #include "fusefs/mode.h"
-#include "imagecore/zisofs.h"
+#include "imagecore/iso9660/zisofs.h"
 
 namespace fusefs {
 

@@ -14,8 +14,8 @@
 #include <optional>
 #include <unordered_map>
 
+#include "imagecore/iso9660/zisofs.h"
 #include "imagecore/tree.h"
-#include "imagecore/zisofs.h"
 
 namespace fusefs {
 

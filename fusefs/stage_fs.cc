@@ -13,7 +13,7 @@
 
 #include "fusefs/errors.h"
 #include "fusefs/mode.h"
-#include "imagecore/error.h"
+#include "imagecore/base/error.h"
 
 namespace fusefs {
 

@@ -24,9 +24,9 @@
 #include <vector>
 
 #include "fusefs/syncer.h"
-#include "imagecore/store.h"
+#include "imagecore/iso9660/zisofs.h"
 #include "imagecore/tree.h"
-#include "imagecore/zisofs.h"
+#include "stage/store.h"
 
 namespace fusefs {
 

@@ -1,6 +1,6 @@
 #include "imagecore/dir_cache.h"
 
-#include "imagecore/filesystem.h"
+#include "imagecore/iso9660/iso_fs.h"
 
 namespace imagecore {
 

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "imagecore/timestamp.h"
+#include "imagecore/base/timestamp.h"
 
 namespace imagecore {
 

@@ -7,11 +7,11 @@
 #include <string>
 #include <vector>
 
+#include "imagecore/base/error.h"
 #include "imagecore/dir_cache.h"
-#include "imagecore/eltorito.h"
-#include "imagecore/error.h"
-#include "imagecore/sessions.h"
-#include "imagecore/udf.h"
+#include "imagecore/media/eltorito.h"
+#include "imagecore/media/sessions.h"
+#include "imagecore/udf/udf_fs.h"
 
 namespace imagecore {
 namespace {

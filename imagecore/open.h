@@ -6,7 +6,7 @@
 #include <memory>
 #include <optional>
 
-#include "imagecore/filesystem.h"
+#include "imagecore/iso9660/iso_fs.h"
 #include "imagecore/tree.h"
 
 namespace imagecore {

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "imagecore/error.h"
+#include "imagecore/base/error.h"
 
 namespace imagecore {
 

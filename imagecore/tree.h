@@ -20,8 +20,8 @@
 #include <string_view>
 #include <vector>
 
+#include "imagecore/base/source.h"
 #include "imagecore/node.h"
-#include "imagecore/source.h"
 
 namespace imagecore {
 

@@ -7,8 +7,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "imagecore/iso9660/zisofs.h"
 #include "imagecore/open.h"
-#include "imagecore/zisofs.h"
 
 using namespace imagecore;
 

@@ -25,7 +25,7 @@
 
 #include "burner/commit.h"
 #include "burner/target.h"
-#include "imagecore/error.h"
+#include "imagecore/base/error.h"
 
 using imagecore::FileType;
 using imagecore::StagedEntry;

@@ -14,9 +14,9 @@
 #include <vector>
 
 #include "cli/exit_codes.h"
+#include "imagecore/base/json.h"
+#include "imagecore/iso9660/zisofs.h"
 #include "imagecore/open.h"
-#include "imagecore/zisofs.h"
-#include "tests/tools/json.h"
 
 using namespace imagecore;
 

@@ -6,8 +6,8 @@
 
 #include <algorithm>
 
-#include "imagecore/aaip.h"
-#include "imagecore/filesystem.h"
+#include "imagecore/iso9660/aaip.h"
+#include "imagecore/iso9660/iso_fs.h"
 #include "tests/unit/iso_builder.h"
 
 namespace imagecore {

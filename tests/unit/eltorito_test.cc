@@ -1,8 +1,8 @@
 // El Torito catalogs on hand-built images: entries, names, sizes (xorriso's rules) and damage.
 #include <gtest/gtest.h>
 
-#include "imagecore/eltorito.h"
-#include "imagecore/filesystem.h"
+#include "imagecore/iso9660/iso_fs.h"
+#include "imagecore/media/eltorito.h"
 #include "tests/unit/iso_builder.h"
 
 namespace imagecore {

@@ -2,8 +2,8 @@
 #include <gtest/gtest.h>
 
 #include "imagecore/dir_cache.h"
-#include "imagecore/filesystem.h"
-#include "imagecore/volume.h"
+#include "imagecore/iso9660/iso_fs.h"
+#include "imagecore/iso9660/volume.h"
 #include "tests/unit/iso_builder.h"
 
 namespace imagecore {

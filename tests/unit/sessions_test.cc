@@ -4,9 +4,9 @@
 
 #include <cstdio>
 
-#include "imagecore/device.h"
-#include "imagecore/sessions.h"
-#include "imagecore/volume.h"
+#include "imagecore/iso9660/volume.h"
+#include "imagecore/media/device.h"
+#include "imagecore/media/sessions.h"
 #include "tests/unit/iso_builder.h"
 
 namespace imagecore {

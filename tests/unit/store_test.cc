@@ -1,6 +1,6 @@
 // The staging store against base images made at test time by xorriso: lazy import, what the
 // commit is told (snapshot), copy-up, durability across reopen, discard, and the lock.
-#include "imagecore/store.h"
+#include "stage/store.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -13,9 +13,9 @@
 #include <sstream>
 #include <string>
 
-#include "imagecore/error.h"
+#include "imagecore/base/error.h"
+#include "imagecore/base/source.h"
 #include "imagecore/open.h"
-#include "imagecore/source.h"
 
 namespace imagecore {
 namespace {

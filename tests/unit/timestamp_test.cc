@@ -1,5 +1,5 @@
 // Dates decoded from ECMA-119 fields; expected epoch values come from `date -u -d ... +%s`.
-#include "imagecore/timestamp.h"
+#include "imagecore/base/timestamp.h"
 
 #include <gtest/gtest.h>
 

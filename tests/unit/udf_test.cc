@@ -2,8 +2,8 @@
 #include <gtest/gtest.h>
 #include <sys/sysmacros.h>
 
-#include "imagecore/udf.h"
-#include "imagecore/volume.h"
+#include "imagecore/iso9660/volume.h"
+#include "imagecore/udf/udf_fs.h"
 #include "tests/unit/udf_builder.h"
 
 namespace imagecore {

@@ -1,0 +1,148 @@
+#include "imagecore/media/sessions.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <array>
+
+#include "imagecore/base/bytes.h"
+#include "imagecore/iso9660/ecma119.h"
+#include "imagecore/iso9660/volume.h"
+#include "imagecore/media/device.h"
+
+namespace imagecore {
+namespace {
+
+using namespace ecma119;
+
+uint64_t align_up(uint64_t lba) {
+  return (lba + kSessionAlignment - 1) / kSessionAlignment * kSessionAlignment;
+}
+
+// The volume space size of the PVD at session_start+16, or nothing when that block is not a
+// primary volume descriptor (or lies past the end).
+std::optional<uint32_t> pvd_blocks(const Source& src, uint64_t session_start) {
+  const uint64_t lba = session_start + kSystemAreaBlocks;
+  if (lba >= src.size() / kBlockSize)
+    return std::nullopt;
+  std::array<std::byte, kBlockSize> block;
+  src.read(lba * kBlockSize, block);
+  ByteView d(block.data(), block.size());
+  if (d.u8(vd::kType) != vd::kPrimary || d.chars(vd::kStandardId, 5) != "CD001")
+    return std::nullopt;
+  return d.both32(pvd::kVolumeSpaceSize);
+}
+
+void add_note(SessionTable* t, const std::string& what) {
+  if (!t->note.empty())
+    t->note += "; ";
+  t->note += what;
+}
+
+// libisoburn's emulated table of contents (isoburn_emulate_toc): LBA 0..31 hold a copy of the
+// newest session's descriptors whose PVD gives the whole size; the first session starts at
+// LBA 32 and each session's own PVD gives its own length; the next one starts at the next
+// 32-block boundary. Anything else is one session at LBA 0.
+SessionTable walk_chain(const Source& src) {
+  const std::optional<uint32_t> total = pvd_blocks(src, 0);
+  if (!total)
+    throw NotAnImage(
+        fmt::format("{}: not an ISO 9660 image: {}", src.name(), describe_non_image(src)));
+  const uint64_t src_blocks = src.size() / kBlockSize;
+  SessionTable t;
+  uint64_t lba = kSessionAlignment;
+  uint64_t end = 0;
+  if (*total > lba && pvd_blocks(src, lba)) {
+    t.layout = SessionTable::Layout::Grown;
+    while (lba < *total) {
+      if (t.sessions.size() >= kMaxSessions) {
+        add_note(&t, fmt::format("stopped after {} sessions", kMaxSessions));
+        break;
+      }
+      const std::optional<uint32_t> blocks = pvd_blocks(src, lba);
+      const auto n = static_cast<unsigned>(t.sessions.size() + 1);
+      if (!blocks || *blocks == 0) {
+        add_note(&t, fmt::format("chain of sessions broken at session {}: {} at LBA {}", n,
+                                 blocks ? "a volume of 0 blocks" : "no volume descriptor",
+                                 lba + kSystemAreaBlocks));
+        break;
+      }
+      uint64_t len = *blocks;
+      if (lba + len > src_blocks) {
+        add_note(&t, fmt::format("session {} at LBA {} claims {} blocks but the image ends at "
+                                 "block {}",
+                                 n, lba, len, src_blocks));
+        len = src_blocks - lba;
+      }
+      t.sessions.push_back(SessionEntry{n, lba, len});
+      end = lba + len;
+      if (end > *total)
+        add_note(&t, fmt::format("session {} ends at block {}, past the {} blocks the newest "
+                                 "descriptors at LBA 16 give",
+                                 n, end, *total));
+      lba = align_up(end);
+    }
+    // A chain that breaks before the newest session still has that session: the copy of
+    // its descriptors at LBA 16 describes it. Listed as xorriso lists it, at LBA 0 with the
+    // whole size, so that opening it reads that copy.
+    if (!t.sessions.empty() && end < *total && t.sessions.size() < kMaxSessions) {
+      const auto n = static_cast<unsigned>(t.sessions.size() + 1);
+      add_note(&t,
+               fmt::format("session {} is read through the copy of its descriptors at LBA 16", n));
+      t.sessions.push_back(SessionEntry{n, 0, std::min<uint64_t>(*total, src_blocks)});
+      end = *total;
+    }
+    if (t.sessions.empty())
+      t.layout = SessionTable::Layout::Single;
+  }
+  if (t.sessions.empty()) {
+    t.layout = SessionTable::Layout::Single;
+    uint64_t len = *total;
+    if (len > src_blocks) {
+      add_note(&t, fmt::format("the volume claims {} blocks but the image holds only {}", len,
+                               src_blocks));
+      len = src_blocks;
+    }
+    t.sessions.push_back(SessionEntry{1, 0, len});
+    end = len;
+  }
+  t.next_writable_lba = align_up(std::max<uint64_t>(end, *total));
+  if (!t.note.empty())
+    spdlog::warn("{}: {}", src.name(), t.note);
+  return t;
+}
+
+}  // namespace
+
+const char* layout_name(SessionTable::Layout l) {
+  switch (l) {
+    case SessionTable::Layout::Grown:
+      return "grown";
+    case SessionTable::Layout::Single:
+      return "single";
+    case SessionTable::Layout::DiscToc:
+      return "disc-toc";
+  }
+  return "single";
+}
+
+SessionTable read_session_table(const Source& src) {
+  if (!is_optical_drive(src.fd()))
+    return walk_chain(src);
+  SessionTable toc = sessions_from_toc(read_disc_toc(src.fd(), src.name()), src.name());
+  // Overwritable media (DVD+RW, DVD-RAM, BD-RE) show one track however many sessions
+  // libisoburn grew on them: their table is the chain, as on an image file.
+  if (toc.sessions.size() == 1 && toc.sessions[0].start_lba == 0) {
+    try {
+      SessionTable grown = walk_chain(src);
+      if (grown.layout == SessionTable::Layout::Grown)
+        return grown;
+    } catch (const Error& e) {
+      spdlog::debug("{}: no chain of sessions on the disc: {}", src.name(), e.what());
+    }
+  }
+  return toc;
+}
+
+}  // namespace imagecore

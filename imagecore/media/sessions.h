@@ -1,0 +1,48 @@
+// The session table of an image, block device or disc: where each session starts and how many
+// blocks it holds, as `xorriso -indev X -toc` shows it, and where the next session would go.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "imagecore/base/source.h"
+
+namespace imagecore {
+
+// One session: its number (1 = oldest), first block and length in 2048-byte blocks.
+struct SessionEntry {
+  unsigned number = 0;
+  uint64_t start_lba = 0;
+  uint64_t blocks = 0;
+};
+
+struct SessionTable {
+  // Grown: libisoburn's chain of sessions from LBA 32 (image files, block devices, overwritable
+  // media). Single: one session at LBA 0 (mkisofs, genisoimage, pycdlib, growisofs). DiscToc:
+  // the table of contents of a CD/DVD/BD in a drive.
+  enum class Layout { Grown, Single, DiscToc };
+
+  std::vector<SessionEntry> sessions;  // oldest first, numbered from 1
+  Layout layout = Layout::Single;
+  std::optional<uint64_t> next_writable_lba;  // for growable targets (image files, block devices)
+  std::string note;  // non-empty when the chain was broken or odd: what was found
+};
+
+// Most sessions a table holds; a longer chain is cut there with a note.
+inline constexpr unsigned kMaxSessions = 1000;
+// Grown sessions start on multiples of this many blocks (libisoburn's 64 KiB alignment).
+inline constexpr uint64_t kSessionAlignment = 32;
+
+// "grown", "single" or "disc-toc".
+const char* layout_name(SessionTable::Layout l);
+
+// Reads the session table. For an optical drive (src.fd() is a CD/DVD/BD device) it asks the
+// kernel for the disc's table of contents; otherwise it walks libisoburn's chain of volume
+// descriptors (a few blocks per session). Throws NotAnImage when there is no ISO 9660 volume
+// descriptor at LBA 16 (or, for a drive, no data track), Error(errno) when the drive cannot
+// be asked, FormatError when reads fail.
+SessionTable read_session_table(const Source& src);
+
+}  // namespace imagecore

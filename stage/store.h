@@ -1,0 +1,226 @@
+// The staging store: what a stage mount changed on top of the base session of its target.
+// A store directory holds `store.db` (SQLite in WAL mode with synchronous=FULL: the namespace,
+// every inode's attributes, and where its content lives), `data/<ino>` (staged file contents)
+// and `lock` (flock held for the life of the process that opened the store).
+//
+// Base directories are imported lazily: a directory row with populated=0 holds exactly the
+// children of its base directory, which are inserted the first time it is listed, searched or
+// changed. A directory never populated is reused whole by the commit, wherever it was moved.
+// Base files keep their data in the base (data=Base) until a write or truncate copies them
+// into `data/` (data=Local).
+//
+// Every namespace operation is one SQLite transaction committed before the method returns,
+// so it survives a killed process and a power cut. File contents are written by the caller
+// (the FUSE layer) to local_path(ino); it makes them durable with fdatasync and then records
+// the size with record_size(). Thread-safe: one mutex serializes the database.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "burner/staged_tree.h"
+#include "imagecore/node.h"
+#include "imagecore/tree.h"
+
+namespace imagecore {
+
+struct StoreOptions {
+  std::string target;      // the target's path: recorded in the store, named in messages
+  std::string mountpoint;  // written to the lock file so a second stage can name the mount
+  // Owner of base entries without Rock Ridge owners, and of the root of a blank target.
+  uint32_t default_uid = 0;
+  uint32_t default_gid = 0;
+};
+
+// One inode as the store knows it. attr.has_posix is always true; attr.ino is the store's.
+struct StoreEntry {
+  enum class Data : uint8_t { None = 0, Base = 1, Local = 2 };
+  Attr attr;
+  std::string symlink;
+  Data data = Data::None;
+  Ino base_ino = 0;  // the inode in the base tree, 0 for entries made on the stage
+  std::string base_path;
+};
+
+struct StoreStatus {
+  uint64_t added = 0;    // entries that are not in the base
+  uint64_t changed = 0;  // base entries with new contents or attributes
+  uint64_t deleted = 0;  // base entries removed
+  uint64_t renamed = 0;  // base entries moved or renamed
+  uint64_t bytes_staged = 0;
+};
+
+// Attribute changes for Store::set_attr; unset members stay as they are.
+struct AttrChange {
+  std::optional<uint32_t> perm;
+  std::optional<uint32_t> uid, gid;
+  std::optional<Timestamp> atime, mtime;
+};
+
+class Store {
+ public:
+  // Opens or creates the store directory `dir` and locks it. Throws Error(EBUSY) naming the
+  // process (and mount) holding it, Error(errno) when it cannot be created or read, and
+  // Error(EIO) when store.db is damaged. Recovers from a crash: orphans are removed and the
+  // sizes of staged files are taken from the files themselves.
+  Store(const std::string& dir, StoreOptions opts);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  const std::string& dir() const { return dir_; }
+  // Writes this process's id into the lock file (call again after daemonizing: the lock
+  // stays held across fork, the id changes).
+  void update_lock_owner();
+  // The target path recorded at creation.
+  std::string recorded_target();
+  // Whether the store has a base recorded (false: a new store, use_base() records one).
+  bool has_base();
+  // Whether the recorded base is the session at `start_lba` of `blocks` blocks (0, 0 for a
+  // blank target). A store created on another session no longer fits its target.
+  bool base_matches(uint64_t start_lba, uint64_t blocks);
+  // Serves `base` (nullptr for a blank target) under the staged changes. A new store records
+  // it; otherwise it must match the recorded base: Error(ESTALE) if not.
+  void use_base(std::shared_ptr<const FileTree> base, uint64_t start_lba, uint64_t blocks);
+  std::shared_ptr<const FileTree> base();
+
+  // Namespace. Errors are Error(errno) as the system calls give them.
+  StoreEntry get(Ino ino);                               // ENOENT for an unknown inode
+  StoreEntry lookup(Ino parent, std::string_view name);  // ENOENT, ENOTDIR
+  struct Child {
+    std::string name;
+    StoreEntry entry;
+  };
+  std::vector<Child> list(Ino dir);  // sorted by name
+  Ino parent_of(Ino dir);            // the root is its own parent
+  // Creates a directory, regular file (empty, Local), symlink, device, FIFO or socket.
+  StoreEntry make(Ino parent,
+                  std::string_view name,
+                  FileType type,
+                  uint32_t perm,
+                  uint32_t uid,
+                  uint32_t gid,
+                  uint64_t rdev,
+                  const std::string& symlink);
+  void unlink(Ino parent, std::string_view name);  // EISDIR for a directory
+  void rmdir(Ino parent, std::string_view name);   // ENOTDIR, ENOTEMPTY
+  void rename(Ino parent,
+              std::string_view name,
+              Ino new_parent,
+              std::string_view new_name,
+              bool noreplace);
+  StoreEntry link(Ino ino, Ino new_parent, std::string_view new_name);
+  StoreEntry set_attr(Ino ino, const AttrChange& change);
+  // Removes an inode with no names left (called when nothing refers to it any more).
+  void purge_if_orphan(Ino ino);
+  // The path of `ino` on the stage ("/a/b"), for messages; empty when it has no name.
+  std::string path_of(Ino ino);
+  // Every (parent, name) of `ino`: the kernel's names for it, to invalidate.
+  std::vector<std::pair<Ino, std::string>> names_of(Ino ino);
+
+  // Contents.
+  std::string local_path(Ino ino) const;
+  // Makes a regular file's contents Local: copies base contents into data/ first (unless
+  // `truncate_to` is 0), then truncates to `truncate_to` when set. ENOSPC when the staged
+  // bytes would exceed the limit.
+  StoreEntry make_local(Ino ino, std::optional<uint64_t> truncate_to);
+  // Records the durable size and mtime of a Local file (after the caller's fdatasync).
+  void record_size(Ino ino,
+                   uint64_t size,
+                   Timestamp mtime,
+                   std::optional<Timestamp> ctime = std::nullopt,
+                   std::optional<Timestamp> atime = std::nullopt);
+  // fsync of data/ (after creating files there).
+  void sync_data_dir();
+
+  // Bytes staged: the sizes of all Local files, including growth reserved by try_grow.
+  uint64_t staged_bytes();
+  // Limit on staged bytes (UINT64_MAX: none).
+  void set_limit(uint64_t max_staged_bytes);
+  // Reserves growth of a Local file to `new_size`; false when that passes the limit.
+  bool try_grow(Ino ino, uint64_t new_size);
+
+  // The tree the next session must show. Consistent: taken under the store lock.
+  StagedEntry snapshot();
+  StoreStatus status();
+  // Puts the entries at these stage paths back as they are in the base (removing them when
+  // the base has none). Throws Error(ENOENT) when a path's parent is not on the stage.
+  void discard(const std::vector<std::string>& paths);
+  // Drops every staged change.
+  void discard_all();
+  // A commit about to write a session at `start_lba` records it first: if the process dies
+  // after the session became the newest but before reset_to_new_base(), the next open sees
+  // that the target's newest session is this one and that the staged changes are in it.
+  void set_pending_session(uint64_t start_lba);
+  std::optional<uint64_t> pending_session();
+  void clear_pending_session();
+  // After a commit: `base` (the new session) becomes the base, nothing is staged.
+  void reset_to_new_base(std::shared_ptr<const FileTree> base, uint64_t start_lba, uint64_t blocks);
+
+ private:
+  class Stmt;
+  class Txn;
+  friend class Txn;
+
+  // Whether the store's disk can take `bytes` more and still keep kDiskReserve free, the
+  // room SQLite needs to record deletions and discards on a full disk.
+  bool disk_has_room(uint64_t bytes) const;
+  static constexpr uint64_t kDiskReserve = 4u << 20;
+
+  sqlite3_stmt* prepare(const char* sql);
+  void exec(const char* sql);
+  [[noreturn]] void fail(int rc, const std::string& what);
+  void create_schema();
+  void recover();
+  std::string meta(const std::string& key);
+  void set_meta(const std::string& key, const std::string& value);
+
+  StoreEntry row(Ino ino);  // throws ENOENT
+  std::optional<StoreEntry> find_row(Ino ino);
+  std::optional<Ino> child(Ino parent, std::string_view name);
+  // The child's inode after importing `parent`; Error(ENOENT) when there is none.
+  Ino existing_child(Ino parent, std::string_view name);
+  void populate(Ino dir);  // lazy import of base children (inside a transaction)
+  Ino insert_base_node(const Node& n, const std::string& base_path);
+  Ino insert_inode(const StoreEntry& e, bool populated);
+  void add_dentry(Ino parent, std::string_view name, Ino ino);
+  // Removes the name; the inode loses a link. Returns the inode.
+  Ino drop_dentry(Ino parent, std::string_view name);
+  void drop_link(Ino ino);       // nlink-1; at 0 records a deleted base entry
+  void delete_inode(Ino ino);    // the row (and, after commit, its data file)
+  void delete_subtree(Ino dir);  // every row below a directory
+  bool dir_empty(Ino dir);
+  void touch_dir(Ino dir);  // mtime and ctime = now
+  void make_root(const FileTree* base);
+  void clear_all(const FileTree* base, uint64_t start_lba, uint64_t blocks);
+  void remove_data_files(const std::vector<Ino>& inos);
+  StagedEntry snapshot_of(const StoreEntry& e, const std::string& name, int depth);
+  void discard_one(const std::string& path);
+  uint64_t local_size(Ino ino);
+
+  std::string dir_;
+  StoreOptions opts_;
+  std::string db_path_;
+  int lock_fd_ = -1;
+  int data_dir_fd_ = -1;
+  std::mutex mu_;
+  sqlite3* db_ = nullptr;
+  std::unordered_map<const char*, sqlite3_stmt*> stmts_;
+  std::shared_ptr<const FileTree> base_;
+  // Sizes of Local files (durable size or reserved growth) and their sum.
+  std::unordered_map<Ino, uint64_t> local_sizes_;
+  uint64_t staged_bytes_ = 0;
+  uint64_t limit_ = UINT64_MAX;
+  // Data files to remove once the transaction that dropped their rows has committed.
+  std::vector<Ino> doomed_;
+};
+
+}  // namespace imagecore
