@@ -159,7 +159,7 @@ bool run_write(burn_drive* out,
 
 }  // namespace
 
-CommitResult commit(const CommitOptions& o, const imagecore::StagedEntry& root) {
+CommitResult commit(const CommitOptions& o, const burner::StagedEntry& root) {
   detail::ensure_libraries();
   const TargetInfo before = probe_target(o.target, o.capacity_bytes);
   if (before.state == TargetState::NotAppendable) {

@@ -47,6 +47,6 @@ struct CommitResult {
 // The target's LBA 0..31 are rewritten only after the session is written and its MD5 read
 // back and checked, so on any failure the target still shows its previous session. Throws
 // imagecore::Error with one sentence naming the target and what failed.
-CommitResult commit(const CommitOptions& options, const imagecore::StagedEntry& root);
+CommitResult commit(const CommitOptions& options, const burner::StagedEntry& root);
 
 }  // namespace burner

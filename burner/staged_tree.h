@@ -12,7 +12,10 @@
 #include "imagecore/base/timestamp.h"
 #include "imagecore/node.h"
 
-namespace imagecore {
+namespace burner {
+
+using imagecore::FileType;
+using imagecore::Timestamp;
 
 struct StagedEntry {
   enum class Data : uint8_t {
@@ -45,4 +48,4 @@ struct StagedEntry {
   std::vector<StagedEntry> children;  // directories (unless whole_base_dir), in any order
 };
 
-}  // namespace imagecore
+}  // namespace burner

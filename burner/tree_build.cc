@@ -16,7 +16,6 @@ namespace burner::detail {
 namespace {
 
 using imagecore::FileType;
-using imagecore::StagedEntry;
 
 class Builder {
  public:
@@ -262,7 +261,7 @@ class Builder {
 }  // namespace
 
 BuildStats rebuild_tree(IsoImage* image,
-                        const imagecore::StagedEntry& root,
+                        const burner::StagedEntry& root,
                         const std::string& target) {
   Builder builder(image, target);
   return builder.run(root);

@@ -20,7 +20,7 @@ struct BuildStats {
 // so their extents, MD5s and xattrs stay. Throws imagecore::Error naming `target` and the
 // path when a base path is missing or libisofs refuses a node.
 BuildStats rebuild_tree(IsoImage* image,
-                        const imagecore::StagedEntry& root,
+                        const burner::StagedEntry& root,
                         const std::string& target);
 
 }  // namespace burner::detail

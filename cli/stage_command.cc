@@ -148,10 +148,7 @@ Base open_base(const burner::TargetInfo& t) {
 // commit wrote that session but was killed before clearing the store (the changes are in
 // the target now: nothing is staged any more); otherwise it is dropped when `drop_stale`,
 // or refused with what to do.
-void adopt_base(imagecore::Store& store,
-                const Base& base,
-                const std::string& target,
-                bool drop_stale) {
+void adopt_base(stage::Store& store, const Base& base, const std::string& target, bool drop_stale) {
   if (store.has_base() && !store.base_matches(base.start_lba, base.blocks)) {
     const std::optional<uint64_t> pending = store.pending_session();
     if (pending && base.tree && *pending == base.start_lba) {
@@ -184,12 +181,12 @@ std::string commit_json(const burner::CommitResult& r, const std::string& to) {
 // A commit that would append a session identical to the newest one (nothing staged, no new
 // volume id) writes nothing, as xorriso's -commit does without pending changes. The result
 // names the newest session, or session 0 for a blank target, which stays blank.
-std::optional<burner::CommitResult> nothing_to_commit(imagecore::Store& store,
+std::optional<burner::CommitResult> nothing_to_commit(stage::Store& store,
                                                       const burner::CommitOptions& o,
                                                       const burner::TargetInfo& t) {
   if (o.dummy || o.to_path || !o.volid.empty())
     return std::nullopt;
-  const imagecore::StoreStatus s = store.status();
+  const stage::StoreStatus s = store.status();
   if (s.added + s.changed + s.deleted + s.renamed > 0)
     return std::nullopt;
   burner::CommitResult r;
@@ -202,10 +199,10 @@ std::optional<burner::CommitResult> nothing_to_commit(imagecore::Store& store,
   return r;
 }
 
-std::string status_json(imagecore::Store& store,
+std::string status_json(stage::Store& store,
                         const std::string& target,
                         std::optional<uint64_t> free_bytes) {
-  const imagecore::StoreStatus s = store.status();
+  const stage::StoreStatus s = store.status();
   return fmt::format(
       "{{\"target\":{},\"store\":{},\"added\":{},\"changed\":{},\"deleted\":{},\"renamed\":{},"
       "\"bytes_staged\":{},\"free_bytes_after_commit\":{}}}",
@@ -234,19 +231,19 @@ class StageDaemon {
     if (t.state == burner::TargetState::NotAppendable)
       throw imagecore::Unsupported(t.reason);
     target_lock_ = std::make_unique<TargetLock>(target_, store_dir);
-    imagecore::StoreOptions so;
+    stage::StoreOptions so;
     so.target = target_;
     so.mountpoint = args_.mountpoint;
     so.default_uid = ::getuid();
     so.default_gid = ::getgid();
-    store_ = std::make_unique<imagecore::Store>(store_dir, so);
+    store_ = std::make_unique<stage::Store>(store_dir, so);
     store_->update_lock_owner();
     adopt_base(*store_, open_base(t), target_, false);
     fs_ = std::make_unique<fusefs::StageFs>(*store_, limits_for(t));
   }
 
   fusefs::StageFs& fs() { return *fs_; }
-  imagecore::Store& store() { return *store_; }
+  stage::Store& store() { return *store_; }
 
   // Starts the control socket and the auto-commit timer (in the daemon, once mounted).
   void start() {
@@ -373,7 +370,7 @@ class StageDaemon {
     while (!stop_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; })) {
       lock.unlock();
       try {
-        const imagecore::StoreStatus s = store_->status();
+        const stage::StoreStatus s = store_->status();
         const std::string now = fmt::format("{} {} {} {} {} {}", s.added, s.changed, s.deleted,
                                             s.renamed, s.bytes_staged, fs_->change_count());
         const bool staged = s.added + s.changed + s.deleted + s.renamed > 0;
@@ -397,7 +394,7 @@ class StageDaemon {
   std::string target_;
   std::optional<uint64_t> capacity_;
   std::unique_ptr<TargetLock> target_lock_;
-  std::unique_ptr<imagecore::Store> store_;
+  std::unique_ptr<stage::Store> store_;
   std::unique_ptr<fusefs::StageFs> fs_;
   std::unique_ptr<ControlServer> control_;
   std::mutex commit_mu_;
@@ -514,16 +511,16 @@ std::optional<ControlResult> ask_daemon(
 struct DirectStore {
   std::string target;
   std::optional<uint64_t> capacity;
-  std::unique_ptr<imagecore::Store> store;
+  std::unique_ptr<stage::Store> store;
   burner::TargetInfo info;
 
   // `drop_stale`: a store made on an older session of the target is emptied (discard of
   // everything) instead of refused.
   explicit DirectStore(const std::string& dir, bool drop_stale = false) {
-    imagecore::StoreOptions so;
+    stage::StoreOptions so;
     so.default_uid = ::getuid();
     so.default_gid = ::getgid();
-    store = std::make_unique<imagecore::Store>(dir, so);
+    store = std::make_unique<stage::Store>(dir, so);
     target = store->recorded_target();
     info = burner::probe_target(target, std::nullopt);
     adopt_base(*store, open_base(info), target, drop_stale);

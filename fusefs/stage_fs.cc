@@ -20,8 +20,8 @@ namespace fusefs {
 using imagecore::Error;
 using imagecore::FileType;
 using imagecore::Ino;
-using imagecore::StoreEntry;
 using imagecore::Timestamp;
+using stage::StoreEntry;
 
 namespace {
 
@@ -52,12 +52,12 @@ StageFs& self(fuse_req_t req) {
 // A listing taken at opendir, so offsets stay valid while the folder changes.
 struct OpenDir {
   Ino parent = imagecore::kRootIno;
-  std::vector<imagecore::Store::Child> children;
+  std::vector<stage::Store::Child> children;
 };
 
 }  // namespace
 
-StageFs::StageFs(imagecore::Store& store, StageLimits limits) : store_(store) {
+StageFs::StageFs(stage::Store& store, StageLimits limits) : store_(store) {
   set_limits(limits);
 }
 
@@ -581,7 +581,7 @@ struct StageOps {
         fuse_reply_attr(req, &st, fs.timeout_);
         return;
       }
-      imagecore::AttrChange c;
+      stage::AttrChange c;
       if (to_set & FUSE_SET_ATTR_MODE)
         c.perm = attr->st_mode & 07777;
       if (to_set & FUSE_SET_ATTR_UID)

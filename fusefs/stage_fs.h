@@ -1,5 +1,5 @@
 // The writable staging view (FUSE low-level API): the base session of a target merged with
-// the changes kept in an imagecore::Store. Inode numbers are the store's. Mount it with
+// the changes kept in an stage::Store. Inode numbers are the store's. Mount it with
 // `default_permissions` (the kernel checks permissions; this filesystem does not).
 //
 // Threads: any number of FUSE workers plus one commit thread. Lock order: an open file's
@@ -41,13 +41,13 @@ struct StageLimits {
 class StageFs {
  public:
   // `store` must have its base set (Store::use_base) and outlive this object.
-  StageFs(imagecore::Store& store, StageLimits limits);
+  StageFs(stage::Store& store, StageLimits limits);
   ~StageFs();
 
   // The operation table; the session's userdata must be this object.
   static const fuse_lowlevel_ops& ops();
 
-  imagecore::Store& store() { return store_; }
+  stage::Store& store() { return store_; }
   void set_limits(const StageLimits& limits);
   // Bytes a commit could still add (capacity minus target, staged and overhead), or
   // UINT64_MAX when unlimited.
@@ -115,15 +115,15 @@ class StageFs {
   void leave_change();
   void wait_for_writes();  // writes on open handles wait only while fully paused
 
-  std::shared_ptr<OpenFile> open_file(const imagecore::StoreEntry& e, bool writable);
+  std::shared_ptr<OpenFile> open_file(const stage::StoreEntry& e, bool writable);
   void close_file(const std::shared_ptr<OpenFile>& f, bool writable);
   // fdatasync and record the size: what a close or fsync makes durable.
   void sync_file(OpenFile& f);
-  struct stat to_stat(const imagecore::StoreEntry& e);
-  fuse_entry_param entry(const imagecore::StoreEntry& e);  // counts a lookup
+  struct stat to_stat(const stage::StoreEntry& e);
+  fuse_entry_param entry(const stage::StoreEntry& e);  // counts a lookup
   void forget_one(imagecore::Ino ino, uint64_t n);
 
-  imagecore::Store& store_;
+  stage::Store& store_;
   Syncer syncer_{2};  // a file's data and its data/ entry, synced beside its record
   fuse_session* se_ = nullptr;
   StageLimits limits_;

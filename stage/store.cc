@@ -19,7 +19,10 @@
 #include "imagecore/base/error.h"
 #include "imagecore/iso9660/zisofs.h"
 
-namespace imagecore {
+namespace stage {
+
+using namespace imagecore;
+
 namespace {
 
 constexpr int kFormatVersion = 1;
@@ -1378,4 +1381,4 @@ void Store::reset_to_new_base(std::shared_ptr<const FileTree> base,
   base_ = std::move(base);
 }
 
-}  // namespace imagecore
+}  // namespace stage

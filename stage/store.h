@@ -30,7 +30,15 @@
 #include "imagecore/node.h"
 #include "imagecore/tree.h"
 
-namespace imagecore {
+namespace stage {
+
+using burner::StagedEntry;
+using imagecore::Attr;
+using imagecore::FileTree;
+using imagecore::FileType;
+using imagecore::Ino;
+using imagecore::Node;
+using imagecore::Timestamp;
 
 struct StoreOptions {
   std::string target;      // the target's path: recorded in the store, named in messages
@@ -223,4 +231,4 @@ class Store {
   std::vector<Ino> doomed_;
 };
 
-}  // namespace imagecore
+}  // namespace stage

@@ -27,8 +27,8 @@
 #include "burner/target.h"
 #include "imagecore/base/error.h"
 
+using burner::StagedEntry;
 using imagecore::FileType;
-using imagecore::StagedEntry;
 
 namespace {
 

@@ -17,8 +17,11 @@
 #include "imagecore/base/source.h"
 #include "imagecore/open.h"
 
-namespace imagecore {
+namespace stage {
 namespace {
+
+using namespace imagecore;
+using burner::StagedEntry;
 
 namespace fs = std::filesystem;
 
@@ -390,4 +393,4 @@ TEST_F(StoreTest, ABlankTargetStartsEmpty) {
 }
 
 }  // namespace
-}  // namespace imagecore
+}  // namespace stage
