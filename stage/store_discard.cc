@@ -1,0 +1,150 @@
+// Discarding staged changes: putting entries at stage paths back as the base has them.
+#include <fmt/format.h>
+
+#include "imagecore/base/error.h"
+#include "stage/sqlite.h"
+#include "stage/store.h"
+#include "stage/store_private.h"
+
+namespace stage {
+
+using namespace imagecore;
+using namespace internal;
+
+void Store::discard(const std::vector<std::string>& paths) {
+  std::lock_guard lock(mu_);
+  for (const std::string& p : paths)
+    discard_one(p);
+}
+
+void Store::discard_all() {
+  std::lock_guard lock(mu_);
+  clear_all(base_.get(), std::stoull("0" + meta("base_start")),
+            std::stoull("0" + meta("base_blocks")));
+}
+
+void Store::discard_one(const std::string& path) {
+  std::vector<std::string> parts;
+  for (size_t i = 0; i < path.size();) {
+    size_t j = path.find('/', i);
+    if (j == std::string::npos)
+      j = path.size();
+    std::string part = path.substr(i, j - i);
+    if (part == "..")
+      throw Error(EINVAL, fmt::format("discard {}: \"..\" is not allowed", path));
+    if (!part.empty() && part != ".")
+      parts.push_back(std::move(part));
+    i = j + 1;
+  }
+  if (parts.empty()) {
+    clear_all(base_.get(), std::stoull("0" + meta("base_start")),
+              std::stoull("0" + meta("base_blocks")));
+    return;
+  }
+  std::string norm;
+  for (const std::string& p : parts)
+    norm += "/" + p;
+  // The parent on the stage.
+  Ino parent = kRootIno;
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    populate(parent);
+    std::optional<Ino> next = child(parent, parts[i]);
+    if (!next || row(*next).attr.type != FileType::Directory)
+      throw Error(ENOENT, fmt::format("discard {}: its folder is not in the staging area; "
+                                      "discard the folder instead",
+                                      norm));
+    parent = *next;
+  }
+  populate(parent);
+  const std::string& name = parts.back();
+  // The entry in the base, if any.
+  std::optional<Node> base_node;
+  if (base_) {
+    try {
+      Node n = base_->stat(kRootIno);
+      for (const std::string& p : parts)
+        n = base_->lookup(n.attr.ino, p);
+      base_node = std::move(n);
+    } catch (const Error& err) {
+      if (err.code() != ENOENT && err.code() != ENOTDIR)
+        throw;
+    }
+  }
+  // A base entry moved here from elsewhere goes back first.
+  if (std::optional<Ino> cur = child(parent, name)) {
+    const StoreEntry c = row(*cur);
+    if (c.base_ino && c.base_path != norm && (!base_node || base_node->attr.ino != c.base_ino))
+      discard_one(c.base_path);
+  }
+  Txn txn(*this);
+  std::optional<Ino> cur = child(parent, name);
+  std::optional<Ino> existing;
+  if (base_node) {
+    Stmt q(*this, "SELECT ino FROM inodes WHERE base_ino=? AND nlink>0");
+    q.u(1, base_node->attr.ino);
+    if (q.step())
+      existing = q.ucol(0);
+  }
+  if (cur && cur != existing) {
+    drop_dentry(parent, name);
+    Stmt(*this, "UPDATE inodes SET nlink=nlink-1 WHERE ino=? AND nlink>0").u(1, *cur).run();
+    if (row(*cur).attr.nlink == 0) {
+      if (row(*cur).attr.type == FileType::Directory)
+        delete_subtree(*cur);
+      delete_inode(*cur);
+    }
+    cur.reset();
+  }
+  if (base_node) {
+    const StoreEntry b = entry_from_base(*base_node, norm, opts_.default_uid, opts_.default_gid);
+    if (!existing) {
+      add_dentry(parent, name, insert_base_node(*base_node, norm));
+    } else {
+      const StoreEntry x = row(*existing);
+      if (x.data == StoreEntry::Data::Local)
+        doomed_.push_back(*existing);
+      if (x.attr.type == FileType::Directory) {
+        delete_subtree(*existing);
+        if (!cur)  // moved elsewhere: bring it back
+          Stmt(*this, "DELETE FROM dentries WHERE ino=?").u(1, *existing).run();
+      }
+      if (!cur)
+        add_dentry(parent, name, *existing);
+      const Attr& a = b.attr;
+      Stmt(*this,
+           "UPDATE inodes SET type=?, perm=?, uid=?, gid=?, rdev=?, size=?, mtime_s=?, "
+           "mtime_ns=?, atime_s=?, atime_ns=?, ctime_s=?, ctime_ns=?, symlink=?, data=?, "
+           "base_path=?, populated=?, attr_changed=0, moved=0, "
+           "nlink=CASE WHEN type=? THEN 1 ELSE (SELECT COUNT(*) FROM dentries WHERE ino=?) END "
+           "WHERE ino=?")
+          .i(1, static_cast<int>(a.type))
+          .i(2, a.perm)
+          .i(3, a.uid)
+          .i(4, a.gid)
+          .u(5, a.rdev)
+          .u(6, a.size)
+          .i(7, a.mtime.sec)
+          .i(8, a.mtime.nsec)
+          .i(9, a.atime.sec)
+          .i(10, a.atime.nsec)
+          .i(11, a.ctime.sec)
+          .i(12, a.ctime.nsec)
+          .t(13, b.symlink)
+          .i(14, static_cast<int>(b.data))
+          .t(15, norm)
+          .i(16, a.type != FileType::Directory)
+          .i(17, static_cast<int>(FileType::Directory))
+          .u(18, *existing)
+          .u(19, *existing)
+          .run();
+    }
+  }
+  Stmt(*this, "DELETE FROM deleted WHERE base_path=? OR substr(base_path, 1, ?)=?")
+      .t(1, norm)
+      .i(2, static_cast<int64_t>(norm.size() + 1))
+      .t(3, norm + "/")
+      .run();
+  txn.commit();
+}
+
+}  // namespace stage
