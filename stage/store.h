@@ -212,6 +212,22 @@ class Store {
   void remove_data_files(const std::vector<Ino>& inos);
   StagedEntry snapshot_of(const StoreEntry& e, const std::string& name, int depth);
   void discard_one(const std::string& path);
+  // discard_one's steps. The folder on the stage that holds `parts` (imported); ENOENT when
+  // it is not there. `path` is the stage path, for the message.
+  Ino stage_parent(const std::vector<std::string>& parts, const std::string& path);
+  // The base entry at `parts`, if the base has one.
+  std::optional<Node> base_node_at(const std::vector<std::string>& parts);
+  // The staged inode that stands for a base entry (wherever it was moved), if any.
+  std::optional<Ino> staged_inode_of(const Node& base_node);
+  // Drops the name `name` of `ino` in `parent`, deleting the inode with its last name.
+  void drop_staged_name(Ino parent, std::string_view name, Ino ino);
+  // Gives the staged inode of a base entry the base's attributes and contents again; when
+  // `moved_back_as` is set it was moved away and gets that name in `parent` back.
+  void restore_base_inode(Ino ino,
+                          const Node& base_node,
+                          const std::string& path,
+                          const std::string* moved_back_as,
+                          Ino parent);
   uint64_t local_size(Ino ino);
 
   std::string dir_;
