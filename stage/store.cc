@@ -12,7 +12,6 @@
 #include <cstring>
 
 #include "imagecore/base/error.h"
-#include "stage/sqlite.h"
 #include "stage/store_private.h"
 
 namespace stage {
@@ -72,28 +71,17 @@ Store::Store(const std::string& dir, StoreOptions opts) : dir_(dir), opts_(std::
       const int e = errno;
       throw Error(e, fmt::format("{}: cannot open: {}", data, errno_text(e)));
     }
-    db_path_ = dir_ + "/store.db";
-    const int rc =
-        sqlite3_open_v2(db_path_.c_str(), &db_,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
-    if (rc != SQLITE_OK)
-      fail(rc, "opening the database");
-    sqlite3_extended_result_codes(db_, 1);
+    db_ = std::make_unique<sql::Db>(dir_ + "/store.db");
     // Exclusive locking keeps the WAL index in process memory (no -shm file), which is safe
     // across the daemon's fork; the store lock already keeps every other process out.
-    exec("PRAGMA locking_mode=EXCLUSIVE");
-    exec("PRAGMA journal_mode=WAL");
-    exec("PRAGMA synchronous=FULL");
-    exec("PRAGMA foreign_keys=OFF");
+    db_->exec("PRAGMA locking_mode=EXCLUSIVE");
+    db_->exec("PRAGMA journal_mode=WAL");
+    db_->exec("PRAGMA synchronous=FULL");
+    db_->exec("PRAGMA foreign_keys=OFF");
     create_schema();
     recover();
   } catch (...) {
-    for (auto& [sql, st] : stmts_)
-      sqlite3_finalize(st);
-    stmts_.clear();
-    if (db_)
-      sqlite3_close(db_);
-    db_ = nullptr;
+    db_.reset();
     if (data_dir_fd_ >= 0)
       ::close(data_dir_fd_);
     ::close(lock_fd_);
@@ -102,10 +90,7 @@ Store::Store(const std::string& dir, StoreOptions opts) : dir_(dir), opts_(std::
 }
 
 Store::~Store() {
-  for (auto& [sql, st] : stmts_)
-    sqlite3_finalize(st);
-  if (db_ && sqlite3_close(db_) != SQLITE_OK)
-    spdlog::warn("{}: closing the database failed: {}", db_path_, sqlite3_errmsg(db_));
+  db_.reset();
   if (data_dir_fd_ >= 0)
     ::close(data_dir_fd_);
   if (lock_fd_ >= 0)
@@ -121,7 +106,7 @@ void Store::update_lock_owner() {
 
 void Store::create_schema() {
   Txn txn(*this);
-  exec(
+  db_->exec(
       "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
       "CREATE TABLE IF NOT EXISTS inodes(ino INTEGER PRIMARY KEY AUTOINCREMENT,"
       " type INTEGER NOT NULL, perm INTEGER NOT NULL, uid INTEGER NOT NULL,"
@@ -142,7 +127,7 @@ void Store::create_schema() {
     set_meta("target", opts_.target);
   } else if (version != std::to_string(kFormatVersion)) {
     throw Error(EPROTO, fmt::format("{}: store format {} is not the one this discfs uses ({})",
-                                    db_path_, version, kFormatVersion));
+                                    db_->path(), version, kFormatVersion));
   }
   txn.commit();
 }

@@ -15,8 +15,6 @@
 // the size with record_size(). Thread-safe: one mutex serializes the database.
 #pragma once
 
-#include <sqlite3.h>
-
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -31,6 +29,10 @@
 #include "imagecore/tree.h"
 
 namespace stage {
+
+namespace sql {
+class Db;
+}
 
 using burner::StagedEntry;
 using imagecore::Attr;
@@ -183,9 +185,6 @@ class Store {
   bool disk_has_room(uint64_t bytes) const;
   static constexpr uint64_t kDiskReserve = 4u << 20;
 
-  sqlite3_stmt* prepare(const char* sql);
-  void exec(const char* sql);
-  [[noreturn]] void fail(int rc, const std::string& what);
   void create_schema();
   void recover();
   std::string meta(const std::string& key);
@@ -232,12 +231,10 @@ class Store {
 
   std::string dir_;
   StoreOptions opts_;
-  std::string db_path_;
   int lock_fd_ = -1;
   int data_dir_fd_ = -1;
   std::mutex mu_;
-  sqlite3* db_ = nullptr;
-  std::unordered_map<const char*, sqlite3_stmt*> stmts_;
+  std::unique_ptr<sql::Db> db_;  // closed before the lock is released
   std::shared_ptr<const FileTree> base_;
   // Sizes of Local files (durable size or reserved growth) and their sum.
   std::unordered_map<Ino, uint64_t> local_sizes_;

@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include "imagecore/base/error.h"
-#include "stage/sqlite.h"
 #include "stage/store.h"
 #include "stage/store_private.h"
 

@@ -10,7 +10,6 @@
 
 #include "imagecore/base/error.h"
 #include "imagecore/iso9660/zisofs.h"
-#include "stage/sqlite.h"
 #include "stage/store.h"
 #include "stage/store_private.h"
 
@@ -147,7 +146,7 @@ void Store::record_size(Ino ino,
       .u(8, ino)
       .run();
   txn.commit();
-  if (sqlite3_changes(db_) == 0)
+  if (db_->changes() == 0)
     return;
   const uint64_t old = local_size(ino);
   staged_bytes_ = staged_bytes_ - std::min(staged_bytes_, old) + size;

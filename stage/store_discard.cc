@@ -2,7 +2,6 @@
 #include <fmt/format.h>
 
 #include "imagecore/base/error.h"
-#include "stage/sqlite.h"
 #include "stage/store.h"
 #include "stage/store_private.h"
 

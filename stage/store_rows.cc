@@ -9,7 +9,6 @@
 #include <cstring>
 
 #include "imagecore/base/error.h"
-#include "stage/sqlite.h"
 #include "stage/store.h"
 #include "stage/store_private.h"
 
@@ -54,7 +53,7 @@ Ino Store::insert_inode(const StoreEntry& e, bool populated) {
   q.i(12, a.atime.nsec).i(13, a.ctime.sec).i(14, a.ctime.nsec).t(15, e.symlink);
   q.i(16, static_cast<int>(e.data)).u(17, e.base_ino).t(18, e.base_path).i(19, populated);
   q.run();
-  return static_cast<Ino>(sqlite3_last_insert_rowid(db_));
+  return static_cast<Ino>(db_->last_insert_rowid());
 }
 
 namespace internal {
