@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -35,30 +34,15 @@ Store::Store(const std::string& dir, StoreOptions opts) : dir_(dir), opts_(std::
     dir_ = real;
     std::free(real);
   }
-  const std::string lock = dir_ + "/lock";
-  lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (lock_fd_ < 0) {
-    const int e = errno;
-    throw Error(e, fmt::format("{}: cannot open: {}", lock, errno_text(e)));
-  }
-  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
-    const int e = errno;
-    char buf[4200] = {};
-    const ssize_t n = ::pread(lock_fd_, buf, sizeof buf - 1, 0);
-    ::close(lock_fd_);
-    lock_fd_ = -1;
-    if (e != EWOULDBLOCK)
-      throw Error(e, fmt::format("{}: cannot lock: {}", lock, errno_text(e)));
-    const std::string holder(buf, n > 0 ? static_cast<size_t>(n) : 0);
+  lock_ = std::make_unique<LockFile>(dir_ + "/lock", 0644, [this](const std::string& holder) {
     const size_t nl = holder.find('\n');
     const std::string pid = holder.substr(0, nl);
     std::string mp = nl == std::string::npos ? "" : holder.substr(nl + 1);
     mp = mp.substr(0, mp.find('\n'));
-    throw Error(EBUSY,
-                fmt::format("{}: already staged by process {}{}",
-                            opts_.target.empty() ? dir_ : opts_.target, pid.empty() ? "?" : pid,
-                            mp.empty() ? "" : fmt::format(" (mounted on {})", mp)));
-  }
+    return fmt::format("{}: already staged by process {}{}",
+                       opts_.target.empty() ? dir_ : opts_.target, pid.empty() ? "?" : pid,
+                       mp.empty() ? "" : fmt::format(" (mounted on {})", mp));
+  });
   try {
     update_lock_owner();
     const std::string data = dir_ + "/data";
@@ -84,7 +68,7 @@ Store::Store(const std::string& dir, StoreOptions opts) : dir_(dir), opts_(std::
     db_.reset();
     if (data_dir_fd_ >= 0)
       ::close(data_dir_fd_);
-    ::close(lock_fd_);
+    lock_.reset();
     throw;
   }
 }
@@ -93,14 +77,12 @@ Store::~Store() {
   db_.reset();
   if (data_dir_fd_ >= 0)
     ::close(data_dir_fd_);
-  if (lock_fd_ >= 0)
-    ::close(lock_fd_);
+  lock_.reset();
 }
 
 void Store::update_lock_owner() {
   const std::string text = fmt::format("{}\n{}\n", ::getpid(), opts_.mountpoint);
-  if (::ftruncate(lock_fd_, 0) != 0 ||
-      ::pwrite(lock_fd_, text.data(), text.size(), 0) != static_cast<ssize_t>(text.size()))
+  if (!lock_->record(text))
     spdlog::warn("{}/lock: cannot record the owning process: {}", dir_, errno_text(errno));
 }
 

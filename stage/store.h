@@ -27,6 +27,7 @@
 #include "burner/staged_tree.h"
 #include "imagecore/node.h"
 #include "imagecore/tree.h"
+#include "stage/lock_file.h"
 
 namespace stage {
 
@@ -66,6 +67,8 @@ struct StoreStatus {
   uint64_t deleted = 0;  // base entries removed
   uint64_t renamed = 0;  // base entries moved or renamed
   uint64_t bytes_staged = 0;
+  // No entry differs from the base.
+  bool empty() const { return added + changed + deleted + renamed == 0; }
 };
 
 // Attribute changes for Store::set_attr; unset members stay as they are.
@@ -231,7 +234,7 @@ class Store {
 
   std::string dir_;
   StoreOptions opts_;
-  int lock_fd_ = -1;
+  std::unique_ptr<LockFile> lock_;
   int data_dir_fd_ = -1;
   std::mutex mu_;
   std::unique_ptr<sql::Db> db_;  // closed before the lock is released
