@@ -208,6 +208,11 @@ class Store {
   void delete_inode(Ino ino);    // the row (and, after commit, its data file)
   void delete_subtree(Ino dir);  // every row below a directory
   bool dir_empty(Ino dir);
+  // Whether `dir` is `folder` or below it (following first names up to the root).
+  bool is_within(Ino dir, Ino folder);
+  // Whether rename may put a file (or a folder, `src_dir`) in place of `dst`: ENOTDIR,
+  // EISDIR, ENOTEMPTY as rename(2) says.
+  void check_replaceable(Ino dst, bool src_dir);
   void touch_dir(Ino dir);  // mtime and ctime = now
   void make_root(const FileTree* base);
   void clear_all(const FileTree* base, uint64_t start_lba, uint64_t blocks);
@@ -231,6 +236,11 @@ class Store {
                           const std::string* moved_back_as,
                           Ino parent);
   uint64_t local_size(Ino ino);
+  // make_local's steps: a Local file cut or grown to `size`, durably; a base file's contents
+  // (up to `size`) copied into `path`. Error(errno) naming the file, FormatError for a base
+  // file that cannot be read.
+  void truncate_local(const std::string& path, uint64_t size);
+  void copy_up(const StoreEntry& e, const std::string& path, uint64_t size);
 
   std::string dir_;
   StoreOptions opts_;

@@ -60,50 +60,10 @@ StoreEntry Store::make_local(Ino ino, std::optional<uint64_t> truncate_to) {
   if (final_size > old && !disk_has_room(final_size - old))
     throw Error(ENOSPC, fmt::format("{}: the store's disk is full", dir_));
   const Timestamp t = now();
-  if (local) {
-    Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
-    if (fd.fd < 0 || ::ftruncate(fd.fd, static_cast<off_t>(final_size)) != 0 ||
-        ::fdatasync(fd.fd) != 0) {
-      const int err = errno;
-      throw Error(err,
-                  fmt::format("{}: cannot truncate the staged file: {}", path, errno_text(err)));
-    }
-  } else {
-    // Copy-up: the base contents into a temporary file, made durable, then renamed.
-    if (!base_)
-      throw Error(EIO, fmt::format("{}: inode {} refers to a base that is not loaded", dir_, ino));
-    const std::string tmp = path + ".tmp";
-    Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    if (fd.fd < 0) {
-      const int err = errno;
-      throw Error(err, fmt::format("{}: cannot create: {}", tmp, errno_text(err)));
-    }
-    const uint64_t copy = std::min(final_size, e.attr.size);
-    if (copy > 0) {
-      const Node n = base_->stat(e.base_ino);
-      if (!n.defect.empty())
-        throw FormatError(n.defect);
-      std::unique_ptr<ZisofsReader> zr;
-      if (n.zisofs)
-        zr = std::make_unique<ZisofsReader>(base_->source(), n);
-      std::vector<std::byte> buf(1 << 20);
-      for (uint64_t off = 0; off < copy;) {
-        std::span<std::byte> out(buf.data(), std::min<uint64_t>(buf.size(), copy - off));
-        const size_t got = zr ? zr->read(off, out) : base_->read(n, off, out);
-        if (got == 0)
-          throw FormatError(fmt::format("{}: ends early at byte {}", e.base_path, off));
-        write_all(fd.fd, buf.data(), got, off, tmp);
-        off += got;
-      }
-    }
-    if (::ftruncate(fd.fd, static_cast<off_t>(final_size)) != 0 || ::fdatasync(fd.fd) != 0 ||
-        ::rename(tmp.c_str(), path.c_str()) != 0 || ::fsync(data_dir_fd_) != 0) {
-      const int err = errno;
-      ::unlink(tmp.c_str());
-      throw Error(err, fmt::format("{}: cannot stage a copy of {}: {}", path, e.base_path,
-                                   errno_text(err)));
-    }
-  }
+  if (local)
+    truncate_local(path, final_size);
+  else
+    copy_up(e, path, final_size);
   Txn txn(*this);
   if (truncate_to) {
     Stmt(*this,
@@ -123,6 +83,53 @@ StoreEntry Store::make_local(Ino ino, std::optional<uint64_t> truncate_to) {
   staged_bytes_ = staged_bytes_ - std::min(staged_bytes_, old) + final_size;
   local_sizes_[ino] = final_size;
   return row(ino);
+}
+
+void Store::truncate_local(const std::string& path, uint64_t size) {
+  Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
+  if (fd.fd < 0 || ::ftruncate(fd.fd, static_cast<off_t>(size)) != 0 || ::fdatasync(fd.fd) != 0) {
+    const int err = errno;
+    throw Error(err, fmt::format("{}: cannot truncate the staged file: {}", path, errno_text(err)));
+  }
+}
+
+// The base contents go into a temporary file, made durable, then renamed: a crash leaves
+// either no copy or a whole one.
+void Store::copy_up(const StoreEntry& e, const std::string& path, uint64_t size) {
+  if (!base_)
+    throw Error(EIO,
+                fmt::format("{}: inode {} refers to a base that is not loaded", dir_, e.attr.ino));
+  const std::string tmp = path + ".tmp";
+  Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (fd.fd < 0) {
+    const int err = errno;
+    throw Error(err, fmt::format("{}: cannot create: {}", tmp, errno_text(err)));
+  }
+  const uint64_t copy = std::min(size, e.attr.size);
+  if (copy > 0) {
+    const Node n = base_->stat(e.base_ino);
+    if (!n.defect.empty())
+      throw FormatError(n.defect);
+    std::unique_ptr<ZisofsReader> zr;
+    if (n.zisofs)
+      zr = std::make_unique<ZisofsReader>(base_->source(), n);
+    std::vector<std::byte> buf(1 << 20);
+    for (uint64_t off = 0; off < copy;) {
+      std::span<std::byte> out(buf.data(), std::min<uint64_t>(buf.size(), copy - off));
+      const size_t got = zr ? zr->read(off, out) : base_->read(n, off, out);
+      if (got == 0)
+        throw FormatError(fmt::format("{}: ends early at byte {}", e.base_path, off));
+      write_all(fd.fd, buf.data(), got, off, tmp);
+      off += got;
+    }
+  }
+  if (::ftruncate(fd.fd, static_cast<off_t>(size)) != 0 || ::fdatasync(fd.fd) != 0 ||
+      ::rename(tmp.c_str(), path.c_str()) != 0 || ::fsync(data_dir_fd_) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    throw Error(
+        err, fmt::format("{}: cannot stage a copy of {}: {}", path, e.base_path, errno_text(err)));
+  }
 }
 
 void Store::record_size(Ino ino,

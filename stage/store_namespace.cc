@@ -161,32 +161,10 @@ void Store::rename(Ino parent,
       throw Error(EEXIST, "exists");
     if (*dst == src)
       return;  // two names of one file: POSIX says do nothing
-    const bool dst_dir = row(*dst).attr.type == FileType::Directory;
-    if (src_dir && !dst_dir)
-      throw Error(ENOTDIR, "not a folder");
-    if (!src_dir && dst_dir)
-      throw Error(EISDIR, "is a folder");
-    if (dst_dir) {
-      populate(*dst);
-      if (!dir_empty(*dst))
-        throw Error(ENOTEMPTY, "folder not empty");
-    }
+    check_replaceable(*dst, src_dir);
   }
-  if (src_dir) {
-    // A folder cannot move below itself.
-    Ino up = new_parent;
-    for (int depth = 0; depth < kMaxDepth; ++depth) {
-      if (up == src)
-        throw Error(EINVAL, "a folder cannot move into itself");
-      if (up == kRootIno)
-        break;
-      Stmt q(*this, "SELECT parent FROM dentries WHERE ino=? LIMIT 1");
-      q.u(1, up);
-      if (!q.step())
-        break;
-      up = q.ucol(0);
-    }
-  }
+  if (src_dir && is_within(new_parent, src))
+    throw Error(EINVAL, "a folder cannot move into itself");
   Txn txn(*this);
   if (dst) {
     drop_dentry(new_parent, new_name);
@@ -206,6 +184,35 @@ void Store::rename(Ino parent,
   if (new_parent != parent)
     touch_dir(new_parent);
   txn.commit();
+}
+
+bool Store::is_within(Ino dir, Ino folder) {
+  Ino up = dir;
+  for (int depth = 0; depth < kMaxDepth; ++depth) {
+    if (up == folder)
+      return true;
+    if (up == kRootIno)
+      return false;
+    Stmt q(*this, "SELECT parent FROM dentries WHERE ino=? LIMIT 1");
+    q.u(1, up);
+    if (!q.step())
+      return false;
+    up = q.ucol(0);
+  }
+  return false;
+}
+
+void Store::check_replaceable(Ino dst, bool src_dir) {
+  const bool dst_dir = row(dst).attr.type == FileType::Directory;
+  if (src_dir && !dst_dir)
+    throw Error(ENOTDIR, "not a folder");
+  if (!src_dir && dst_dir)
+    throw Error(EISDIR, "is a folder");
+  if (dst_dir) {
+    populate(dst);
+    if (!dir_empty(dst))
+      throw Error(ENOTEMPTY, "folder not empty");
+  }
 }
 
 StoreEntry Store::link(Ino ino, Ino new_parent, std::string_view new_name) {
