@@ -167,22 +167,32 @@ void Store::recover() {
   for (auto& [ino, size] : local_sizes_)
     staged_bytes_ += size;
   // Data files without a Local row: unfinished copy-ups, files of rows already deleted.
-  DIR* d = ::fdopendir(::dup(data_dir_fd_));
-  if (!d)
-    return;
-  std::vector<std::string> stray;
-  while (dirent* de = ::readdir(d)) {
-    std::string name = de->d_name;
-    if (name == "." || name == "..")
-      continue;
+  for (const std::string& name : data_file_names()) {
     char* end = nullptr;
     const unsigned long long n = std::strtoull(name.c_str(), &end, 10);
     if (!end || *end != '\0' || !local_sizes_.count(n))
-      stray.push_back(name);
+      ::unlinkat(data_dir_fd_, name.c_str(), 0);
   }
+}
+
+// The descriptor is shared with every earlier listing (dup shares the file offset), so the
+// listing starts with a rewind; without it only the first listing saw any names.
+std::vector<std::string> Store::data_file_names() {
+  std::vector<std::string> names;
+  const int fd = ::dup(data_dir_fd_);
+  if (fd < 0)
+    return names;
+  DIR* d = ::fdopendir(fd);
+  if (!d) {
+    ::close(fd);
+    return names;
+  }
+  ::rewinddir(d);
+  while (dirent* de = ::readdir(d))
+    if (std::strcmp(de->d_name, ".") != 0 && std::strcmp(de->d_name, "..") != 0)
+      names.emplace_back(de->d_name);
   ::closedir(d);
-  for (const std::string& name : stray)
-    ::unlinkat(data_dir_fd_, name.c_str(), 0);
+  return names;
 }
 
 std::string Store::recorded_target() {

@@ -217,6 +217,8 @@ class Store {
   void make_root(const FileTree* base);
   void clear_all(const FileTree* base, uint64_t start_lba, uint64_t blocks);
   void remove_data_files(const std::vector<Ino>& inos);
+  // The names in data/ (none when it cannot be listed).
+  std::vector<std::string> data_file_names();
   StagedEntry snapshot_of(const StoreEntry& e, const std::string& name, int depth);
   void discard_one(const std::string& path);
   // discard_one's steps. The folder on the stage that holds `parts` (imported); ENOENT when

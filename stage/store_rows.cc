@@ -1,12 +1,10 @@
 // The store's rows: reading and writing inodes and names inside a transaction, the lazy
 // import of base folders, and clearing the store.
-#include <dirent.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
 
 #include "imagecore/base/error.h"
 #include "stage/store.h"
@@ -243,15 +241,8 @@ void Store::clear_all(const FileTree* base, uint64_t start_lba, uint64_t blocks)
   remove_data_files(all);
   local_sizes_.clear();
   staged_bytes_ = 0;
-  if (DIR* d = ::fdopendir(::dup(data_dir_fd_))) {
-    std::vector<std::string> names;
-    while (dirent* de = ::readdir(d))
-      if (std::strcmp(de->d_name, ".") != 0 && std::strcmp(de->d_name, "..") != 0)
-        names.emplace_back(de->d_name);
-    ::closedir(d);
-    for (const std::string& n : names)
-      ::unlinkat(data_dir_fd_, n.c_str(), 0);
-  }
+  for (const std::string& n : data_file_names())
+    ::unlinkat(data_dir_fd_, n.c_str(), 0);
 }
 
 void Store::remove_data_files(const std::vector<Ino>& inos) {
