@@ -6,7 +6,6 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/sinks/syslog_sink.h>
 #include <spdlog/spdlog.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,6 +18,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <mutex>
@@ -30,20 +30,17 @@
 #include "cli/control.h"
 #include "fusefs/session.h"
 #include "fusefs/stage_fs.h"
+#include "imagecore/base/error.h"
 #include "imagecore/base/json.h"
-#include "imagecore/open.h"
+#include "stage/base.h"
+#include "stage/commit.h"
+#include "stage/stage.h"
 #include "stage/store.h"
 
 namespace discfs {
 namespace {
 
 using imagecore::Error;
-
-// Extra room a session needs beyond its file data: the 64 KiB alignment of sessions, volume
-// descriptors, and the directory tree (about 300 bytes an entry with Rock Ridge, Joliet and
-// MD5; see libburnia-notes). A fixed allowance keeps statfs simple and errs on the safe side
-// for trees up to about 10,000 entries.
-constexpr uint64_t kSessionOverhead = 4u << 20;
 
 void set_up_logging(bool to_syslog, bool debug) {
   std::vector<spdlog::sink_ptr> sinks;
@@ -76,98 +73,17 @@ std::optional<uint64_t> capacity_of(const std::string& value) {
 }
 
 fusefs::StageLimits limits_for(const burner::TargetInfo& t) {
+  const stage::Room r = stage::room_of(t);
   fusefs::StageLimits l;
-  if (t.capacity_blocks)
-    l.capacity_bytes = *t.capacity_blocks * burner::kBlockSize;
-  l.used_by_target_bytes = t.next_writable * burner::kBlockSize;
-  l.session_overhead_bytes = kSessionOverhead;
+  l.capacity_bytes = r.capacity_bytes;
+  l.used_by_target_bytes = r.used_by_target_bytes;
+  l.session_overhead_bytes = r.session_overhead_bytes;
   return l;
 }
 
-// A lock per target (beside the per-store lock): two stages of one image through two stores
-// would commit over each other. A flock on a file in the runtime directory named after the
-// target's real path, holding the pid and store of the holder.
-class TargetLock {
- public:
-  TargetLock(const std::string& target, const std::string& store) {
-    const std::string path = registry_file("target:" + target) + ".lock";
-    std::error_code ec;
-    std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
-    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd_ < 0)
-      throw Error(errno, fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
-    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-      char buf[512] = {};
-      const ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
-      ::close(fd_);
-      std::string holder = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
-      std::replace(holder.begin(), holder.end(), '\n', ' ');
-      throw Error(EBUSY, fmt::format("{}: already staged or being committed ({})", target,
-                                     holder.empty() ? "another process" : holder));
-    }
-    const std::string me = fmt::format("process {}, store {}", ::getpid(), store);
-    if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, me.data(), me.size(), 0) < 0)
-      spdlog::debug("{}: cannot record the holder", path);
-  }
-  ~TargetLock() {
-    if (fd_ >= 0)
-      ::close(fd_);
-  }
-
- private:
-  int fd_ = -1;
-};
-
-// The newest session of a target, to stage on or to commit after.
-struct Base {
-  std::shared_ptr<const imagecore::FileTree> tree;  // null for a blank target
-  uint64_t start_lba = 0;
-  uint64_t blocks = 0;
-};
-
-Base open_base(const burner::TargetInfo& t) {
-  Base b;
-  const burner::SessionInfo* newest = t.newest();
-  if (t.state != burner::TargetState::Appendable || !newest)
-    return b;
-  imagecore::OpenOptions o;
-  o.tree = imagecore::Tree::RockRidge;  // what discfs and xorriso write; fall back below
-  auto src = std::shared_ptr<const imagecore::Source>(imagecore::open_file_source(t.path));
-  try {
-    b.tree = imagecore::open_tree(src, o);
-  } catch (const imagecore::Unsupported&) {
-    o.tree = imagecore::Tree::Auto;  // a plain or Joliet image from another tool
-    b.tree = imagecore::open_tree(src, o);
-  }
-  b.start_lba = newest->start_lba;
-  b.blocks = newest->blocks;
-  return b;
-}
-
-// Serves `base` from `store`. A store made on another session is recognised when its own
-// commit wrote that session but was killed before clearing the store (the changes are in
-// the target now: nothing is staged any more); otherwise it is dropped when `drop_stale`,
-// or refused with what to do.
-void adopt_base(stage::Store& store, const Base& base, const std::string& target, bool drop_stale) {
-  if (store.has_base() && !store.base_matches(base.start_lba, base.blocks)) {
-    const std::optional<uint64_t> pending = store.pending_session();
-    if (pending && base.tree && *pending == base.start_lba) {
-      spdlog::warn(
-          "{}: the last commit (session at LBA {}) completed before its daemon "
-          "stopped; its changes are on the target and no longer staged",
-          target, base.start_lba);
-      store.reset_to_new_base(base.tree, base.start_lba, base.blocks);
-      return;
-    }
-    if (!drop_stale)
-      throw imagecore::Unsupported(fmt::format(
-          "{}: the changes staged in {} were made on another session of the target, which has "
-          "changed since; drop them with 'discfs discard --store {}'",
-          target, store.dir(), store.dir()));
-    store.reset_to_new_base(base.tree, base.start_lba, base.blocks);
-    return;
-  }
-  store.use_base(base.tree, base.start_lba, base.blocks);
+// Where the lock of a target lives: beside the mount registry, named after its real path.
+std::string target_lock_path(const std::string& target) {
+  return registry_file("target:" + target) + ".lock";
 }
 
 std::string commit_json(const burner::CommitResult& r, const std::string& to) {
@@ -176,27 +92,6 @@ std::string commit_json(const burner::CommitResult& r, const std::string& to) {
       "\"dummy\":{},\"unchanged\":{},\"to\":{},\"boot_note\":{}}}",
       r.session, r.start_lba, r.blocks, r.data_bytes, r.verified, r.dummy, r.unchanged,
       to.empty() ? "null" : json_string(to), json_string(r.boot_note));
-}
-
-// A commit that would append a session identical to the newest one (nothing staged, no new
-// volume id) writes nothing, as xorriso's -commit does without pending changes. The result
-// names the newest session, or session 0 for a blank target, which stays blank.
-std::optional<burner::CommitResult> nothing_to_commit(stage::Store& store,
-                                                      const burner::CommitOptions& o,
-                                                      const burner::TargetInfo& t) {
-  if (o.dummy || o.to_path || !o.volid.empty())
-    return std::nullopt;
-  const stage::StoreStatus s = store.status();
-  if (s.added + s.changed + s.deleted + s.renamed > 0)
-    return std::nullopt;
-  burner::CommitResult r;
-  r.unchanged = true;
-  r.session = static_cast<int>(t.sessions.size());
-  if (const burner::SessionInfo* n = t.newest()) {
-    r.start_lba = n->start_lba;
-    r.blocks = n->blocks;
-  }
-  return r;
 }
 
 std::string status_json(stage::Store& store,
@@ -219,6 +114,37 @@ std::string arg(const std::vector<std::string>& req, const std::string& key) {
   return "";
 }
 
+// A stage mount's side of a commit or a discard (stage::Gate): the FUSE gate of StageFs and
+// the kernel's caches.
+class MountGate : public stage::Gate {
+ public:
+  // `busy_text` is the sentence for files still open for writing after `wait`.
+  MountGate(fusefs::StageFs& fs,
+            std::chrono::seconds wait,
+            std::function<std::string(const std::vector<std::string>& busy)> busy_text)
+      : fs_(fs), wait_(wait), busy_text_(std::move(busy_text)) {}
+
+  void pause() override {
+    const std::vector<std::string> busy = fs_.pause_writes(wait_);
+    if (!busy.empty())
+      throw Error(EBUSY, busy_text_(busy));
+  }
+  void resume() override { fs_.resume(); }
+  void resume_with_new_base(stage::Store&,
+                            const stage::Base& base,
+                            const burner::TargetInfo& t) override {
+    fs_.resume_with_new_base(base.tree, base.start_lba, base.blocks, limits_for(t));
+  }
+  void remember_cached() override { names_ = fs_.kernel_names(); }
+  void forget_cached() override { fs_.forget_in_kernel(names_); }
+
+ private:
+  fusefs::StageFs& fs_;
+  std::chrono::seconds wait_;
+  std::function<std::string(const std::vector<std::string>&)> busy_text_;
+  std::vector<fusefs::StageFs::KernelName> names_;
+};
+
 // The stage daemon: the store, the FUSE filesystem and what acts on them.
 class StageDaemon {
  public:
@@ -227,28 +153,18 @@ class StageDaemon {
 
   // Opens the store and the base; throws Error with the sentence for the user.
   void open(const std::string& store_dir) {
-    const burner::TargetInfo t = burner::probe_target(target_, capacity_);
-    if (t.state == burner::TargetState::NotAppendable)
-      throw imagecore::Unsupported(t.reason);
-    target_lock_ = std::make_unique<TargetLock>(target_, store_dir);
-    stage::StoreOptions so;
-    so.target = target_;
-    so.mountpoint = args_.mountpoint;
-    so.default_uid = ::getuid();
-    so.default_gid = ::getgid();
-    store_ = std::make_unique<stage::Store>(store_dir, so);
-    store_->update_lock_owner();
-    adopt_base(*store_, open_base(t), target_, false);
-    fs_ = std::make_unique<fusefs::StageFs>(*store_, limits_for(t));
+    stage_ = stage::open_for_mount(target_, capacity_, store_dir, args_.mountpoint,
+                                   target_lock_path(target_));
+    fs_ = std::make_unique<fusefs::StageFs>(*stage_.store, limits_for(stage_.info));
   }
 
   fusefs::StageFs& fs() { return *fs_; }
-  stage::Store& store() { return *store_; }
+  stage::Store& store() { return *stage_.store; }
 
   // Starts the control socket and the auto-commit timer (in the daemon, once mounted).
   void start() {
     control_ = std::make_unique<ControlServer>(
-        store_->dir() + "/control.sock",
+        stage_.store->dir() + "/control.sock",
         [this](const std::vector<std::string>& req, Reply& reply) { handle(req, reply); });
     if (args_.auto_commit > 0)
       auto_thread_ = std::thread([this] { auto_commit_loop(); });
@@ -269,26 +185,14 @@ class StageDaemon {
   void handle(const std::vector<std::string>& req, Reply& reply) {
     const std::string& verb = req.at(0);
     if (verb == "status") {
-      reply.ok(status_json(*store_, target_, fs_->free_bytes()));
+      reply.ok(status_json(*stage_.store, target_, fs_->free_bytes()));
     } else if (verb == "discard") {
-      std::vector<std::string> paths(req.begin() + 1, req.end());
-      const std::vector<std::string> busy = fs_->pause_writes(std::chrono::seconds(10));
-      if (!busy.empty())
-        throw Error(EBUSY,
-                    fmt::format("files are still open for writing: {}", fmt::join(busy, ", ")));
-      const std::vector<fusefs::StageFs::KernelName> names = fs_->kernel_names();
-      try {
-        if (paths.empty())
-          store_->discard_all();
-        else
-          store_->discard(paths);
-      } catch (...) {
-        fs_->resume();
-        throw;
-      }
-      fs_->resume();
-      fs_->forget_in_kernel(names);
-      reply.ok(status_json(*store_, target_, fs_->free_bytes()));
+      const std::vector<std::string> paths(req.begin() + 1, req.end());
+      MountGate gate(*fs_, std::chrono::seconds(10), [](const std::vector<std::string>& busy) {
+        return fmt::format("files are still open for writing: {}", fmt::join(busy, ", "));
+      });
+      stage::discard(*stage_.store, paths, gate);
+      reply.ok(status_json(*stage_.store, target_, fs_->free_bytes()));
     } else if (verb == "commit") {
       burner::CommitOptions o;
       o.dummy = arg(req, "dummy") == "1";
@@ -311,54 +215,12 @@ class StageDaemon {
     std::lock_guard one(commit_mu_);
     o.target = target_;
     o.capacity_bytes = capacity_;
-    const std::vector<std::string> busy = fs_->pause_writes(wait);
-    if (!busy.empty())
-      throw Error(EBUSY, fmt::format("files are still open for writing after {} s: {}; close "
-                                     "them and commit again",
-                                     wait.count(), fmt::join(busy, ", ")));
-    burner::CommitResult r;
-    const bool grows = !o.dummy && !o.to_path;
-    try {
-      if (grows) {
-        const burner::TargetInfo t = burner::probe_target(target_, capacity_);
-        if (std::optional<burner::CommitResult> same = nothing_to_commit(*store_, o, t)) {
-          fs_->resume();
-          spdlog::info("{}: nothing staged, nothing committed", target_);
-          return *same;
-        }
-        store_->set_pending_session(t.next_writable);
-      }
-      r = burner::commit(o, store_->snapshot());
-      if (!grows) {
-        fs_->resume();
-        return r;
-      }
-    } catch (...) {
-      if (grows)
-        store_->clear_pending_session();
-      fs_->resume();
-      throw;
-    }
-    // The new session is the base now; nothing is staged.
-    const std::vector<fusefs::StageFs::KernelName> names = fs_->kernel_names();
-    try {
-      const burner::TargetInfo t = burner::probe_target(target_, capacity_);
-      Base base = open_base(t);
-      fs_->resume_with_new_base(base.tree, base.start_lba, base.blocks, limits_for(t));
-    } catch (const std::exception& e) {
-      // The session is written and in force; only the store could not be cleared. Keep the
-      // mount usable: the next 'discfs stage' of this store sees the pending session and
-      // clears it then.
-      spdlog::error(
-          "{}: session {} is committed, but the staging area could not be reset: {}; "
-          "unmount and stage again",
-          target_, r.session, e.what());
-      fs_->resume();
-    }
-    fs_->forget_in_kernel(names);
-    spdlog::info("{}: session {} committed ({} blocks at LBA {})", target_, r.session, r.blocks,
-                 r.start_lba);
-    return r;
+    MountGate gate(*fs_, wait, [wait](const std::vector<std::string>& busy) {
+      return fmt::format(
+          "files are still open for writing after {} s: {}; close them and commit again",
+          wait.count(), fmt::join(busy, ", "));
+    });
+    return stage::commit(*stage_.store, o, gate);
   }
 
  private:
@@ -370,10 +232,10 @@ class StageDaemon {
     while (!stop_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; })) {
       lock.unlock();
       try {
-        const stage::StoreStatus s = store_->status();
+        const stage::StoreStatus s = stage_.store->status();
         const std::string now = fmt::format("{} {} {} {} {} {}", s.added, s.changed, s.deleted,
                                             s.renamed, s.bytes_staged, fs_->change_count());
-        const bool staged = s.added + s.changed + s.deleted + s.renamed > 0;
+        const bool staged = !s.empty();
         if (now != last) {
           last = now;
           quiet_since = std::chrono::steady_clock::now();
@@ -393,8 +255,7 @@ class StageDaemon {
   const StageArgs& args_;
   std::string target_;
   std::optional<uint64_t> capacity_;
-  std::unique_ptr<TargetLock> target_lock_;
-  std::unique_ptr<stage::Store> store_;
+  stage::Stage stage_;  // the target's lock and the store, outliving fs_
   std::unique_ptr<fusefs::StageFs> fs_;
   std::unique_ptr<ControlServer> control_;
   std::mutex commit_mu_;
@@ -506,26 +367,6 @@ std::optional<ControlResult> ask_daemon(
     throw;
   }
 }
-
-// A store opened by this process (no daemon), with the base of its target.
-struct DirectStore {
-  std::string target;
-  std::optional<uint64_t> capacity;
-  std::unique_ptr<stage::Store> store;
-  burner::TargetInfo info;
-
-  // `drop_stale`: a store made on an older session of the target is emptied (discard of
-  // everything) instead of refused.
-  explicit DirectStore(const std::string& dir, bool drop_stale = false) {
-    stage::StoreOptions so;
-    so.default_uid = ::getuid();
-    so.default_gid = ::getgid();
-    store = std::make_unique<stage::Store>(dir, so);
-    target = store->recorded_target();
-    info = burner::probe_target(target, std::nullopt);
-    adopt_base(*store, open_base(info), target, drop_stale);
-  }
-};
 
 class ProgressBar {
  public:
@@ -791,8 +632,8 @@ ExitCode run_commit(const CommitArgs& args) {
       return finish(r->ok, r->err, r->text);
     if (!args.store.empty()) {
       // No daemon serves the store: commit from here.
-      DirectStore d(store);
-      TargetLock lock(d.target, store);
+      stage::Stage d = stage::open_store(store, false);
+      d.lock = std::make_unique<stage::TargetLock>(target_lock_path(d.target), d.target, store);
       burner::CommitOptions o;
       o.target = d.target;
       o.dummy = args.dummy;
@@ -802,23 +643,8 @@ ExitCode run_commit(const CommitArgs& args) {
       o.joliet = !args.no_joliet;
       o.md5 = !args.no_md5;
       o.progress = [&](uint64_t done, uint64_t total) { bar.update(done, total); };
-      const bool grows = !args.dummy && args.to.empty();
-      if (std::optional<burner::CommitResult> same = nothing_to_commit(*d.store, o, d.info))
-        return finish(true, 0, commit_json(*same, args.to));
-      if (grows)
-        d.store->set_pending_session(d.info.next_writable);
-      burner::CommitResult res;
-      try {
-        res = burner::commit(o, d.store->snapshot());
-      } catch (...) {
-        if (grows)
-          d.store->clear_pending_session();
-        throw;
-      }
-      if (grows) {
-        Base base = open_base(burner::probe_target(d.target, std::nullopt));
-        d.store->reset_to_new_base(base.tree, base.start_lba, base.blocks);
-      }
+      stage::Gate nothing_serves_it;
+      const burner::CommitResult res = stage::commit(*d.store, o, nothing_serves_it);
       return finish(true, 0, commit_json(res, args.to));
     }
     return finish(
@@ -845,15 +671,9 @@ ExitCode run_status(const StatusArgs& args) {
         throw Error(r->err, r->text);
       json = r->text;
     } else {
-      DirectStore d(store);
-      const uint64_t free_blocks = d.info.free_blocks();
-      std::optional<uint64_t> free;
-      if (free_blocks != UINT64_MAX) {
-        const uint64_t room = free_blocks * burner::kBlockSize;
-        const uint64_t used = d.store->staged_bytes() + kSessionOverhead;
-        free = room > used ? room - used : 0;
-      }
-      json = status_json(*d.store, d.target, free);
+      stage::Stage d = stage::open_store(store, false);
+      json = status_json(*d.store, d.target,
+                         stage::free_bytes_after_commit(d.info, d.store->staged_bytes()));
     }
     if (args.json) {
       std::cout << json << "\n";
@@ -901,11 +721,9 @@ ExitCode run_discard(const DiscardArgs& args) {
       if (!r->ok)
         throw Error(r->err, r->text);
     } else {
-      DirectStore d(store, args.paths.empty());
-      if (args.paths.empty())
-        d.store->discard_all();
-      else
-        d.store->discard(args.paths);
+      stage::Stage d = stage::open_store(store, args.paths.empty());
+      stage::Gate nothing_serves_it;
+      stage::discard(*d.store, args.paths, nothing_serves_it);
     }
     return ExitCode::Ok;
   } catch (const Error& e) {

@@ -15,8 +15,6 @@
 // the size with record_size(). Thread-safe: one mutex serializes the database.
 #pragma once
 
-#include <sqlite3.h>
-
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -29,8 +27,13 @@
 #include "burner/staged_tree.h"
 #include "imagecore/node.h"
 #include "imagecore/tree.h"
+#include "stage/lock_file.h"
 
 namespace stage {
+
+namespace sql {
+class Db;
+}
 
 using burner::StagedEntry;
 using imagecore::Attr;
@@ -64,6 +67,8 @@ struct StoreStatus {
   uint64_t deleted = 0;  // base entries removed
   uint64_t renamed = 0;  // base entries moved or renamed
   uint64_t bytes_staged = 0;
+  // No entry differs from the base.
+  bool empty() const { return added + changed + deleted + renamed == 0; }
 };
 
 // Attribute changes for Store::set_attr; unset members stay as they are.
@@ -183,9 +188,6 @@ class Store {
   bool disk_has_room(uint64_t bytes) const;
   static constexpr uint64_t kDiskReserve = 4u << 20;
 
-  sqlite3_stmt* prepare(const char* sql);
-  void exec(const char* sql);
-  [[noreturn]] void fail(int rc, const std::string& what);
   void create_schema();
   void recover();
   std::string meta(const std::string& key);
@@ -206,22 +208,48 @@ class Store {
   void delete_inode(Ino ino);    // the row (and, after commit, its data file)
   void delete_subtree(Ino dir);  // every row below a directory
   bool dir_empty(Ino dir);
+  // Whether `dir` is `folder` or below it (following first names up to the root).
+  bool is_within(Ino dir, Ino folder);
+  // Whether rename may put a file (or a folder, `src_dir`) in place of `dst`: ENOTDIR,
+  // EISDIR, ENOTEMPTY as rename(2) says.
+  void check_replaceable(Ino dst, bool src_dir);
   void touch_dir(Ino dir);  // mtime and ctime = now
   void make_root(const FileTree* base);
   void clear_all(const FileTree* base, uint64_t start_lba, uint64_t blocks);
   void remove_data_files(const std::vector<Ino>& inos);
+  // The names in data/ (none when it cannot be listed).
+  std::vector<std::string> data_file_names();
   StagedEntry snapshot_of(const StoreEntry& e, const std::string& name, int depth);
   void discard_one(const std::string& path);
+  // discard_one's steps. The folder on the stage that holds `parts` (imported); ENOENT when
+  // it is not there. `path` is the stage path, for the message.
+  Ino stage_parent(const std::vector<std::string>& parts, const std::string& path);
+  // The base entry at `parts`, if the base has one.
+  std::optional<Node> base_node_at(const std::vector<std::string>& parts);
+  // The staged inode that stands for a base entry (wherever it was moved), if any.
+  std::optional<Ino> staged_inode_of(const Node& base_node);
+  // Drops the name `name` of `ino` in `parent`, deleting the inode with its last name.
+  void drop_staged_name(Ino parent, std::string_view name, Ino ino);
+  // Gives the staged inode of a base entry the base's attributes and contents again; when
+  // `moved_back_as` is set it was moved away and gets that name in `parent` back.
+  void restore_base_inode(Ino ino,
+                          const Node& base_node,
+                          const std::string& path,
+                          const std::string* moved_back_as,
+                          Ino parent);
   uint64_t local_size(Ino ino);
+  // make_local's steps: a Local file cut or grown to `size`, durably; a base file's contents
+  // (up to `size`) copied into `path`. Error(errno) naming the file, FormatError for a base
+  // file that cannot be read.
+  void truncate_local(const std::string& path, uint64_t size);
+  void copy_up(const StoreEntry& e, const std::string& path, uint64_t size);
 
   std::string dir_;
   StoreOptions opts_;
-  std::string db_path_;
-  int lock_fd_ = -1;
+  std::unique_ptr<LockFile> lock_;
   int data_dir_fd_ = -1;
   std::mutex mu_;
-  sqlite3* db_ = nullptr;
-  std::unordered_map<const char*, sqlite3_stmt*> stmts_;
+  std::unique_ptr<sql::Db> db_;  // closed before the lock is released
   std::shared_ptr<const FileTree> base_;
   // Sizes of Local files (durable size or reserved growth) and their sum.
   std::unordered_map<Ino, uint64_t> local_sizes_;

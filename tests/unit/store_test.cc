@@ -361,6 +361,17 @@ TEST_F(StoreTest, DiscardAllAndANewBaseClearEverything) {
   EXPECT_FALSE(fs::exists(s->local_path(n.attr.ino)));
 }
 
+TEST_F(StoreTest, DiscardAllRemovesFilesNoRowOwns) {
+  auto s = open_store();
+  // What a copy-up cut short by a full disk leaves behind while the store is open.
+  spit(store_dir_ + "/data/4242.tmp", "half a copy");
+  s->discard_all();
+  EXPECT_FALSE(fs::exists(store_dir_ + "/data/4242.tmp"));
+  spit(store_dir_ + "/data/4243.tmp", "another half");
+  s->reset_to_new_base(tree_, 32, 100);
+  EXPECT_FALSE(fs::exists(store_dir_ + "/data/4243.tmp")) << "every clear, not only the first";
+}
+
 TEST_F(StoreTest, TheLimitRefusesGrowthAndCopyUps) {
   auto s = open_store();
   s->set_limit(10);

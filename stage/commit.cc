@@ -1,0 +1,84 @@
+#include "stage/commit.h"
+
+#include <spdlog/spdlog.h>
+
+#include "stage/base.h"
+
+namespace stage {
+
+namespace {
+
+// After an appended session: the new session becomes the base, nothing is staged.
+void start_on_new_session(Store& store,
+                          const burner::CommitOptions& o,
+                          const burner::CommitResult& r,
+                          Gate& gate) {
+  gate.remember_cached();
+  try {
+    const burner::TargetInfo t = burner::probe_target(o.target, o.capacity_bytes);
+    const Base base = open_base(t);
+    gate.resume_with_new_base(store, base, t);
+  } catch (const std::exception& e) {
+    // The session is written and in force; only the store could not be cleared. Keep the
+    // mount usable: the next 'discfs stage' of this store sees the pending session and
+    // clears it then.
+    spdlog::error(
+        "{}: session {} is committed, but the staging area could not be reset: {}; "
+        "unmount and stage again",
+        o.target, r.session, e.what());
+    gate.resume();
+  }
+  gate.forget_cached();
+}
+
+}  // namespace
+
+std::optional<burner::CommitResult> nothing_to_commit(Store& store,
+                                                      const burner::CommitOptions& o,
+                                                      const burner::TargetInfo& t) {
+  if (o.dummy || o.to_path || !o.volid.empty())
+    return std::nullopt;
+  if (!store.status().empty())
+    return std::nullopt;
+  burner::CommitResult r;
+  r.unchanged = true;
+  r.session = static_cast<int>(t.sessions.size());
+  if (const burner::SessionInfo* n = t.newest()) {
+    r.start_lba = n->start_lba;
+    r.blocks = n->blocks;
+  }
+  return r;
+}
+
+burner::CommitResult commit(Store& store, const burner::CommitOptions& o, Gate& gate) {
+  gate.pause();
+  burner::CommitResult r;
+  const bool grows = !o.dummy && !o.to_path;
+  try {
+    if (grows) {
+      const burner::TargetInfo t = burner::probe_target(o.target, o.capacity_bytes);
+      if (std::optional<burner::CommitResult> same = nothing_to_commit(store, o, t)) {
+        gate.resume();
+        spdlog::info("{}: nothing staged, nothing committed", o.target);
+        return *same;
+      }
+      store.set_pending_session(t.next_writable);
+    }
+    r = burner::commit(o, store.snapshot());
+  } catch (...) {
+    if (grows)
+      store.clear_pending_session();
+    gate.resume();
+    throw;
+  }
+  if (!grows) {
+    gate.resume();
+    return r;
+  }
+  start_on_new_session(store, o, r, gate);
+  spdlog::info("{}: session {} committed ({} blocks at LBA {})", o.target, r.session, r.blocks,
+               r.start_lba);
+  return r;
+}
+
+}  // namespace stage

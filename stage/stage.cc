@@ -1,0 +1,79 @@
+#include "stage/stage.h"
+
+#include <unistd.h>
+
+#include "imagecore/base/error.h"
+#include "stage/base.h"
+
+namespace stage {
+
+Room room_of(const burner::TargetInfo& t) {
+  Room r;
+  if (t.capacity_blocks)
+    r.capacity_bytes = *t.capacity_blocks * burner::kBlockSize;
+  r.used_by_target_bytes = t.next_writable * burner::kBlockSize;
+  r.session_overhead_bytes = kSessionOverhead;
+  return r;
+}
+
+std::optional<uint64_t> free_bytes_after_commit(const burner::TargetInfo& t,
+                                                uint64_t staged_bytes) {
+  const uint64_t free_blocks = t.free_blocks();
+  if (free_blocks == UINT64_MAX)
+    return std::nullopt;
+  const uint64_t room = free_blocks * burner::kBlockSize;
+  const uint64_t used = staged_bytes + kSessionOverhead;
+  return room > used ? room - used : 0;
+}
+
+Stage open_for_mount(const std::string& target,
+                     std::optional<uint64_t> capacity,
+                     const std::string& store_dir,
+                     const std::string& mountpoint,
+                     const std::string& target_lock_path) {
+  Stage s;
+  s.target = target;
+  s.info = burner::probe_target(target, capacity);
+  if (s.info.state == burner::TargetState::NotAppendable)
+    throw imagecore::Unsupported(s.info.reason);
+  s.lock = std::make_unique<TargetLock>(target_lock_path, target, store_dir);
+  StoreOptions so;
+  so.target = target;
+  so.mountpoint = mountpoint;
+  so.default_uid = ::getuid();
+  so.default_gid = ::getgid();
+  s.store = std::make_unique<Store>(store_dir, so);
+  s.store->update_lock_owner();
+  adopt_base(*s.store, open_base(s.info), target, false);
+  return s;
+}
+
+Stage open_store(const std::string& store_dir, bool drop_stale) {
+  Stage s;
+  StoreOptions so;
+  so.default_uid = ::getuid();
+  so.default_gid = ::getgid();
+  s.store = std::make_unique<Store>(store_dir, so);
+  s.target = s.store->recorded_target();
+  s.info = burner::probe_target(s.target, std::nullopt);
+  adopt_base(*s.store, open_base(s.info), s.target, drop_stale);
+  return s;
+}
+
+void discard(Store& store, const std::vector<std::string>& paths, Gate& gate) {
+  gate.pause();
+  gate.remember_cached();
+  try {
+    if (paths.empty())
+      store.discard_all();
+    else
+      store.discard(paths);
+  } catch (...) {
+    gate.resume();
+    throw;
+  }
+  gate.resume();
+  gate.forget_cached();
+}
+
+}  // namespace stage
