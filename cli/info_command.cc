@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "imagecore/base/json.h"
 #include "imagecore/iso9660/ecma119.h"
 #include "imagecore/iso9660/iso_fs.h"
 #include "imagecore/media/eltorito.h"
@@ -24,6 +25,7 @@
 namespace discfs {
 namespace {
 
+using imagecore::json_string;
 using imagecore::ecma119::kBlockSize;
 
 struct VolumeIds {
@@ -129,19 +131,6 @@ std::string date_text(const std::optional<imagecore::Timestamp>& t) {
   char buf[64];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
-}
-
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\')
-      out += fmt::format("\\{}", static_cast<char>(c));
-    else if (c < 0x20)
-      out += fmt::format("\\u{:04x}", c);
-    else
-      out += static_cast<char>(c);
-  }
-  return out + "\"";
 }
 
 std::string json_opt_string(const std::string& s) {

@@ -38,6 +38,7 @@ namespace discfs {
 namespace {
 
 using imagecore::Error;
+using imagecore::json_string;
 
 // Extra room a session needs beyond its file data: the 64 KiB alignment of sessions, volume
 // descriptors, and the directory tree (about 300 bytes an entry with Rock Ridge, Joliet and
