@@ -4,17 +4,18 @@
 #include <spdlog/spdlog.h>
 
 #include <fmt/format.h>
-#include <array>
 #include <climits>
 #include <cstdlib>
 #include <ctime>
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "burner/md5_tags.h"
 #include "imagecore/base/json.h"
 #include "imagecore/iso9660/ecma119.h"
 #include "imagecore/iso9660/iso_fs.h"
@@ -47,24 +48,15 @@ struct Report {
   std::vector<std::string> notes;
 };
 
-// libisofs records a superblock checksum tag ("libisofs_sb_checksum_tag_v1 pos=LBA ...") in
-// the block after the session's volume descriptor set, within the session's first 32 blocks
-// (libisofs md5.c, iso_md5_write_tag; fs_image.c, iso_src_check_sb_tree). Its presence means
-// the session carries MD5 tags.
-bool has_md5_tag(const imagecore::Source& src, uint64_t session_start) {
-  constexpr std::string_view kMagic = "libisofs_sb_checksum_tag_v1 pos=";
-  std::array<std::byte, kBlockSize> b;
-  for (uint64_t lba = session_start + 16; lba < session_start + 32; ++lba) {
+// Whether the session carries libisofs MD5 tags: they begin with a superblock tag.
+bool has_md5_tags(const imagecore::Source& src, uint64_t session_start) {
+  const burner::BlockReader read = [&src](uint64_t lba, std::span<char, kBlockSize> out) {
     if ((lba + 1) * kBlockSize > src.size())
       return false;
-    src.read(lba * kBlockSize, b);
-    const std::string_view text(reinterpret_cast<const char*>(b.data()), b.size());
-    if (text.starts_with(kMagic)) {
-      const std::string pos(text.substr(kMagic.size(), 12));
-      return std::strtoull(pos.c_str(), nullptr, 10) == lba;
-    }
-  }
-  return false;
+    src.read(lba * kBlockSize, std::as_writable_bytes(out));
+    return true;
+  };
+  return burner::find_superblock_tag(read, session_start).has_value();
 }
 
 void gather_iso(const std::shared_ptr<const imagecore::Source>& src, Report* r) {
@@ -90,7 +82,7 @@ void gather_iso(const std::shared_ptr<const imagecore::Source>& src, Report* r) 
   r->boot = imagecore::read_boot_catalog(*src, start, fs.get());
   if (r->boot && !r->boot->note.empty())
     r->notes.push_back("boot: " + r->boot->note);
-  r->md5_tags = has_md5_tag(*src, start);
+  r->md5_tags = has_md5_tags(*src, start);
 }
 
 Report gather(const std::string& path) {
