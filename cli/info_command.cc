@@ -1,8 +1,5 @@
 #include "cli/info_command.h"
 
-#include <spdlog/sinks/stdout_sinks.h>
-#include <spdlog/spdlog.h>
-
 #include <fmt/format.h>
 #include <climits>
 #include <cstdlib>
@@ -16,6 +13,7 @@
 #include <vector>
 
 #include "burner/md5_tags.h"
+#include "cli/logging.h"
 #include "imagecore/base/json.h"
 #include "imagecore/iso9660/ecma119.h"
 #include "imagecore/iso9660/iso_fs.h"
@@ -249,11 +247,7 @@ CLI::App* add_info_command(CLI::App& app, InfoArgs& args) {
 
 ExitCode run_info(const InfoArgs& args) {
   // Damage is reported in the output's notes; the log only carries what stops the command.
-  auto logger =
-      std::make_shared<spdlog::logger>("discfs", std::make_shared<spdlog::sinks::stderr_sink_mt>());
-  logger->set_pattern("discfs: %v");
-  logger->set_level(spdlog::level::err);
-  spdlog::set_default_logger(logger);
+  set_up_logging(spdlog::level::err, Syslog::No);
 
   char real[PATH_MAX];
   const std::string source = ::realpath(args.source.c_str(), real) ? real : args.source;

@@ -1,8 +1,5 @@
 #include "cli/mount_command.h"
 
-#include <spdlog/sinks/stdout_sinks.h>
-#include <spdlog/sinks/syslog_sink.h>
-#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,6 +8,7 @@
 #include <iostream>
 #include <memory>
 
+#include "cli/logging.h"
 #include "fusefs/readonly_fs.h"
 #include "fusefs/session.h"
 #include "imagecore/open.h"
@@ -112,22 +110,12 @@ bool parse_options(const MountArgs& a, Parsed* p) {
   return true;
 }
 
-void set_up_logging(bool foreground, bool debug) {
-  std::vector<spdlog::sink_ptr> sinks;
-  sinks.push_back(std::make_shared<spdlog::sinks::stderr_sink_mt>());
-  if (!foreground)
-    sinks.push_back(
-        std::make_shared<spdlog::sinks::syslog_sink_mt>("discfs", LOG_PID, LOG_USER, false));
-  auto logger = std::make_shared<spdlog::logger>("discfs", sinks.begin(), sinks.end());
-  logger->set_pattern("discfs: %v");
-  logger->set_level(debug ? spdlog::level::debug : spdlog::level::info);
-  spdlog::set_default_logger(logger);
-}
-
 }  // namespace
 
 ExitCode run_mount(const MountArgs& args) {
-  set_up_logging(args.foreground || args.debug, args.debug);
+  const bool foreground = args.foreground || args.debug;
+  set_up_logging(args.debug ? spdlog::level::debug : spdlog::level::info,
+                 foreground ? Syslog::No : Syslog::Yes);
   Parsed p;
   if (!parse_options(args, &p))
     return ExitCode::Usage;

@@ -3,8 +3,6 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <spdlog/sinks/stdout_sinks.h>
-#include <spdlog/sinks/syslog_sink.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -28,6 +26,7 @@
 #include "burner/commit.h"
 #include "burner/target.h"
 #include "cli/control.h"
+#include "cli/logging.h"
 #include "fusefs/session.h"
 #include "fusefs/stage_fs.h"
 #include "imagecore/base/json.h"
@@ -45,18 +44,6 @@ using imagecore::json_string;
 // MD5; see libburnia-notes). A fixed allowance keeps statfs simple and errs on the safe side
 // for trees up to about 10,000 entries.
 constexpr uint64_t kSessionOverhead = 4u << 20;
-
-void set_up_logging(bool to_syslog, bool debug) {
-  std::vector<spdlog::sink_ptr> sinks;
-  sinks.push_back(std::make_shared<spdlog::sinks::stderr_sink_mt>());
-  if (to_syslog)
-    sinks.push_back(
-        std::make_shared<spdlog::sinks::syslog_sink_mt>("discfs", LOG_PID, LOG_USER, false));
-  auto logger = std::make_shared<spdlog::logger>("discfs", sinks.begin(), sinks.end());
-  logger->set_pattern("discfs: %v");
-  logger->set_level(debug ? spdlog::level::debug : spdlog::level::warn);
-  spdlog::set_default_logger(logger);
-}
 
 // The real path of a target that may not exist yet (its directory must).
 std::string absolute_target(const std::string& path) {
@@ -668,7 +655,8 @@ CLI::App* add_discard_command(CLI::App& app, DiscardArgs& a) {
 
 ExitCode run_stage(const StageArgs& args) {
   const bool foreground = args.foreground || args.debug;
-  set_up_logging(!foreground, args.debug);
+  set_up_logging(args.debug ? spdlog::level::debug : spdlog::level::warn,
+                 foreground ? Syslog::No : Syslog::Yes);
   Detach detach;
   std::string target;
   std::optional<uint64_t> capacity;
@@ -751,7 +739,7 @@ ExitCode run_stage(const StageArgs& args) {
 }
 
 ExitCode run_commit(const CommitArgs& args) {
-  set_up_logging(false, false);
+  set_up_logging(spdlog::level::warn, Syslog::No);
   if (args.mountpoint.empty() == args.store.empty()) {
     std::cerr << "discfs: commit wants a stage MOUNTPOINT or --store DIR (one of them)\n";
     return ExitCode::Usage;
@@ -833,7 +821,7 @@ ExitCode run_commit(const CommitArgs& args) {
 }
 
 ExitCode run_status(const StatusArgs& args) {
-  set_up_logging(false, false);
+  set_up_logging(spdlog::level::warn, Syslog::No);
   if (args.mountpoint.empty() == args.store.empty()) {
     std::cerr << "discfs: status wants a stage MOUNTPOINT or --store DIR (one of them)\n";
     return ExitCode::Usage;
@@ -889,7 +877,7 @@ ExitCode run_status(const StatusArgs& args) {
 }
 
 ExitCode run_discard(const DiscardArgs& args) {
-  set_up_logging(false, false);
+  set_up_logging(spdlog::level::warn, Syslog::No);
   if (args.mountpoint.empty() == args.store.empty()) {
     std::cerr << "discfs: discard wants a stage MOUNTPOINT or --store DIR (one of them)\n";
     return ExitCode::Usage;
