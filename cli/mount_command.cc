@@ -112,6 +112,42 @@ bool parse_options(const MountArgs& a, Parsed* p) {
 
 }  // namespace
 
+CLI::App* add_mount_command(CLI::App& app, MountArgs& m) {
+  CLI::App* mount = app.add_subcommand(
+      "mount",
+      "Mount an ISO 9660 or UDF image (file, block device or disc) read-only as a folder.");
+  mount->add_option("SOURCE", m.source, "Image file or block device")->required();
+  mount->add_option("MOUNTPOINT", m.mountpoint, "Existing directory to mount on")->required();
+  mount->add_option("-o", m.options,
+                    "Mount options, comma-separated: uid=N, gid=N, umask=OOO, tree=T, "
+                    "session=N, sessions, boot, readahead_kb=N, splice, allow_other, and other "
+                    "FUSE options");
+  mount->add_flag("-f,--foreground", m.foreground, "Stay in the foreground");
+  mount->add_flag("-d,--debug", m.debug, "Trace FUSE requests (implies -f)");
+  mount
+      ->add_option("--tree", m.tree,
+                   "Which tree to show: auto (Rock Ridge, else UDF, else Joliet, else ISO 9660), "
+                   "rockridge, udf, joliet or iso9660")
+      ->check(CLI::IsMember({"auto", "rockridge", "udf", "joliet", "iso9660"}));
+  mount
+      ->add_option("--session", m.session, "Show session N (1 is the oldest) instead of the newest")
+      ->check(CLI::Range(1, 100000));
+  mount->add_flag("--sessions", m.sessions,
+                  "Show every session side by side as MOUNTPOINT/1 ... MOUNTPOINT/N");
+  mount->add_flag("--boot", m.boot,
+                  "Show the El Torito boot images as read-only files under MOUNTPOINT/.boot");
+  mount->add_option("--cache-mib", m.cache_mib, "Memory for parsed directories, in MiB")
+      ->check(CLI::Range(1, 4096));
+  mount
+      ->add_option("--readahead-kb", m.readahead_kb,
+                   "Kernel readahead for the mount in KiB, 0 to keep the kernel's (default "
+                   "4096; needs root)")
+      ->check(CLI::Range(0, 1 << 20));
+  mount->add_option("--threads", m.threads, "Threads answering requests (default 2)")
+      ->check(CLI::Range(1, 64));
+  return mount;
+}
+
 ExitCode run_mount(const MountArgs& args) {
   const bool foreground = args.foreground || args.debug;
   set_up_logging(args.debug ? spdlog::level::debug : spdlog::level::info,

@@ -1,6 +1,8 @@
 // `discfs mount`: options, checks before the mount, and serving.
 #pragma once
 
+#include <CLI/CLI.hpp>
+
 #include <optional>
 #include <string>
 #include <vector>
@@ -23,6 +25,9 @@ struct MountArgs {
   unsigned readahead_kb = 4096;
   unsigned threads = 2;
 };
+
+// Adds the "mount" verb and its options to `app`, filling `args` when parsed.
+CLI::App* add_mount_command(CLI::App& app, MountArgs& args);
 
 // Checks the source and the mount point, mounts, and serves until unmounted. Prints one
 // sentence on failure and returns the matching exit code.
