@@ -1,6 +1,7 @@
 #include "cli/info_command.h"
 
 #include <fmt/format.h>
+
 #include <climits>
 #include <cstdlib>
 #include <ctime>
@@ -248,16 +249,9 @@ CLI::App* add_info_command(CLI::App& app, InfoArgs& args) {
 ExitCode run_info(const InfoArgs& args) {
   // Damage is reported in the output's notes; the log only carries what stops the command.
   set_up_logging(spdlog::level::err, Syslog::No);
-
   char real[PATH_MAX];
   const std::string source = ::realpath(args.source.c_str(), real) ? real : args.source;
-  Report r;
-  try {
-    r = gather(source);
-  } catch (const imagecore::Error& e) {
-    std::cerr << "discfs: " << e.what() << "\n";
-    return exit_code_for(e);
-  }
+  Report r = gather(source);
   r.source = args.source;
   if (args.json)
     print_json(r);

@@ -21,4 +21,13 @@ void set_up_logging(spdlog::level::level_enum level, Syslog syslog) {
   spdlog::set_default_logger(logger);
 }
 
+ExitCode report_failure(std::exception_ptr e) noexcept {
+  const ExitStatus status = exit_status_for(std::move(e));
+  try {
+    spdlog::error("{}", status.message);
+  } catch (...) {  // spdlog reports its own failures through its error handler, but be sure
+  }
+  return status.code;
+}
+
 }  // namespace discfs

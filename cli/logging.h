@@ -4,6 +4,10 @@
 
 #include <spdlog/common.h>
 
+#include <exception>
+
+#include "cli/exit_codes.h"
+
 namespace discfs {
 
 // Whether the log also goes to syslog: a daemon's standard error goes to /dev/null once it
@@ -14,5 +18,9 @@ enum class Syslog { No, Yes };
 // (ident "discfs", with the pid) when `syslog` is Yes, dropping messages below `level`.
 // Throws only std::bad_alloc.
 void set_up_logging(spdlog::level::level_enum level, Syslog syslog);
+
+// Logs the sentence exit_status_for(e) gives as an error ("discfs: SENTENCE" on standard
+// error, and in syslog for a daemon) and returns its exit code. Never throws.
+ExitCode report_failure(std::exception_ptr e) noexcept;
 
 }  // namespace discfs

@@ -5,7 +5,6 @@
 
 #include <climits>
 #include <cstdlib>
-#include <iostream>
 #include <memory>
 
 #include "cli/logging.h"
@@ -52,8 +51,9 @@ bool parse_number(const std::string& v, int base, unsigned long* out) {
   return errno == 0 && *end == '\0';
 }
 
-// Splits -o lists into what discfs itself understands and what goes on to libfuse.
-bool parse_options(const MountArgs& a, Parsed* p) {
+// Splits -o lists into what discfs itself understands and what goes on to libfuse. Throws
+// Failure(Usage) for a bad value.
+void parse_options(const MountArgs& a, Parsed* p) {
   p->tree = a.tree;
   p->session = a.session;
   p->sessions = a.sessions;
@@ -72,16 +72,12 @@ bool parse_options(const MountArgs& a, Parsed* p) {
       const std::string val = eq == std::string::npos ? "" : o.substr(eq + 1);
       unsigned long n = 0;
       if (key == "readahead_kb") {
-        if (!parse_number(val, 10, &n) || n > (1u << 20)) {
-          std::cerr << "discfs: bad value in -o " << o << "\n";
-          return false;
-        }
+        if (!parse_number(val, 10, &n) || n > (1u << 20))
+          throw Failure(ExitCode::Usage, "bad value in -o " + o);
         p->readahead_kb = static_cast<unsigned>(n);
       } else if (key == "uid" || key == "gid" || key == "umask") {
-        if (!parse_number(val, key == "umask" ? 8 : 10, &n) || (key == "umask" && n > 07777)) {
-          std::cerr << "discfs: bad value in -o " << o << "\n";
-          return false;
-        }
+        if (!parse_number(val, key == "umask" ? 8 : 10, &n) || (key == "umask" && n > 07777))
+          throw Failure(ExitCode::Usage, "bad value in -o " + o);
         if (key == "uid")
           p->view.uid = static_cast<uid_t>(n);
         else if (key == "gid")
@@ -93,10 +89,8 @@ bool parse_options(const MountArgs& a, Parsed* p) {
       } else if (key == "tree") {
         p->tree = val;
       } else if (key == "session") {
-        if (!parse_number(val, 10, &n) || n == 0 || n > 100000) {
-          std::cerr << "discfs: bad value in -o " << o << " (sessions count from 1)\n";
-          return false;
-        }
+        if (!parse_number(val, 10, &n) || n == 0 || n > 100000)
+          throw Failure(ExitCode::Usage, "bad value in -o " + o + " (sessions count from 1)");
         p->session = static_cast<unsigned>(n);
       } else if (o == "sessions") {
         p->sessions = true;
@@ -107,7 +101,6 @@ bool parse_options(const MountArgs& a, Parsed* p) {
       }
     }
   }
-  return true;
 }
 
 }  // namespace
@@ -153,8 +146,7 @@ ExitCode run_mount(const MountArgs& args) {
   set_up_logging(args.debug ? spdlog::level::debug : spdlog::level::info,
                  foreground ? Syslog::No : Syslog::Yes);
   Parsed p;
-  if (!parse_options(args, &p))
-    return ExitCode::Usage;
+  parse_options(args, &p);
 
   imagecore::OpenOptions opts;
   opts.dir_cache_bytes = args.cache_mib << 20;
@@ -162,31 +154,21 @@ ExitCode run_mount(const MountArgs& args) {
     opts.session = p.session;
   opts.all_sessions = p.sessions;
   opts.boot = p.boot;
-  if (p.session && p.sessions) {
-    std::cerr << "discfs: --session and --sessions cannot be used together\n";
-    return ExitCode::Usage;
-  }
-  std::shared_ptr<const imagecore::FileTree> fs;
+  if (p.session && p.sessions)
+    throw Failure(ExitCode::Usage, "--session and --sessions cannot be used together");
   try {
     opts.tree = imagecore::parse_tree(p.tree);
   } catch (const imagecore::Error& e) {
-    std::cerr << "discfs: " << e.what() << "\n";
-    return ExitCode::Usage;
+    throw Failure(ExitCode::Usage, e.what());  // only -o tree= can name an unknown tree
   }
   char real[PATH_MAX];
   const std::string source = ::realpath(args.source.c_str(), real) ? real : args.source;
-  try {
-    fs = imagecore::open_tree(imagecore::open_file_source(source), opts);
-  } catch (const imagecore::Error& e) {
-    std::cerr << "discfs: " << e.what() << "\n";
-    return exit_code_for(e);
-  }
+  std::shared_ptr<const imagecore::FileTree> fs =
+      imagecore::open_tree(imagecore::open_file_source(source), opts);
 
   struct stat st {};
-  if (::stat(args.mountpoint.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    std::cerr << "discfs: " << args.mountpoint << ": mount point is not a directory\n";
-    return ExitCode::MountFailed;
-  }
+  if (::stat(args.mountpoint.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    throw Failure(ExitCode::MountFailed, args.mountpoint + ": mount point is not a directory");
 
   p.view.default_uid = ::getuid();
   p.view.default_gid = ::getgid();
@@ -204,13 +186,11 @@ ExitCode run_mount(const MountArgs& args) {
     case fusefs::ServeResult::Ok:
       return ExitCode::Ok;
     case fusefs::ServeResult::BadOptions:
-      std::cerr << "discfs: bad mount options (see above)\n";
-      return ExitCode::Usage;
+      throw Failure(ExitCode::Usage, "bad mount options (see above)");
     case fusefs::ServeResult::MountFailed:
-      std::cerr << "discfs: cannot mount on " << args.mountpoint << "\n";
-      return ExitCode::MountFailed;
+      throw Failure(ExitCode::MountFailed, "cannot mount on " + args.mountpoint);
     case fusefs::ServeResult::Failed:
-      return ExitCode::Internal;
+      break;  // the session has logged why
   }
   return ExitCode::Internal;
 }

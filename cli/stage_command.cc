@@ -459,14 +459,6 @@ ExitCode fail(Detach& d, ExitCode code, const std::string& message) {
   return code;
 }
 
-ExitCode code_for(const Error& e) {
-  if (e.code() == EBUSY)
-    return ExitCode::Busy;
-  if (dynamic_cast<const imagecore::Unsupported*>(&e))
-    return ExitCode::Unsupported;
-  return exit_code_for(e);
-}
-
 // The store directory a verb acts on: --store, or the one registered for the mount point.
 std::string store_for(const std::string& mountpoint, const std::string& store) {
   if (!store.empty())
@@ -665,8 +657,9 @@ ExitCode run_stage(const StageArgs& args) {
     target = absolute_target(args.target);
     capacity = capacity_of(args.capacity);
   } catch (const Error& e) {
-    std::cerr << "discfs: " << e.what() << "\n";
-    return e.code() == EINVAL ? ExitCode::Usage : ExitCode::CannotOpen;
+    if (e.code() == EINVAL)  // of the two, only parse_capacity: a --capacity that does not parse
+      throw Failure(ExitCode::Usage, e.what());
+    throw;
   }
   if (::stat(args.mountpoint.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     std::cerr << "discfs: " << args.mountpoint << ": mount point is not a directory\n";
@@ -679,18 +672,17 @@ ExitCode run_stage(const StageArgs& args) {
     if (!foreground)
       detach.fork_and_wait();  // the parent exits with the daemon's verdict
   } catch (const Error& e) {
-    std::cerr << "discfs: " << e.what() << "\n";
-    return ExitCode::Internal;
+    throw Failure(ExitCode::Internal, e.what());  // no pipe or no fork: not the target's fault
   }
 
   StageDaemon daemon(args, target, capacity);
   try {
     std::filesystem::create_directories(store_dir);
     daemon.open(store_dir);
-  } catch (const Error& e) {
-    return fail(detach, code_for(e), e.what());
-  } catch (const std::exception& e) {
-    return fail(detach, ExitCode::CannotOpen, fmt::format("{}: {}", store_dir, e.what()));
+  } catch (...) {
+    // Forked: the waiting parent prints the sentence and exits with the code.
+    const ExitStatus status = exit_status_for(std::current_exception());
+    return fail(detach, status.code, status.message);
   }
 
   const std::string registry = registry_file(mountpoint);
@@ -758,8 +750,7 @@ ExitCode run_commit(const CommitArgs& args) {
     }
     if (args.json)
       std::cout << "{\"event\":\"error\",\"message\":" << json_string(text) << "}\n";
-    std::cerr << "discfs: " << text << "\n";
-    return err == EBUSY ? ExitCode::Busy : ExitCode::CommitFailed;
+    throw CommitFailure(err, text);  // main prints the sentence; exit 7 when busy, else 8
   };
   try {
     const std::string store = store_for(args.mountpoint, args.store);
@@ -813,6 +804,8 @@ ExitCode run_commit(const CommitArgs& args) {
     return finish(
         false, ENOENT,
         fmt::format("{}: the stage daemon of this mount is not running", args.mountpoint));
+  } catch (const CommitFailure&) {
+    throw;  // from finish(), which has reported it
   } catch (const Error& e) {
     return finish(false, e.code(), e.what());
   } catch (const std::exception& e) {
@@ -826,54 +819,49 @@ ExitCode run_status(const StatusArgs& args) {
     std::cerr << "discfs: status wants a stage MOUNTPOINT or --store DIR (one of them)\n";
     return ExitCode::Usage;
   }
-  try {
-    const std::string store = store_for(args.mountpoint, args.store);
-    std::string json;
-    if (std::optional<ControlResult> r = ask_daemon(store, {"status"}, [](const auto&) {})) {
-      if (!r->ok)
-        throw Error(r->err, r->text);
-      json = r->text;
-    } else {
-      DirectStore d(store);
-      const uint64_t free_blocks = d.info.free_blocks();
-      std::optional<uint64_t> free;
-      if (free_blocks != UINT64_MAX) {
-        const uint64_t room = free_blocks * burner::kBlockSize;
-        const uint64_t used = d.store->staged_bytes() + kSessionOverhead;
-        free = room > used ? room - used : 0;
-      }
-      json = status_json(*d.store, d.target, free);
+  const std::string store = store_for(args.mountpoint, args.store);
+  std::string json;
+  if (std::optional<ControlResult> r = ask_daemon(store, {"status"}, [](const auto&) {})) {
+    if (!r->ok)
+      throw Error(r->err, r->text);
+    json = r->text;
+  } else {
+    DirectStore d(store);
+    const uint64_t free_blocks = d.info.free_blocks();
+    std::optional<uint64_t> free;
+    if (free_blocks != UINT64_MAX) {
+      const uint64_t room = free_blocks * burner::kBlockSize;
+      const uint64_t used = d.store->staged_bytes() + kSessionOverhead;
+      free = room > used ? room - used : 0;
     }
-    if (args.json) {
-      std::cout << json << "\n";
-      return ExitCode::Ok;
-    }
-    // Text: the JSON's fields, one per line.
-    std::string t = json.substr(1, json.size() - 2);
-    size_t start = 0;
-    while (start < t.size()) {
-      size_t comma = start;
-      bool quoted = false;
-      for (; comma < t.size(); ++comma) {
-        if (t[comma] == '"' && (comma == 0 || t[comma - 1] != '\\'))
-          quoted = !quoted;
-        if (t[comma] == ',' && !quoted)
-          break;
-      }
-      std::string field = t.substr(start, comma - start);
-      const size_t colon = field.find("\":");
-      std::string key = field.substr(1, colon - 1), value = field.substr(colon + 2);
-      std::replace(key.begin(), key.end(), '_', ' ');
-      if (value.size() >= 2 && value.front() == '"')
-        value = value.substr(1, value.size() - 2);
-      std::cout << fmt::format("{:<26}{}\n", key + ":", value == "null" ? "unlimited" : value);
-      start = comma + 1;
-    }
-    return ExitCode::Ok;
-  } catch (const Error& e) {
-    std::cerr << "discfs: " << e.what() << "\n";
-    return code_for(e);
+    json = status_json(*d.store, d.target, free);
   }
+  if (args.json) {
+    std::cout << json << "\n";
+    return ExitCode::Ok;
+  }
+  // Text: the JSON's fields, one per line.
+  std::string t = json.substr(1, json.size() - 2);
+  size_t start = 0;
+  while (start < t.size()) {
+    size_t comma = start;
+    bool quoted = false;
+    for (; comma < t.size(); ++comma) {
+      if (t[comma] == '"' && (comma == 0 || t[comma - 1] != '\\'))
+        quoted = !quoted;
+      if (t[comma] == ',' && !quoted)
+        break;
+    }
+    std::string field = t.substr(start, comma - start);
+    const size_t colon = field.find("\":");
+    std::string key = field.substr(1, colon - 1), value = field.substr(colon + 2);
+    std::replace(key.begin(), key.end(), '_', ' ');
+    if (value.size() >= 2 && value.front() == '"')
+      value = value.substr(1, value.size() - 2);
+    std::cout << fmt::format("{:<26}{}\n", key + ":", value == "null" ? "unlimited" : value);
+    start = comma + 1;
+  }
+  return ExitCode::Ok;
 }
 
 ExitCode run_discard(const DiscardArgs& args) {
@@ -882,25 +870,20 @@ ExitCode run_discard(const DiscardArgs& args) {
     std::cerr << "discfs: discard wants a stage MOUNTPOINT or --store DIR (one of them)\n";
     return ExitCode::Usage;
   }
-  try {
-    const std::string store = store_for(args.mountpoint, args.store);
-    std::vector<std::string> req{"discard"};
-    req.insert(req.end(), args.paths.begin(), args.paths.end());
-    if (std::optional<ControlResult> r = ask_daemon(store, req, [](const auto&) {})) {
-      if (!r->ok)
-        throw Error(r->err, r->text);
-    } else {
-      DirectStore d(store, args.paths.empty());
-      if (args.paths.empty())
-        d.store->discard_all();
-      else
-        d.store->discard(args.paths);
-    }
-    return ExitCode::Ok;
-  } catch (const Error& e) {
-    std::cerr << "discfs: " << e.what() << "\n";
-    return code_for(e);
+  const std::string store = store_for(args.mountpoint, args.store);
+  std::vector<std::string> req{"discard"};
+  req.insert(req.end(), args.paths.begin(), args.paths.end());
+  if (std::optional<ControlResult> r = ask_daemon(store, req, [](const auto&) {})) {
+    if (!r->ok)
+      throw Error(r->err, r->text);
+  } else {
+    DirectStore d(store, args.paths.empty());
+    if (args.paths.empty())
+      d.store->discard_all();
+    else
+      d.store->discard(args.paths);
   }
+  return ExitCode::Ok;
 }
 
 }  // namespace discfs
