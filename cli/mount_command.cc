@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <memory>
 
+#include "cli/fuse_options.h"
 #include "cli/logging.h"
 #include "fusefs/readonly_fs.h"
 #include "fusefs/session.h"
@@ -14,13 +15,6 @@
 
 namespace discfs {
 namespace {
-
-// Options that mount(8) and fstab use but that mean nothing to a FUSE daemon.
-bool is_mount_only_option(const std::string& o) {
-  return o.empty() || o == "rw" || o == "ro" || o == "defaults" || o == "auto" || o == "noauto" ||
-         o == "user" || o == "users" || o == "nouser" || o == "_netdev" || o == "nofail" ||
-         o.rfind("x-", 0) == 0 || o.rfind("comment=", 0) == 0;
-}
 
 std::string escape_fuse_option(const std::string& v) {
   std::string out;
@@ -32,75 +26,23 @@ std::string escape_fuse_option(const std::string& v) {
   return out;
 }
 
-struct Parsed {
-  fusefs::ViewOptions view;
-  unsigned readahead_kb = 0;
-  std::vector<std::string> fuse;
-  std::string tree;
-  unsigned session = 0;
-  bool sessions = false;
-  bool boot = false;
-};
-
-bool parse_number(const std::string& v, int base, unsigned long* out) {
-  if (v.empty())
-    return false;
-  char* end = nullptr;
-  errno = 0;
-  *out = std::strtoul(v.c_str(), &end, base);
-  return errno == 0 && *end == '\0';
-}
-
-// Splits -o lists into what discfs itself understands and what goes on to libfuse. Throws
-// Failure(Usage) for a bad value.
-void parse_options(const MountArgs& a, Parsed* p) {
-  p->tree = a.tree;
-  p->session = a.session;
-  p->sessions = a.sessions;
-  p->boot = a.boot;
-  p->readahead_kb = a.readahead_kb;
-  for (const std::string& list : a.options) {
-    size_t start = 0;
-    while (start <= list.size()) {
-      size_t comma = list.find(',', start);
-      if (comma == std::string::npos)
-        comma = list.size();
-      std::string o = list.substr(start, comma - start);
-      start = comma + 1;
-      const size_t eq = o.find('=');
-      const std::string key = o.substr(0, eq);
-      const std::string val = eq == std::string::npos ? "" : o.substr(eq + 1);
-      unsigned long n = 0;
-      if (key == "readahead_kb") {
-        if (!parse_number(val, 10, &n) || n > (1u << 20))
-          throw Failure(ExitCode::Usage, "bad value in -o " + o);
-        p->readahead_kb = static_cast<unsigned>(n);
-      } else if (key == "uid" || key == "gid" || key == "umask") {
-        if (!parse_number(val, key == "umask" ? 8 : 10, &n) || (key == "umask" && n > 07777))
-          throw Failure(ExitCode::Usage, "bad value in -o " + o);
-        if (key == "uid")
-          p->view.uid = static_cast<uid_t>(n);
-        else if (key == "gid")
-          p->view.gid = static_cast<gid_t>(n);
-        else
-          p->view.umask = static_cast<mode_t>(n);
-      } else if (o == "splice") {
-        p->view.splice = true;
-      } else if (key == "tree") {
-        p->tree = val;
-      } else if (key == "session") {
-        if (!parse_number(val, 10, &n) || n == 0 || n > 100000)
-          throw Failure(ExitCode::Usage, "bad value in -o " + o + " (sessions count from 1)");
-        p->session = static_cast<unsigned>(n);
-      } else if (o == "sessions") {
-        p->sessions = true;
-      } else if (o == "boot") {
-        p->boot = true;
-      } else if (!is_mount_only_option(o)) {
-        p->fuse.push_back(o);
-      }
-    }
+// What to open: the command-line flags, overridden by -o. Throws Failure(Usage).
+imagecore::OpenOptions open_options(const MountArgs& a, const MountOptionSet& o) {
+  imagecore::OpenOptions opts;
+  opts.dir_cache_bytes = a.cache_mib << 20;
+  const unsigned session = o.session.value_or(a.session);
+  if (session)
+    opts.session = session;
+  opts.all_sessions = a.sessions || o.sessions;
+  opts.boot = a.boot || o.boot;
+  if (session && opts.all_sessions)
+    throw Failure(ExitCode::Usage, "--session and --sessions cannot be used together");
+  try {
+    opts.tree = imagecore::parse_tree(o.tree.value_or(a.tree));
+  } catch (const imagecore::Error& e) {
+    throw Failure(ExitCode::Usage, e.what());  // only -o tree= can name an unknown tree
   }
+  return opts;
 }
 
 }  // namespace
@@ -145,22 +87,8 @@ ExitCode run_mount(const MountArgs& args) {
   const bool foreground = args.foreground || args.debug;
   set_up_logging(args.debug ? spdlog::level::debug : spdlog::level::info,
                  foreground ? Syslog::No : Syslog::Yes);
-  Parsed p;
-  parse_options(args, &p);
-
-  imagecore::OpenOptions opts;
-  opts.dir_cache_bytes = args.cache_mib << 20;
-  if (p.session)
-    opts.session = p.session;
-  opts.all_sessions = p.sessions;
-  opts.boot = p.boot;
-  if (p.session && p.sessions)
-    throw Failure(ExitCode::Usage, "--session and --sessions cannot be used together");
-  try {
-    opts.tree = imagecore::parse_tree(p.tree);
-  } catch (const imagecore::Error& e) {
-    throw Failure(ExitCode::Usage, e.what());  // only -o tree= can name an unknown tree
-  }
+  MountOptionSet o = parse_mount_options(args.options);
+  const imagecore::OpenOptions opts = open_options(args, o);
   char real[PATH_MAX];
   const std::string source = ::realpath(args.source.c_str(), real) ? real : args.source;
   std::shared_ptr<const imagecore::FileTree> fs =
@@ -170,18 +98,18 @@ ExitCode run_mount(const MountArgs& args) {
   if (::stat(args.mountpoint.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
     throw Failure(ExitCode::MountFailed, args.mountpoint + ": mount point is not a directory");
 
-  p.view.default_uid = ::getuid();
-  p.view.default_gid = ::getgid();
-  fusefs::ReadOnlyFs rofs(fs, p.view);
+  o.view.default_uid = ::getuid();
+  o.view.default_gid = ::getgid();
+  fusefs::ReadOnlyFs rofs(fs, o.view);
   fusefs::SessionOptions so;
   so.mountpoint = args.mountpoint;
   so.foreground = args.foreground;
   so.debug = args.debug;
-  so.readahead_kb = p.readahead_kb;
+  so.readahead_kb = o.readahead_kb.value_or(args.readahead_kb);
   so.threads = args.threads;
   so.fuse_options = {"ro", "default_permissions", "subtype=discfs",
                      "fsname=" + escape_fuse_option(source)};
-  so.fuse_options.insert(so.fuse_options.end(), p.fuse.begin(), p.fuse.end());
+  so.fuse_options.insert(so.fuse_options.end(), o.fuse.begin(), o.fuse.end());
   switch (fusefs::serve(fusefs::ReadOnlyFs::ops(), &rofs, so)) {
     case fusefs::ServeResult::Ok:
       return ExitCode::Ok;

@@ -26,6 +26,7 @@
 #include "burner/commit.h"
 #include "burner/target.h"
 #include "cli/control.h"
+#include "cli/fuse_options.h"
 #include "cli/logging.h"
 #include "fusefs/session.h"
 #include "fusefs/stage_fs.h"
@@ -546,26 +547,6 @@ class ProgressBar {
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(), last_{};
 };
 
-// Splits -o lists into FUSE options, dropping what mount(8) and fstab use.
-std::vector<std::string> fuse_options_of(const std::vector<std::string>& lists) {
-  std::vector<std::string> out;
-  for (const std::string& list : lists) {
-    size_t start = 0;
-    while (start <= list.size()) {
-      size_t comma = list.find(',', start);
-      if (comma == std::string::npos)
-        comma = list.size();
-      const std::string o = list.substr(start, comma - start);
-      start = comma + 1;
-      if (o.empty() || o == "rw" || o == "defaults" || o == "auto" || o == "noauto" ||
-          o == "nofail" || o == "_netdev" || o.rfind("x-", 0) == 0)
-        continue;
-      out.push_back(o);
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 std::string default_store_dir(const std::string& target_realpath) {
@@ -695,7 +676,7 @@ ExitCode run_stage(const StageArgs& args) {
   for (char c : target)
     fsname += (c == ',' || c == '\\') ? std::string("\\") + c : std::string(1, c);
   so.fuse_options = {"default_permissions", "subtype=discfs", "fsname=" + fsname};
-  for (const std::string& o : fuse_options_of(args.options))
+  for (const std::string& o : parse_stage_options(args.options))
     so.fuse_options.push_back(o);
   so.on_session = [&](fuse_session* se) { daemon.fs().set_session(se); };
   bool started = false;

@@ -10,12 +10,17 @@ exception that was not an imagecore::Error ended the process in std::terminate (
 - `discfs stage` run from a directory that has been removed: the target's absolute path
   cannot be made -> 3, cannot open, naming the target.
 
+And `discfs stage -o user,noauto,_netdev,...` (what fstab and mount.fuse3 pass) mounts, as
+`discfs mount` does: those options are not handed on to libfuse, which refused them.
+
 Run: /usr/bin/python3 -m discfs_testlib -v test_cli_errors   (from tests/py)
 """
 
+import json
 import os
 import sqlite3
 import unittest
+from unittest import mock
 
 import discfs_testlib as T
 
@@ -39,6 +44,7 @@ class CliErrors(unittest.TestCase):
         report = T.sanitizer_report(err)
         if report:
             self.fail(f"sanitizer report from discfs {' '.join(args)}: {report}\n{err}")
+        self.out = T._txt(p.stdout)
         return p.returncode, err
 
     def assert_one_line(self, err, starts_with):
@@ -85,6 +91,21 @@ class CliErrors(unittest.TestCase):
         self.assertEqual(p.returncode, EXIT_CANNOT_OPEN, err)
         line = self.assert_one_line(err, "discfs: new.iso: ")
         self.assertIn("No such file or directory", line)
+
+    def test_stage_takes_the_options_fstab_passes(self):
+        T.require_fuse(self)
+        mnt = self.tmp.sub("stage-mnt")
+        target = os.path.join(self.tmp.path, "staged.iso")
+        args = ["stage", "-f", "--store", self.tmp.sub("stage-store", make=False), "-o",
+                "user,users,nouser,auto,noauto,_netdev,nofail,defaults,rw,x-gvfs-show,"
+                "comment=from-fstab", target, mnt]
+        # Mount starts discfs with this process's environment.
+        with mock.patch.dict(os.environ, self.env), T.Mount(target, mnt, args=args):
+            with open(os.path.join(mnt, "hello.txt"), "w") as f:
+                f.write("hello\n")
+            rc, err = self.discfs("status", "--json", mnt)
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(json.loads(self.out)["added"], 1)
 
 
 if __name__ == "__main__":
