@@ -1,8 +1,8 @@
 #include "cli/fuse_options.h"
 
 #include <cerrno>
-#include <climits>
 #include <cstdlib>
+#include <limits>
 
 #include "cli/exit_codes.h"
 
@@ -15,6 +15,11 @@ bool is_mount_only_option(const std::string& o) {
          o == "users" || o == "nouser" || o == "_netdev" || o == "nofail" || o == "rw" ||
          o.starts_with("x-") || o.starts_with("comment=");
 }
+
+// The largest user or group id: (uid_t)-1 means "none" to chown(2), and larger values
+// would wrap (uid=4294967296 showed every file as root's).
+constexpr unsigned long kMaxId = std::numeric_limits<uid_t>::max() - 1;
+static_assert(std::numeric_limits<gid_t>::max() == std::numeric_limits<uid_t>::max());
 
 // `v` as a number in `base` from `min` to `max`; throws Failure(Usage) naming `option`.
 unsigned long number(const std::string& option,
@@ -39,9 +44,9 @@ bool take_mount_option(const std::string& o, MountOptionSet* s) {
   if (key == "readahead_kb")
     s->readahead_kb = static_cast<unsigned>(number(o, val, 10, 0, 1u << 20));
   else if (key == "uid")
-    s->view.uid = static_cast<uid_t>(number(o, val, 10, 0, ULONG_MAX));
+    s->view.uid = static_cast<uid_t>(number(o, val, 10, 0, kMaxId));
   else if (key == "gid")
-    s->view.gid = static_cast<gid_t>(number(o, val, 10, 0, ULONG_MAX));
+    s->view.gid = static_cast<gid_t>(number(o, val, 10, 0, kMaxId));
   else if (key == "umask")
     s->view.umask = static_cast<mode_t>(number(o, val, 8, 0, 07777));
   else if (key == "tree")

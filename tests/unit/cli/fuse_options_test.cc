@@ -71,6 +71,19 @@ TEST(MountOptions, BadValueIsAUsageErrorNamingTheOption) {
   }
 }
 
+TEST(MountOptions, OwnersMustFitAnId) {
+  for (const std::string o : {"uid=4294967296", "gid=4294967297", "uid=4294967295", "gid=-1"}) {
+    try {
+      parse_mount_options({o});
+      ADD_FAILURE() << o << " was taken";
+    } catch (const Failure& f) {
+      EXPECT_EQ(f.code(), ExitCode::Usage) << o;
+    }
+  }
+  EXPECT_EQ(parse_mount_options({"uid=4294967294"}).view.uid, 4294967294u);
+  EXPECT_EQ(parse_mount_options({"gid=0"}).view.gid, 0u);
+}
+
 TEST(MountOptions, SessionsCountFromOne) {
   for (const std::string o : {"session=0", "session=100001", "session="}) {
     try {
