@@ -5,36 +5,22 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "burner/libs.h"
+#include "burner/md5_tags.h"
 #include "burner/target.h"
 #include "imagecore/base/error.h"
 
 namespace burner {
 namespace {
 
-struct Tag {
-  int type = 0;
-  uint32_t pos = 0, range_start = 0, range_size = 0, next = 0;
-  char md5[16] = {};
-};
-
 [[noreturn]] void fail(const std::string& path, uint64_t lba, const std::string& what) {
   throw imagecore::Error(EIO, path + ": verifying the new session failed at block " +
                                   std::to_string(lba) + ": " + what);
-}
-
-bool read_tag(int fd, uint64_t lba, int want, Tag* tag) {
-  char buf[kBlockSize];
-  if (::pread(fd, buf, kBlockSize, static_cast<off_t>(lba * kBlockSize)) !=
-      static_cast<ssize_t>(kBlockSize)) {
-    return false;
-  }
-  const int ret = iso_util_decode_md5_tag(buf, &tag->type, &tag->pos, &tag->range_start,
-                                          &tag->range_size, &tag->next, tag->md5, want);
-  return ret == 1 && tag->pos == lba;
 }
 
 struct Md5 {
@@ -65,35 +51,30 @@ SessionCheck verify_session(const std::string& path, uint64_t start_lba) {
   ::fdatasync(fd);
   ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 
-  // The superblock tag follows the volume descriptor set terminator.
-  Tag sb;
-  uint64_t lba = start_lba + 17;
-  for (; lba < start_lba + 17 + 64; ++lba) {
-    if (read_tag(fd, lba, 2, &sb))
-      break;
-  }
-  if (lba == start_lba + 17 + 64)
+  const BlockReader read = [fd](uint64_t lba, std::span<char, 2048> out) {
+    return ::pread(fd, out.data(), out.size(), static_cast<off_t>(lba * kBlockSize)) ==
+           static_cast<ssize_t>(out.size());
+  };
+  const std::optional<Md5Tag> sb = find_superblock_tag(read, start_lba);
+  if (!sb)
     fail(path, start_lba, "no superblock MD5 tag found");
-  if (sb.range_start != start_lba)
-    fail(path, lba, "superblock tag names another session");
-  Tag tree;
-  if (sb.next <= lba || !read_tag(fd, sb.next, 3, &tree)) {
-    fail(path, sb.next, "no directory tree MD5 tag where the superblock tag points");
-  }
-  Tag session;
-  if (tree.next <= tree.pos || !read_tag(fd, tree.next, 1, &session)) {
-    fail(path, tree.next, "no session MD5 tag where the tree tag points");
-  }
-  if (session.range_start != start_lba || session.range_size != session.pos - start_lba) {
-    fail(path, session.pos, "the session tag covers another range");
-  }
+  if (sb->range_start != start_lba)
+    fail(path, sb->lba, "superblock tag names another session");
+  std::optional<Md5Tag> tree;
+  if (sb->next <= sb->lba || !(tree = read_md5_tag(read, sb->next, Md5TagType::Tree)))
+    fail(path, sb->next, "no directory tree MD5 tag where the superblock tag points");
+  std::optional<Md5Tag> session;
+  if (tree->next <= tree->lba || !(session = read_md5_tag(read, tree->next, Md5TagType::Session)))
+    fail(path, tree->next, "no session MD5 tag where the tree tag points");
+  if (session->range_start != start_lba || session->range_size != session->lba - start_lba)
+    fail(path, session->lba, "the session tag covers another range");
 
   Md5 md5;
   if (md5.ctx == nullptr)
     fail(path, start_lba, "out of memory for MD5");
   std::vector<char> buf(512 * kBlockSize);
   uint64_t done = 0;
-  const uint64_t total = session.range_size;
+  const uint64_t total = session->range_size;
   while (done < total) {
     const uint64_t n = std::min<uint64_t>(total - done, buf.size() / kBlockSize);
     const off_t off = static_cast<off_t>((start_lba + done) * kBlockSize);
@@ -107,13 +88,13 @@ SessionCheck verify_session(const std::string& path, uint64_t start_lba) {
   char digest[16];
   iso_md5_end(&md5.ctx, digest);
   md5.ctx = nullptr;
-  if (!iso_md5_match(digest, session.md5)) {
+  if (!iso_md5_match(digest, session->md5.data())) {
     fail(path, start_lba, "the session MD5 does not match what was read back");
   }
   SessionCheck check;
   check.start_lba = start_lba;
-  check.tag_lba = session.pos;
-  check.blocks = session.pos + 1 - start_lba;
+  check.tag_lba = session->lba;
+  check.blocks = session->lba + 1 - start_lba;
   return check;
 }
 

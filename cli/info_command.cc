@@ -1,20 +1,21 @@
 #include "cli/info_command.h"
 
-#include <spdlog/sinks/stdout_sinks.h>
-#include <spdlog/spdlog.h>
-
 #include <fmt/format.h>
-#include <array>
+
 #include <climits>
 #include <cstdlib>
 #include <ctime>
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "burner/md5_tags.h"
+#include "cli/logging.h"
+#include "imagecore/base/json.h"
 #include "imagecore/iso9660/ecma119.h"
 #include "imagecore/iso9660/iso_fs.h"
 #include "imagecore/media/eltorito.h"
@@ -24,6 +25,7 @@
 namespace discfs {
 namespace {
 
+using imagecore::json_string;
 using imagecore::ecma119::kBlockSize;
 
 struct VolumeIds {
@@ -45,24 +47,15 @@ struct Report {
   std::vector<std::string> notes;
 };
 
-// libisofs records a superblock checksum tag ("libisofs_sb_checksum_tag_v1 pos=LBA ...") in
-// the block after the session's volume descriptor set, within the session's first 32 blocks
-// (libisofs md5.c, iso_md5_write_tag; fs_image.c, iso_src_check_sb_tree). Its presence means
-// the session carries MD5 tags.
-bool has_md5_tag(const imagecore::Source& src, uint64_t session_start) {
-  constexpr std::string_view kMagic = "libisofs_sb_checksum_tag_v1 pos=";
-  std::array<std::byte, kBlockSize> b;
-  for (uint64_t lba = session_start + 16; lba < session_start + 32; ++lba) {
+// Whether the session carries libisofs MD5 tags: they begin with a superblock tag.
+bool has_md5_tags(const imagecore::Source& src, uint64_t session_start) {
+  const burner::BlockReader read = [&src](uint64_t lba, std::span<char, kBlockSize> out) {
     if ((lba + 1) * kBlockSize > src.size())
       return false;
-    src.read(lba * kBlockSize, b);
-    const std::string_view text(reinterpret_cast<const char*>(b.data()), b.size());
-    if (text.starts_with(kMagic)) {
-      const std::string pos(text.substr(kMagic.size(), 12));
-      return std::strtoull(pos.c_str(), nullptr, 10) == lba;
-    }
-  }
-  return false;
+    src.read(lba * kBlockSize, std::as_writable_bytes(out));
+    return true;
+  };
+  return burner::find_superblock_tag(read, session_start).has_value();
 }
 
 void gather_iso(const std::shared_ptr<const imagecore::Source>& src, Report* r) {
@@ -88,7 +81,7 @@ void gather_iso(const std::shared_ptr<const imagecore::Source>& src, Report* r) 
   r->boot = imagecore::read_boot_catalog(*src, start, fs.get());
   if (r->boot && !r->boot->note.empty())
     r->notes.push_back("boot: " + r->boot->note);
-  r->md5_tags = has_md5_tag(*src, start);
+  r->md5_tags = has_md5_tags(*src, start);
 }
 
 Report gather(const std::string& path) {
@@ -129,19 +122,6 @@ std::string date_text(const std::optional<imagecore::Timestamp>& t) {
   char buf[64];
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
-}
-
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\')
-      out += fmt::format("\\{}", static_cast<char>(c));
-    else if (c < 0x20)
-      out += fmt::format("\\u{:04x}", c);
-    else
-      out += static_cast<char>(c);
-  }
-  return out + "\"";
 }
 
 std::string json_opt_string(const std::string& s) {
@@ -268,21 +248,10 @@ CLI::App* add_info_command(CLI::App& app, InfoArgs& args) {
 
 ExitCode run_info(const InfoArgs& args) {
   // Damage is reported in the output's notes; the log only carries what stops the command.
-  auto logger =
-      std::make_shared<spdlog::logger>("discfs", std::make_shared<spdlog::sinks::stderr_sink_mt>());
-  logger->set_pattern("discfs: %v");
-  logger->set_level(spdlog::level::err);
-  spdlog::set_default_logger(logger);
-
+  set_up_logging(spdlog::level::err, Syslog::No);
   char real[PATH_MAX];
   const std::string source = ::realpath(args.source.c_str(), real) ? real : args.source;
-  Report r;
-  try {
-    r = gather(source);
-  } catch (const imagecore::Error& e) {
-    std::cerr << "discfs: " << e.what() << "\n";
-    return exit_code_for(e);
-  }
+  Report r = gather(source);
   r.source = args.source;
   if (args.json)
     print_json(r);

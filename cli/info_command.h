@@ -17,7 +17,8 @@ struct InfoArgs {
 
 // Adds the "info" verb and its options to `app`, filling `args` when parsed.
 CLI::App* add_info_command(CLI::App& app, InfoArgs& args);
-// Prints the summary of args.source to stdout; errors go to stderr as one line.
+// Prints the summary of args.source to stdout. Throws imagecore::Error when the source
+// cannot be opened or is not an image (see exit_status_for).
 ExitCode run_info(const InfoArgs& args);
 
 }  // namespace discfs

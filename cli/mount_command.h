@@ -1,7 +1,8 @@
 // `discfs mount`: options, checks before the mount, and serving.
 #pragma once
 
-#include <optional>
+#include <CLI/CLI.hpp>
+
 #include <string>
 #include <vector>
 
@@ -24,8 +25,13 @@ struct MountArgs {
   unsigned threads = 2;
 };
 
-// Checks the source and the mount point, mounts, and serves until unmounted. Prints one
-// sentence on failure and returns the matching exit code.
+// Adds the "mount" verb and its options to `app`, filling `args` when parsed.
+CLI::App* add_mount_command(CLI::App& app, MountArgs& args);
+
+// Checks the source and the mount point, mounts, and serves until unmounted. Throws
+// Failure(Usage) for bad options, Failure(MountFailed) for a mount point that is not a
+// directory or a mount that fails, and imagecore::Error when the source cannot be opened
+// (see exit_status_for).
 ExitCode run_mount(const MountArgs& args);
 
 }  // namespace discfs

@@ -3,8 +3,6 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <spdlog/sinks/stdout_sinks.h>
-#include <spdlog/sinks/syslog_sink.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -28,6 +26,8 @@
 #include "burner/commit.h"
 #include "burner/target.h"
 #include "cli/control.h"
+#include "cli/fuse_options.h"
+#include "cli/logging.h"
 #include "fusefs/session.h"
 #include "fusefs/stage_fs.h"
 #include "imagecore/base/error.h"
@@ -41,18 +41,7 @@ namespace discfs {
 namespace {
 
 using imagecore::Error;
-
-void set_up_logging(bool to_syslog, bool debug) {
-  std::vector<spdlog::sink_ptr> sinks;
-  sinks.push_back(std::make_shared<spdlog::sinks::stderr_sink_mt>());
-  if (to_syslog)
-    sinks.push_back(
-        std::make_shared<spdlog::sinks::syslog_sink_mt>("discfs", LOG_PID, LOG_USER, false));
-  auto logger = std::make_shared<spdlog::logger>("discfs", sinks.begin(), sinks.end());
-  logger->set_pattern("discfs: %v");
-  logger->set_level(debug ? spdlog::level::debug : spdlog::level::warn);
-  spdlog::set_default_logger(logger);
-}
+using imagecore::json_string;
 
 // The real path of a target that may not exist yet (its directory must).
 std::string absolute_target(const std::string& path) {
@@ -332,14 +321,6 @@ ExitCode fail(Detach& d, ExitCode code, const std::string& message) {
   return code;
 }
 
-ExitCode code_for(const Error& e) {
-  if (e.code() == EBUSY)
-    return ExitCode::Busy;
-  if (dynamic_cast<const imagecore::Unsupported*>(&e))
-    return ExitCode::Unsupported;
-  return exit_code_for(e);
-}
-
 // The store directory a verb acts on: --store, or the one registered for the mount point.
 std::string store_for(const std::string& mountpoint, const std::string& store) {
   if (!store.empty())
@@ -406,26 +387,6 @@ class ProgressBar {
   bool drawn_ = false;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(), last_{};
 };
-
-// Splits -o lists into FUSE options, dropping what mount(8) and fstab use.
-std::vector<std::string> fuse_options_of(const std::vector<std::string>& lists) {
-  std::vector<std::string> out;
-  for (const std::string& list : lists) {
-    size_t start = 0;
-    while (start <= list.size()) {
-      size_t comma = list.find(',', start);
-      if (comma == std::string::npos)
-        comma = list.size();
-      const std::string o = list.substr(start, comma - start);
-      start = comma + 1;
-      if (o.empty() || o == "rw" || o == "defaults" || o == "auto" || o == "noauto" ||
-          o == "nofail" || o == "_netdev" || o.rfind("x-", 0) == 0)
-        continue;
-      out.push_back(o);
-    }
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -508,7 +469,8 @@ CLI::App* add_discard_command(CLI::App& app, DiscardArgs& a) {
 
 ExitCode run_stage(const StageArgs& args) {
   const bool foreground = args.foreground || args.debug;
-  set_up_logging(!foreground, args.debug);
+  set_up_logging(args.debug ? spdlog::level::debug : spdlog::level::warn,
+                 foreground ? Syslog::No : Syslog::Yes);
   Detach detach;
   std::string target;
   std::optional<uint64_t> capacity;
@@ -517,8 +479,9 @@ ExitCode run_stage(const StageArgs& args) {
     target = absolute_target(args.target);
     capacity = capacity_of(args.capacity);
   } catch (const Error& e) {
-    std::cerr << "discfs: " << e.what() << "\n";
-    return e.code() == EINVAL ? ExitCode::Usage : ExitCode::CannotOpen;
+    if (e.code() == EINVAL)  // of the two, only parse_capacity: a --capacity that does not parse
+      throw Failure(ExitCode::Usage, e.what());
+    throw;
   }
   if (::stat(args.mountpoint.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     std::cerr << "discfs: " << args.mountpoint << ": mount point is not a directory\n";
@@ -531,18 +494,17 @@ ExitCode run_stage(const StageArgs& args) {
     if (!foreground)
       detach.fork_and_wait();  // the parent exits with the daemon's verdict
   } catch (const Error& e) {
-    std::cerr << "discfs: " << e.what() << "\n";
-    return ExitCode::Internal;
+    throw Failure(ExitCode::Internal, e.what());  // no pipe or no fork: not the target's fault
   }
 
   StageDaemon daemon(args, target, capacity);
   try {
     std::filesystem::create_directories(store_dir);
     daemon.open(store_dir);
-  } catch (const Error& e) {
-    return fail(detach, code_for(e), e.what());
-  } catch (const std::exception& e) {
-    return fail(detach, ExitCode::CannotOpen, fmt::format("{}: {}", store_dir, e.what()));
+  } catch (...) {
+    // Forked: the waiting parent prints the sentence and exits with the code.
+    const ExitStatus status = exit_status_for(std::current_exception());
+    return fail(detach, status.code, status.message);
   }
 
   const std::string registry = registry_file(mountpoint);
@@ -555,7 +517,7 @@ ExitCode run_stage(const StageArgs& args) {
   for (char c : target)
     fsname += (c == ',' || c == '\\') ? std::string("\\") + c : std::string(1, c);
   so.fuse_options = {"default_permissions", "subtype=discfs", "fsname=" + fsname};
-  for (const std::string& o : fuse_options_of(args.options))
+  for (const std::string& o : parse_stage_options(args.options))
     so.fuse_options.push_back(o);
   so.on_session = [&](fuse_session* se) { daemon.fs().set_session(se); };
   bool started = false;
@@ -591,7 +553,7 @@ ExitCode run_stage(const StageArgs& args) {
 }
 
 ExitCode run_commit(const CommitArgs& args) {
-  set_up_logging(false, false);
+  set_up_logging(spdlog::level::warn, Syslog::No);
   if (args.mountpoint.empty() == args.store.empty()) {
     std::cerr << "discfs: commit wants a stage MOUNTPOINT or --store DIR (one of them)\n";
     return ExitCode::Usage;
@@ -610,8 +572,7 @@ ExitCode run_commit(const CommitArgs& args) {
     }
     if (args.json)
       std::cout << "{\"event\":\"error\",\"message\":" << json_string(text) << "}\n";
-    std::cerr << "discfs: " << text << "\n";
-    return err == EBUSY ? ExitCode::Busy : ExitCode::CommitFailed;
+    throw CommitFailure(err, text);  // main prints the sentence; exit 7 when busy, else 8
   };
   try {
     const std::string store = store_for(args.mountpoint, args.store);
@@ -650,6 +611,8 @@ ExitCode run_commit(const CommitArgs& args) {
     return finish(
         false, ENOENT,
         fmt::format("{}: the stage daemon of this mount is not running", args.mountpoint));
+  } catch (const CommitFailure&) {
+    throw;  // from finish(), which has reported it
   } catch (const Error& e) {
     return finish(false, e.code(), e.what());
   } catch (const std::exception& e) {
@@ -658,78 +621,68 @@ ExitCode run_commit(const CommitArgs& args) {
 }
 
 ExitCode run_status(const StatusArgs& args) {
-  set_up_logging(false, false);
+  set_up_logging(spdlog::level::warn, Syslog::No);
   if (args.mountpoint.empty() == args.store.empty()) {
     std::cerr << "discfs: status wants a stage MOUNTPOINT or --store DIR (one of them)\n";
     return ExitCode::Usage;
   }
-  try {
-    const std::string store = store_for(args.mountpoint, args.store);
-    std::string json;
-    if (std::optional<ControlResult> r = ask_daemon(store, {"status"}, [](const auto&) {})) {
-      if (!r->ok)
-        throw Error(r->err, r->text);
-      json = r->text;
-    } else {
-      stage::Stage d = stage::open_store(store, false);
-      json = status_json(*d.store, d.target,
-                         stage::free_bytes_after_commit(d.info, d.store->staged_bytes()));
-    }
-    if (args.json) {
-      std::cout << json << "\n";
-      return ExitCode::Ok;
-    }
-    // Text: the JSON's fields, one per line.
-    std::string t = json.substr(1, json.size() - 2);
-    size_t start = 0;
-    while (start < t.size()) {
-      size_t comma = start;
-      bool quoted = false;
-      for (; comma < t.size(); ++comma) {
-        if (t[comma] == '"' && (comma == 0 || t[comma - 1] != '\\'))
-          quoted = !quoted;
-        if (t[comma] == ',' && !quoted)
-          break;
-      }
-      std::string field = t.substr(start, comma - start);
-      const size_t colon = field.find("\":");
-      std::string key = field.substr(1, colon - 1), value = field.substr(colon + 2);
-      std::replace(key.begin(), key.end(), '_', ' ');
-      if (value.size() >= 2 && value.front() == '"')
-        value = value.substr(1, value.size() - 2);
-      std::cout << fmt::format("{:<26}{}\n", key + ":", value == "null" ? "unlimited" : value);
-      start = comma + 1;
-    }
-    return ExitCode::Ok;
-  } catch (const Error& e) {
-    std::cerr << "discfs: " << e.what() << "\n";
-    return code_for(e);
+  const std::string store = store_for(args.mountpoint, args.store);
+  std::string json;
+  if (std::optional<ControlResult> r = ask_daemon(store, {"status"}, [](const auto&) {})) {
+    if (!r->ok)
+      throw Error(r->err, r->text);
+    json = r->text;
+  } else {
+    stage::Stage d = stage::open_store(store, false);
+    json = status_json(*d.store, d.target,
+                       stage::free_bytes_after_commit(d.info, d.store->staged_bytes()));
   }
+  if (args.json) {
+    std::cout << json << "\n";
+    return ExitCode::Ok;
+  }
+  // Text: the JSON's fields, one per line.
+  std::string t = json.substr(1, json.size() - 2);
+  size_t start = 0;
+  while (start < t.size()) {
+    size_t comma = start;
+    bool quoted = false;
+    for (; comma < t.size(); ++comma) {
+      if (t[comma] == '"' && (comma == 0 || t[comma - 1] != '\\'))
+        quoted = !quoted;
+      if (t[comma] == ',' && !quoted)
+        break;
+    }
+    std::string field = t.substr(start, comma - start);
+    const size_t colon = field.find("\":");
+    std::string key = field.substr(1, colon - 1), value = field.substr(colon + 2);
+    std::replace(key.begin(), key.end(), '_', ' ');
+    if (value.size() >= 2 && value.front() == '"')
+      value = value.substr(1, value.size() - 2);
+    std::cout << fmt::format("{:<26}{}\n", key + ":", value == "null" ? "unlimited" : value);
+    start = comma + 1;
+  }
+  return ExitCode::Ok;
 }
 
 ExitCode run_discard(const DiscardArgs& args) {
-  set_up_logging(false, false);
+  set_up_logging(spdlog::level::warn, Syslog::No);
   if (args.mountpoint.empty() == args.store.empty()) {
     std::cerr << "discfs: discard wants a stage MOUNTPOINT or --store DIR (one of them)\n";
     return ExitCode::Usage;
   }
-  try {
-    const std::string store = store_for(args.mountpoint, args.store);
-    std::vector<std::string> req{"discard"};
-    req.insert(req.end(), args.paths.begin(), args.paths.end());
-    if (std::optional<ControlResult> r = ask_daemon(store, req, [](const auto&) {})) {
-      if (!r->ok)
-        throw Error(r->err, r->text);
-    } else {
-      stage::Stage d = stage::open_store(store, args.paths.empty());
-      stage::Gate nothing_serves_it;
-      stage::discard(*d.store, args.paths, nothing_serves_it);
-    }
-    return ExitCode::Ok;
-  } catch (const Error& e) {
-    std::cerr << "discfs: " << e.what() << "\n";
-    return code_for(e);
+  const std::string store = store_for(args.mountpoint, args.store);
+  std::vector<std::string> req{"discard"};
+  req.insert(req.end(), args.paths.begin(), args.paths.end());
+  if (std::optional<ControlResult> r = ask_daemon(store, req, [](const auto&) {})) {
+    if (!r->ok)
+      throw Error(r->err, r->text);
+  } else {
+    stage::Stage d = stage::open_store(store, args.paths.empty());
+    stage::Gate nothing_serves_it;
+    stage::discard(*d.store, args.paths, nothing_serves_it);
   }
+  return ExitCode::Ok;
 }
 
 }  // namespace discfs

@@ -48,11 +48,15 @@ struct DiscardArgs {
   std::vector<std::string> paths;
 };
 
+// Add the verbs and their options to `app`, filling `args` when parsed.
 CLI::App* add_stage_command(CLI::App& app, StageArgs& args);
 CLI::App* add_commit_command(CLI::App& app, CommitArgs& args);
 CLI::App* add_status_command(CLI::App& app, StatusArgs& args);
 CLI::App* add_discard_command(CLI::App& app, DiscardArgs& args);
 
+// Run the verbs. Each returns the exit code, or throws what exit_status_for turns into one
+// (a failed commit as CommitFailure); run_stage reports errors found after it forked through
+// the waiting parent instead.
 ExitCode run_stage(const StageArgs& args);
 ExitCode run_commit(const CommitArgs& args);
 ExitCode run_status(const StatusArgs& args);

@@ -6,6 +6,8 @@
 #include <string>
 #include <string_view>
 
+namespace imagecore {
+
 // `s` as a quoted JSON string; bytes that are not valid UTF-8 pass through unchanged.
 inline std::string json_string(std::string_view s) {
   std::string out = "\"";
@@ -35,3 +37,5 @@ inline std::string json_string(std::string_view s) {
   }
   return out + "\"";
 }
+
+}  // namespace imagecore

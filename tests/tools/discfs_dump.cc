@@ -209,7 +209,7 @@ int main(int argc, char** argv) {
       walk(fs, *top, "/", data, &path_inos);
   } catch (const Error& e) {
     std::cerr << "discfs-dump: " << e.what() << "\n";
-    return static_cast<int>(discfs::exit_code_for(e));
+    return static_cast<int>(discfs::exit_status_for(std::current_exception()).code);
   }
   return 0;
 }
