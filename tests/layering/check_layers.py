@@ -23,7 +23,12 @@ RULES = {
 }
 # Headers other layers include must not drag private libraries along: the public headers of
 # stage/ may not include SQLite, those of burner/ not libburnia (burner/libs.h is private).
-PRIVATE_HEADERS = {"burner/libs.h", "stage/sqlite.h"}
+PRIVATE_HEADERS = {"burner/libs.h", "stage/sqlite.h", "stage/store_private.h"}
+# Libraries a folder's public headers must not include (its .cc files and private headers may).
+HEADER_BANNED = {
+    "burner": ("libburn", "libisofs", "libisoburn"),
+    "stage": ("sqlite3",),
+}
 
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]')
 
@@ -45,6 +50,10 @@ def check(repo: pathlib.Path) -> list[str]:
                     problems.append(f"{rel}:{n}: {folder}/ may not include {name}")
                 if kind == "<" and any(name.startswith(b) for b in banned):
                     problems.append(f"{rel}:{n}: {folder}/ may not include <{name}>")
+                public_header = path.suffix == ".h" and rel not in PRIVATE_HEADERS
+                if (kind == "<" and public_header and
+                        any(name.startswith(b) for b in HEADER_BANNED.get(folder, ()))):
+                    problems.append(f"{rel}:{n}: a public header of {folder}/ may not include <{name}>")
                 if (name in PRIVATE_HEADERS and top != folder):
                     problems.append(f"{rel}:{n}: {name} is private to {name.split('/')[0]}/")
     return problems
