@@ -88,13 +88,7 @@ uint64_t StageFs::free_bytes() {
   return limits_.capacity_bytes > taken ? limits_.capacity_bytes - taken : 0;
 }
 
-// ---- the commit gate -------------------------------------------------------------------
-
-void StageFs::enter_change() {
-  std::unique_lock lock(gate_mu_);
-  gate_cv_.wait(lock, [&] { return gate_ == Gate::Open; });
-  ++changes_;
-}
+// ---- kernel caches ---------------------------------------------------------------------
 
 std::vector<StageFs::KernelName> StageFs::kernel_names() {
   std::vector<imagecore::Ino> held;
@@ -155,29 +149,11 @@ void StageFs::forget_in_kernel(const std::vector<KernelName>& names) {
   fuse_lowlevel_notify_inval_inode(se_, imagecore::kRootIno, 0, 0);
 }
 
-void StageFs::leave_change() {
-  std::lock_guard lock(gate_mu_);
-  --changes_;
-  ++change_count_;
-  gate_cv_.notify_all();
-}
-
-void StageFs::wait_for_writes() {
-  std::unique_lock lock(gate_mu_);
-  gate_cv_.wait(lock, [&] { return gate_ != Gate::Paused; });
-  ++change_count_;
-}
+// ---- the commit hook -------------------------------------------------------------------
 
 std::vector<std::string> StageFs::pause_writes(std::chrono::milliseconds timeout) {
-  {
-    std::unique_lock lock(gate_mu_);
-    gate_cv_.wait(lock, [&] { return gate_ == Gate::Open; });  // one commit at a time
-    gate_ = Gate::Draining;
-    if (gate_cv_.wait_for(lock, timeout, [&] { return writers_ == 0 && changes_ == 0; })) {
-      gate_ = Gate::Paused;
-      return {};
-    }
-  }
+  if (gate_.pause(timeout))
+    return {};
   std::vector<Ino> busy;
   {
     std::lock_guard lock(mu_);
@@ -196,14 +172,12 @@ std::vector<std::string> StageFs::pause_writes(std::chrono::milliseconds timeout
   }
   if (names.empty())
     names.push_back("(a change still under way)");
-  resume();
+  gate_.resume();
   return names;
 }
 
 void StageFs::resume() {
-  std::lock_guard lock(gate_mu_);
-  gate_ = Gate::Open;
-  gate_cv_.notify_all();
+  gate_.resume();
 }
 
 void StageFs::resume_with_new_base(std::shared_ptr<const imagecore::FileTree> base,
@@ -265,8 +239,7 @@ std::shared_ptr<StageFs::OpenFile> StageFs::open_file(const StoreEntry& e, bool 
   if (writable) {
     std::lock_guard lock(f->mu);
     ++f->writers;
-    std::lock_guard g(gate_mu_);
-    ++writers_;
+    gate_.writer_opened();
   }
   return f;
 }
@@ -286,11 +259,8 @@ void StageFs::close_file(const std::shared_ptr<OpenFile>& f, bool writable) {
       }
     }
   }
-  if (writable) {
-    std::lock_guard g(gate_mu_);
-    --writers_;
-    gate_cv_.notify_all();
-  }
+  if (writable)
+    gate_.writer_closed();
   bool forgotten = false;
   {
     std::lock_guard lock(mu_);
@@ -447,9 +417,9 @@ struct StageOps {
       StageFs& fs = self(req);
       struct Leave {
         StageFs& fs;
-        ~Leave() { fs.leave_change(); }
+        ~Leave() { fs.gate_.leave_change(); }
       };
-      fs.enter_change();
+      fs.gate_.enter_change();
       Leave leave{fs};
       f(fs);
     });
@@ -848,7 +818,7 @@ struct StageOps {
                     fuse_file_info* fi) {
     guarded(req, [&] {
       StageFs& fs = self(req);
-      fs.wait_for_writes();
+      fs.gate_.wait_for_writes();
       StageFs::OpenFile& f = *handle(fi).file;
       std::lock_guard lock(f.mu);
       if (f.fd < 0)
@@ -916,7 +886,7 @@ struct StageOps {
                         fuse_file_info* fi) {
     guarded(req, [&] {
       StageFs& fs = self(req);
-      fs.wait_for_writes();
+      fs.gate_.wait_for_writes();
       if (mode & ~FALLOC_FL_KEEP_SIZE)
         throw Error(EOPNOTSUPP, "only plain fallocate is supported");
       StageFs::OpenFile& f = *handle(fi).file;

@@ -14,7 +14,6 @@
 #include <fuse_lowlevel.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -23,6 +22,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "fusefs/commit_gate.h"
 #include "fusefs/syncer.h"
 #include "imagecore/iso9660/zisofs.h"
 #include "imagecore/tree.h"
@@ -54,10 +54,7 @@ class StageFs {
   uint64_t free_bytes();
   // Grows with every change and every write: unchanged for a while means quiet
   // (--auto-commit).
-  uint64_t change_count() {
-    std::lock_guard lock(gate_mu_);
-    return change_count_;
-  }
+  uint64_t change_count() { return gate_.change_count(); }
 
   // Commit hook, step 1: closes the gate and waits up to `timeout` until no file is open for
   // writing and no change is under way. Returns an empty list when paused; otherwise the
@@ -110,11 +107,6 @@ class StageFs {
     std::shared_ptr<OpenFile> file;
     bool writable = false;
   };
-  // Waits while the gate is closed, then counts a change under way.
-  void enter_change();
-  void leave_change();
-  void wait_for_writes();  // writes on open handles wait only while fully paused
-
   std::shared_ptr<OpenFile> open_file(const stage::StoreEntry& e, bool writable);
   void close_file(const std::shared_ptr<OpenFile>& f, bool writable);
   // fdatasync and record the size: what a close or fsync makes durable.
@@ -142,13 +134,7 @@ class StageFs {
   std::deque<Negative> negatives_;
   bool remember_negative(imagecore::Ino parent, const char* name);  // false: do not cache
 
-  enum class Gate { Open, Draining, Paused };
-  std::mutex gate_mu_;
-  std::condition_variable gate_cv_;
-  Gate gate_ = Gate::Open;
-  unsigned writers_ = 0;  // handles open for writing
-  unsigned changes_ = 0;  // changes under way
-  uint64_t change_count_ = 0;
+  CommitGate gate_;
 };
 
 }  // namespace fusefs
