@@ -91,62 +91,11 @@ uint64_t StageFs::free_bytes() {
 // ---- kernel caches ---------------------------------------------------------------------
 
 std::vector<StageFs::KernelName> StageFs::kernel_names() {
-  std::vector<imagecore::Ino> held;
-  {
-    std::lock_guard lock(mu_);
-    held.reserve(lookups_.size());
-    for (const auto& [ino, count] : lookups_)
-      held.push_back(ino);
-  }
-  std::vector<KernelName> out;
-  for (imagecore::Ino ino : held) {
-    std::vector<std::pair<imagecore::Ino, std::string>> names;
-    try {
-      names = store_.names_of(ino);
-    } catch (const imagecore::Error& e) {
-      spdlog::debug("names of inode {}: {}", ino, e.what());
-    }
-    for (auto& [parent, name] : names)
-      out.push_back({parent, std::move(name), ino});
-    if (names.empty())
-      out.push_back({0, {}, ino});
-  }
-  return out;
-}
-
-bool StageFs::remember_negative(Ino parent, const char* name) {
-  constexpr size_t kMaxNegatives = 1 << 16;
-  const auto now = std::chrono::steady_clock::now();
-  const auto keep = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-      std::chrono::duration<double>(timeout_ + 1.0));
-  std::lock_guard lock(mu_);
-  while (!negatives_.empty() && now - negatives_.front().at > keep)
-    negatives_.pop_front();
-  if (negatives_.size() >= kMaxNegatives)
-    return false;
-  negatives_.push_back({now, parent, name});
-  return true;
+  return kernel_.kernel_names();
 }
 
 void StageFs::forget_in_kernel(const std::vector<KernelName>& names) {
-  if (!se_)
-    return;
-  std::vector<std::pair<Ino, std::string>> negatives;
-  {
-    std::lock_guard lock(mu_);
-    for (const Negative& n : negatives_)
-      negatives.emplace_back(n.parent, n.name);
-  }
-  // Entries first (the kernel drops the dentries and, with them, the subtrees), then the
-  // inodes' attributes and pages. ENOENT means the kernel had already let go.
-  for (const KernelName& k : names)
-    if (k.parent != 0)
-      fuse_lowlevel_notify_inval_entry(se_, k.parent, k.name.c_str(), k.name.size());
-  for (const auto& [parent, name] : negatives)
-    fuse_lowlevel_notify_inval_entry(se_, parent, name.c_str(), name.size());
-  for (const KernelName& k : names)
-    fuse_lowlevel_notify_inval_inode(se_, k.ino, 0, 0);
-  fuse_lowlevel_notify_inval_inode(se_, imagecore::kRootIno, 0, 0);
+  kernel_.forget_in_kernel(names);
 }
 
 // ---- the commit hook -------------------------------------------------------------------
@@ -261,15 +210,16 @@ void StageFs::close_file(const std::shared_ptr<OpenFile>& f, bool writable) {
   }
   if (writable)
     gate_.writer_closed();
-  bool forgotten = false;
   {
     std::lock_guard lock(mu_);
     if (--f->opens == 0) {
       open_.erase(f->ino);
       last = true;
-      forgotten = !lookups_.count(f->ino);
     }
   }
+  // Checked after the erase above, as forget_one() checks open_ after the kernel's last
+  // reference is gone: whichever of the two comes second sees both gone and purges.
+  const bool forgotten = last && !kernel_.held(f->ino);
   if (last) {
     std::lock_guard lock(f->mu);
     if (f->fd >= 0)
@@ -376,24 +326,17 @@ fuse_entry_param StageFs::entry(const StoreEntry& e) {
   p.attr = to_stat(e);
   p.attr_timeout = timeout_;
   p.entry_timeout = timeout_;
-  std::lock_guard lock(mu_);
-  ++lookups_[e.attr.ino];
+  kernel_.looked_up(e.attr.ino);
   return p;
 }
 
 void StageFs::forget_one(Ino ino, uint64_t n) {
-  bool gone = false;
+  if (!kernel_.forget(ino, n))
+    return;
+  bool gone;
   {
     std::lock_guard lock(mu_);
-    auto it = lookups_.find(ino);
-    if (it == lookups_.end())
-      return;
-    if (it->second <= n) {
-      lookups_.erase(it);
-      gone = !open_.count(ino);
-    } else {
-      it->second -= n;
-    }
+    gone = !open_.count(ino);
   }
   if (gone) {
     try {
@@ -457,7 +400,7 @@ struct StageOps {
       } catch (const Error& err) {
         // A cached negative entry spares the next lookup of the name (cp looks a name up
         // before creating it); commit and discard drop them again.
-        if (err.code() != ENOENT || !fs.remember_negative(parent, name))
+        if (err.code() != ENOENT || !fs.kernel_.remember_negative(parent, name))
           throw;
         fuse_entry_param p{};
         p.entry_timeout = fs.timeout_;
@@ -978,10 +921,8 @@ struct StageOps {
         if (need > rest)
           break;
         used += need;
-        if (plus && child) {
-          std::lock_guard lock(fs.mu_);
-          ++fs.lookups_[child->attr.ino];
-        }
+        if (plus && child)
+          fs.kernel_.looked_up(child->attr.ino);
       }
       fuse_reply_buf(req, buf.data(), used);
     });

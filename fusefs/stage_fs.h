@@ -15,7 +15,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -23,6 +22,7 @@
 #include <vector>
 
 #include "fusefs/commit_gate.h"
+#include "fusefs/kernel_cache.h"
 #include "fusefs/syncer.h"
 #include "imagecore/iso9660/zisofs.h"
 #include "imagecore/tree.h"
@@ -72,12 +72,8 @@ class StageFs {
   // Kernel caches. A commit or a discard renumbers or rewrites entries the kernel may still
   // hold for up to the entry timeout; kernel_names() lists the names it may hold (taken before
   // the change), forget_in_kernel() tells it to drop them and their attributes and pages.
-  void set_session(fuse_session* se) { se_ = se; }
-  struct KernelName {
-    imagecore::Ino parent;
-    std::string name;
-    imagecore::Ino ino;
-  };
+  void set_session(fuse_session* se) { kernel_.set_session(se); }
+  using KernelName = fusefs::KernelName;
   std::vector<KernelName> kernel_names();
   void forget_in_kernel(const std::vector<KernelName>& names);
 
@@ -117,22 +113,12 @@ class StageFs {
 
   stage::Store& store_;
   Syncer syncer_{2};  // a file's data and its data/ entry, synced beside its record
-  fuse_session* se_ = nullptr;
   StageLimits limits_;
   double timeout_ = 1.0;
 
   std::mutex mu_;
   std::unordered_map<imagecore::Ino, std::shared_ptr<OpenFile>> open_;
-  std::unordered_map<imagecore::Ino, uint64_t> lookups_;
-  // Names answered "no such entry" as cached negative entries, oldest first. A discard can
-  // bring such a name back, so forget_in_kernel() drops those still within the timeout.
-  struct Negative {
-    std::chrono::steady_clock::time_point at;
-    imagecore::Ino parent;
-    std::string name;
-  };
-  std::deque<Negative> negatives_;
-  bool remember_negative(imagecore::Ino parent, const char* name);  // false: do not cache
+  KernelCache kernel_{store_, timeout_};
 
   CommitGate gate_;
 };
