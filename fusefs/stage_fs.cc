@@ -13,6 +13,7 @@
 
 #include "fusefs/errors.h"
 #include "fusefs/mode.h"
+#include "fusefs/open_files.h"
 #include "imagecore/base/error.h"
 
 namespace fusefs {
@@ -49,6 +50,12 @@ StageFs& self(fuse_req_t req) {
   return *static_cast<StageFs*>(fuse_req_userdata(req));
 }
 
+// A file handle: the inode's open file, shared with its other handles.
+struct Handle {
+  std::shared_ptr<OpenFile> file;
+  bool writable = false;
+};
+
 // A listing taken at opendir, so offsets stay valid while the folder changes.
 struct OpenDir {
   Ino parent = imagecore::kRootIno;
@@ -57,18 +64,12 @@ struct OpenDir {
 
 }  // namespace
 
-StageFs::StageFs(stage::Store& store, StageLimits limits) : store_(store) {
+StageFs::StageFs(stage::Store& store, StageLimits limits)
+    : store_(store), files_(std::make_unique<OpenFiles>(store, gate_)) {
   set_limits(limits);
 }
 
-StageFs::~StageFs() {
-  for (auto& [ino, f] : open_) {
-    if (f->fd >= 0)
-      ::close(f->fd);
-    if (f->direct_fd >= 0)
-      ::close(f->direct_fd);
-  }
-}
+StageFs::~StageFs() = default;
 
 void StageFs::set_limits(const StageLimits& limits) {
   limits_ = limits;
@@ -103,13 +104,7 @@ void StageFs::forget_in_kernel(const std::vector<KernelName>& names) {
 std::vector<std::string> StageFs::pause_writes(std::chrono::milliseconds timeout) {
   if (gate_.pause(timeout))
     return {};
-  std::vector<Ino> busy;
-  {
-    std::lock_guard lock(mu_);
-    for (auto& [ino, f] : open_)
-      if (f->writers)
-        busy.push_back(ino);
-  }
+  const std::vector<Ino> busy = files_->writers();
   std::vector<std::string> names;
   for (Ino ino : busy) {
     std::string p;
@@ -140,146 +135,31 @@ void StageFs::resume_with_new_base(std::shared_ptr<const imagecore::FileTree> ba
 
 // ---- open files ------------------------------------------------------------------------
 
-std::shared_ptr<StageFs::OpenFile> StageFs::open_file(const StoreEntry& e, bool writable) {
-  std::shared_ptr<OpenFile> f;
-  {
-    std::lock_guard lock(mu_);
-    auto& slot = open_[e.attr.ino];
-    if (!slot) {
-      slot = std::make_shared<OpenFile>();
-      slot->ino = e.attr.ino;
-    }
-    f = slot;
-    ++f->opens;  // pins the slot while it is set up below
-  }
+std::shared_ptr<OpenFile> StageFs::open_file(const StoreEntry& e, bool writable) {
   try {
-    std::lock_guard lock(f->mu);
-    if (e.data == StoreEntry::Data::Local && f->fd < 0) {
-      const std::string path = store_.local_path(e.attr.ino);
-      f->fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-      if (f->fd < 0)
-        throw_errno(path);
-      f->base.reset();
-      f->zisofs.reset();
-      f->size = e.attr.size;
-      f->mtime = e.attr.mtime;
-      f->ctime = e.attr.ctime;
-    } else if (e.data == StoreEntry::Data::Base && f->fd < 0 && !f->base) {
-      f->base = store_.base();
-      if (!f->base)
-        throw Error(EIO, "the base session is not loaded");
-      f->node = f->base->stat(e.base_ino);
-      if (!f->node.defect.empty())
-        throw imagecore::FormatError(f->node.defect);
-      if (f->node.zisofs)
-        f->zisofs = std::make_unique<imagecore::ZisofsReader>(f->base->source(), f->node);
-      f->size = e.attr.size;
-      f->mtime = e.attr.mtime;
-      f->ctime = e.attr.ctime;
-    } else if (!f->dirty && !f->writers) {
-      f->size = e.attr.size;
-      f->mtime = e.attr.mtime;
-      f->ctime = e.attr.ctime;
-    }
+    return files_->open(e, writable);
   } catch (...) {
-    close_file(f, false);
+    purge_if_unreferenced(e.attr.ino);
     throw;
   }
-  if (writable) {
-    std::lock_guard lock(f->mu);
-    ++f->writers;
-    gate_.writer_opened();
-  }
-  return f;
 }
 
 void StageFs::close_file(const std::shared_ptr<OpenFile>& f, bool writable) {
-  bool last = false;
-  {
-    std::lock_guard lock(f->mu);
-    if (writable) {
-      --f->writers;
-      if (f->dirty || f->times_pending) {
-        try {
-          sync_file(*f);
-        } catch (const std::exception& e) {
-          spdlog::error("{}", e.what());
-        }
-      }
-    }
-  }
-  if (writable)
-    gate_.writer_closed();
-  {
-    std::lock_guard lock(mu_);
-    if (--f->opens == 0) {
-      open_.erase(f->ino);
-      last = true;
-    }
-  }
-  // Checked after the erase above, as forget_one() checks open_ after the kernel's last
-  // reference is gone: whichever of the two comes second sees both gone and purges.
-  const bool forgotten = last && !kernel_.held(f->ino);
-  if (last) {
-    std::lock_guard lock(f->mu);
-    if (f->fd >= 0)
-      ::close(f->fd);
-    if (f->direct_fd >= 0)
-      ::close(f->direct_fd);
-    f->fd = f->direct_fd = -1;
-  }
-  if (forgotten) {
-    try {
-      store_.purge_if_orphan(f->ino);
-    } catch (const std::exception& e) {
-      spdlog::warn("{}", e.what());
-    }
-  }
+  if (files_->close(f, writable))
+    purge_if_unreferenced(f->ino);
 }
 
-void StageFs::sync_file(OpenFile& f) {
-  if (f.fd < 0 || !(f.dirty || f.times_pending))
+// The kernel's references and the open handles are counted under two mutexes. Each side
+// drops its own count first and then calls this, which reads both: whichever comes second
+// sees both gone (purging twice is harmless).
+void StageFs::purge_if_unreferenced(Ino ino) {
+  if (kernel_.held(ino) || files_->is_open(ino))
     return;
-  struct stat st {};
-  if (::fstat(f.fd, &st) != 0)
-    throw_errno(store_.local_path(f.ino));
-  // The data, the file's name in data/ (a new file) and the record of its size and times
-  // are synced at the same time, so a close waits about one sync, not three. The record may
-  // reach the disk before the data: after a crash the store takes a staged file's size
-  // from the file itself, and nothing was promised before this returns.
-  std::future<int> data, name;
-  if (f.dirty) {
-    data = syncer_.submit([fd = f.fd] { return ::fdatasync(fd) == 0 ? 0 : errno; });
-    if (f.new_file)
-      name = syncer_.submit([this] {
-        try {
-          store_.sync_data_dir();
-          return 0;
-        } catch (const Error& e) {
-          return e.code();
-        }
-      });
-  }
-  std::exception_ptr recorded;
   try {
-    store_.record_size(f.ino, static_cast<uint64_t>(st.st_size), f.mtime, f.ctime, f.atime);
-  } catch (...) {
-    recorded = std::current_exception();
+    store_.purge_if_orphan(ino);
+  } catch (const std::exception& e) {
+    spdlog::warn("{}", e.what());
   }
-  const int data_err = data.valid() ? data.get() : 0;
-  const int name_err = name.valid() ? name.get() : 0;
-  if (data_err)
-    throw Error(data_err, fmt::format("{}: cannot sync the staged data: {}",
-                                      store_.local_path(f.ino), std::strerror(data_err)));
-  if (name_err)
-    throw Error(name_err,
-                fmt::format("{}/data: cannot sync: {}", store_.dir(), std::strerror(name_err)));
-  if (recorded)
-    std::rethrow_exception(recorded);
-  f.new_file = false;
-  f.dirty = false;
-  f.times_pending = false;
-  f.atime.reset();
 }
 
 struct stat StageFs::to_stat(const StoreEntry& e) {
@@ -296,13 +176,7 @@ struct stat StageFs::to_stat(const StoreEntry& e) {
   st.st_atim = {static_cast<time_t>(a.atime.sec), static_cast<long>(a.atime.nsec)};
   st.st_ctim = {static_cast<time_t>(a.ctime.sec), static_cast<long>(a.ctime.nsec)};
   if (a.type == FileType::Regular) {
-    std::shared_ptr<OpenFile> f;
-    {
-      std::lock_guard lock(mu_);
-      auto it = open_.find(a.ino);
-      if (it != open_.end())
-        f = it->second;
-    }
+    std::shared_ptr<OpenFile> f = files_->find(a.ino);
     if (f) {
       std::lock_guard lock(f->mu);
       if (f->dirty || f->writers) {
@@ -333,18 +207,7 @@ fuse_entry_param StageFs::entry(const StoreEntry& e) {
 void StageFs::forget_one(Ino ino, uint64_t n) {
   if (!kernel_.forget(ino, n))
     return;
-  bool gone;
-  {
-    std::lock_guard lock(mu_);
-    gone = !open_.count(ino);
-  }
-  if (gone) {
-    try {
-      store_.purge_if_orphan(ino);
-    } catch (const std::exception& e) {
-      spdlog::warn("{}", e.what());
-    }
-  }
+  purge_if_unreferenced(ino);
 }
 
 // ---- the operations --------------------------------------------------------------------
@@ -432,7 +295,7 @@ struct StageOps {
   // Times set on a file that is open for writing (cp -a's futimens before close) are kept
   // with its data: stored by the flush that makes the data durable, as the write times
   // are, not in a transaction of their own.
-  static bool defer_times(StageFs::OpenFile& f, const struct stat* attr, int to_set) {
+  static bool defer_times(OpenFile& f, const struct stat* attr, int to_set) {
     constexpr int kTimes = FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
                            FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME;
     if ((to_set & ~kTimes) || !(to_set & kTimes))
@@ -460,19 +323,13 @@ struct StageOps {
                       int to_set,
                       fuse_file_info*) {
     change(req, [&](StageFs& fs) {
-      std::shared_ptr<StageFs::OpenFile> f;
-      {
-        std::lock_guard lock(fs.mu_);
-        auto it = fs.open_.find(ino);
-        if (it != fs.open_.end())
-          f = it->second;
-      }
+      std::shared_ptr<OpenFile> f = fs.files_->find(ino);
       if (to_set & FUSE_SET_ATTR_SIZE) {
         const auto size = static_cast<uint64_t>(attr->st_size);
         if (f) {
           std::lock_guard lock(f->mu);
           if (f->dirty)
-            fs.sync_file(*f);
+            fs.files_->sync(*f);
           StoreEntry e = fs.store_.make_local(ino, size);
           if (f->fd < 0) {
             const std::string path = fs.store_.local_path(ino);
@@ -633,7 +490,7 @@ struct StageOps {
                          bool writable,
                          fuse_file_info* fi,
                          bool created) {
-    auto h = std::make_unique<StageFs::Handle>();
+    auto h = std::make_unique<Handle>();
     h->file = fs.open_file(e, writable);
     h->writable = writable;
     if (created) {
@@ -685,13 +542,7 @@ struct StageOps {
       if (e.attr.type != FileType::Regular)
         throw Error(EINVAL, "not a regular file");
       if (fi->flags & O_TRUNC) {
-        std::shared_ptr<StageFs::OpenFile> f;
-        {
-          std::lock_guard lock(fs.mu_);
-          auto it = fs.open_.find(ino);
-          if (it != fs.open_.end())
-            f = it->second;
-        }
+        std::shared_ptr<OpenFile> f = fs.files_->find(ino);
         if (f) {
           std::lock_guard lock(f->mu);
           e = fs.store_.make_local(ino, 0);
@@ -720,13 +571,11 @@ struct StageOps {
     });
   }
 
-  static StageFs::Handle& handle(fuse_file_info* fi) {
-    return *reinterpret_cast<StageFs::Handle*>(fi->fh);
-  }
+  static Handle& handle(fuse_file_info* fi) { return *reinterpret_cast<Handle*>(fi->fh); }
 
   static void read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
     guarded(req, [&] {
-      StageFs::OpenFile& f = *handle(fi).file;
+      OpenFile& f = *handle(fi).file;
       std::lock_guard lock(f.mu);
       const auto offset = static_cast<uint64_t>(off);
       const size_t want =
@@ -762,7 +611,7 @@ struct StageOps {
     guarded(req, [&] {
       StageFs& fs = self(req);
       fs.gate_.wait_for_writes();
-      StageFs::OpenFile& f = *handle(fi).file;
+      OpenFile& f = *handle(fi).file;
       std::lock_guard lock(f.mu);
       if (f.fd < 0)
         throw Error(EBADF, "not open for writing");
@@ -770,7 +619,7 @@ struct StageOps {
       if (end > f.size && !fs.store_.try_grow(ino, end))
         throw Error(ENOSPC, "the staged files would not fit on the target");
       size_t done = 0;
-      int wfd = write_fd(fs, f, data, size, off);
+      int wfd = fs.files_->write_fd(f, data, size, off);
       while (done < size) {
         const ssize_t n = ::pwrite(wfd, data + done, size - done, off + done);
         if (n < 0 && errno == EINVAL && wfd == f.direct_fd) {
@@ -800,27 +649,6 @@ struct StageOps {
     });
   }
 
-  // Big writes of whole aligned blocks (cp's 1 MiB requests) go past the page cache
-  // (O_DIRECT), straight from the request buffer (session.cc aligns write payloads) to the
-  // disk: no copy into cache pages, which on the 2-vCPU VM measured made a 4 GiB copy 3x
-  // slower once it outgrew the memory already in use, and the copy does not push the
-  // user's working set out of the cache. Small and unaligned writes go through the cache.
-  static int write_fd(StageFs& fs, StageFs::OpenFile& f, const char* data, size_t size, off_t off) {
-    constexpr uintptr_t kAlign = 4096;
-    if (f.direct_fd == -2 || size < (256u << 10) || reinterpret_cast<uintptr_t>(data) % kAlign ||
-        size % kAlign || static_cast<uintptr_t>(off) % kAlign)
-      return f.fd;
-    if (f.direct_fd < 0) {
-      const std::string path = fs.store_.local_path(f.ino);
-      f.direct_fd = ::open(path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
-      if (f.direct_fd < 0) {
-        f.direct_fd = -2;
-        return f.fd;
-      }
-    }
-    return f.direct_fd;
-  }
-
   static void fallocate(fuse_req_t req,
                         fuse_ino_t ino,
                         int mode,
@@ -832,7 +660,7 @@ struct StageOps {
       fs.gate_.wait_for_writes();
       if (mode & ~FALLOC_FL_KEEP_SIZE)
         throw Error(EOPNOTSUPP, "only plain fallocate is supported");
-      StageFs::OpenFile& f = *handle(fi).file;
+      OpenFile& f = *handle(fi).file;
       std::lock_guard lock(f.mu);
       if (f.fd < 0)
         throw Error(EBADF, "not open for writing");
@@ -852,9 +680,9 @@ struct StageOps {
 
   static void flush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
     guarded(req, [&] {
-      StageFs::OpenFile& f = *handle(fi).file;
+      OpenFile& f = *handle(fi).file;
       std::lock_guard lock(f.mu);
-      self(req).sync_file(f);
+      self(req).files_->sync(f);
       fuse_reply_err(req, 0);
     });
   }
@@ -862,7 +690,7 @@ struct StageOps {
   static void fsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info* fi) { flush(req, 0, fi); }
 
   static void release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-    std::unique_ptr<StageFs::Handle> h(&handle(fi));
+    std::unique_ptr<Handle> h(&handle(fi));
     self(req).close_file(h->file, h->writable);
     fuse_reply_err(req, 0);
   }

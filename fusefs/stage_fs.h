@@ -23,12 +23,13 @@
 
 #include "fusefs/commit_gate.h"
 #include "fusefs/kernel_cache.h"
-#include "fusefs/syncer.h"
-#include "imagecore/iso9660/zisofs.h"
 #include "imagecore/tree.h"
 #include "stage/store.h"
 
 namespace fusefs {
+
+class OpenFiles;
+struct OpenFile;
 
 // What the target can still take. statfs shows capacity - target - staged - overhead; a
 // write, truncate or fallocate that would pass it fails with ENOSPC at once.
@@ -77,50 +78,24 @@ class StageFs {
   std::vector<KernelName> kernel_names();
   void forget_in_kernel(const std::vector<KernelName>& names);
 
-  // An inode with open handles: the descriptor of its staged copy, or the base node it reads
-  // from. Shared by all handles of the inode.
-  struct OpenFile {
-    std::mutex mu;
-    imagecore::Ino ino = 0;
-    int fd = -1;         // the Local data file, read-write
-    int direct_fd = -1;  // the same file opened O_DIRECT, for aligned writes (-2: none)
-    std::shared_ptr<const imagecore::FileTree> base;
-    imagecore::Node node;  // Base contents
-    std::unique_ptr<imagecore::ZisofsReader> zisofs;
-    unsigned opens = 0, writers = 0;
-    uint64_t size = 0;  // current size, ahead of the store while dirty
-    imagecore::Timestamp mtime, ctime;
-    std::optional<imagecore::Timestamp> atime;  // set while open for writing, not yet stored
-    bool dirty = false;                         // written since the last flush
-    bool times_pending = false;                 // times set while open for writing, stored at flush
-    bool new_file = false;                      // created here: data/ needs an fsync for its name
-    uint64_t unkicked = 0;                      // bytes written since writeback was last started
-  };
-
  private:
   friend struct StageOps;
-  struct Handle {
-    std::shared_ptr<OpenFile> file;
-    bool writable = false;
-  };
   std::shared_ptr<OpenFile> open_file(const stage::StoreEntry& e, bool writable);
   void close_file(const std::shared_ptr<OpenFile>& f, bool writable);
-  // fdatasync and record the size: what a close or fsync makes durable.
-  void sync_file(OpenFile& f);
+  // Purges `ino` from the store when it has no name left and neither the kernel nor a handle
+  // refers to it any more. Throws nothing.
+  void purge_if_unreferenced(imagecore::Ino ino);
   struct stat to_stat(const stage::StoreEntry& e);
   fuse_entry_param entry(const stage::StoreEntry& e);  // counts a lookup
   void forget_one(imagecore::Ino ino, uint64_t n);
 
   stage::Store& store_;
-  Syncer syncer_{2};  // a file's data and its data/ entry, synced beside its record
   StageLimits limits_;
   double timeout_ = 1.0;
 
-  std::mutex mu_;
-  std::unordered_map<imagecore::Ino, std::shared_ptr<OpenFile>> open_;
-  KernelCache kernel_{store_, timeout_};
-
   CommitGate gate_;
+  KernelCache kernel_{store_, timeout_};
+  std::unique_ptr<OpenFiles> files_;
 };
 
 }  // namespace fusefs

@@ -1,0 +1,83 @@
+// The open files of a stage mount: one OpenFile per inode with open handles, shared by all
+// of them, and what makes their data durable (sync). Internal to fusefs: StageFs owns one.
+//
+// Lock order: an OpenFile's mutex, then the store's or the commit gate's; the table's own
+// mutex is never held while anything else is locked or called. Threads: the FUSE workers, and
+// the Syncer's two threads, which run fdatasync and the data/ fsync during sync().
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "fusefs/commit_gate.h"
+#include "fusefs/syncer.h"
+#include "imagecore/iso9660/zisofs.h"
+#include "imagecore/tree.h"
+#include "stage/store.h"
+
+namespace fusefs {
+
+// An inode with open handles: the descriptor of its staged copy, or the base node it reads
+// from. Shared by all handles of the inode.
+struct OpenFile {
+  std::mutex mu;
+  imagecore::Ino ino = 0;
+  int fd = -1;         // the Local data file, read-write
+  int direct_fd = -1;  // the same file opened O_DIRECT, for aligned writes (-2: none)
+  std::shared_ptr<const imagecore::FileTree> base;
+  imagecore::Node node;  // Base contents
+  std::unique_ptr<imagecore::ZisofsReader> zisofs;
+  unsigned opens = 0, writers = 0;
+  uint64_t size = 0;  // current size, ahead of the store while dirty
+  imagecore::Timestamp mtime, ctime;
+  std::optional<imagecore::Timestamp> atime;  // set while open for writing, not yet stored
+  bool dirty = false;                         // written since the last flush
+  bool times_pending = false;                 // times set while open for writing, stored at flush
+  bool new_file = false;                      // created here: data/ needs an fsync for its name
+  uint64_t unkicked = 0;                      // bytes written since writeback was last started
+};
+
+class OpenFiles {
+ public:
+  // `store` and `gate` must outlive this object; the gate counts handles open for writing.
+  OpenFiles(stage::Store& store, CommitGate& gate) : store_(store), gate_(gate) {}
+  // Closes the descriptors of files still open.
+  ~OpenFiles();
+  OpenFiles(const OpenFiles&) = delete;
+  OpenFiles& operator=(const OpenFiles&) = delete;
+
+  // A handle of `e` (already made Local when writable). Throws Error(errno) when the staged
+  // copy cannot be opened, FormatError when the base file cannot be read.
+  std::shared_ptr<OpenFile> open(const stage::StoreEntry& e, bool writable);
+  // Closes a handle of `f`, syncing it when it was written (errors are logged). True when it
+  // was the last handle: the file is closed and no longer in the table. Throws nothing.
+  bool close(const std::shared_ptr<OpenFile>& f, bool writable);
+  // fdatasync and record the size: what a close or fsync makes durable. The caller holds
+  // f.mu. Throws Error(errno) naming the file.
+  void sync(OpenFile& f);
+  // The open file of `ino`, or null. Throws nothing.
+  std::shared_ptr<OpenFile> find(imagecore::Ino ino);
+  // Whether `ino` has an open handle. Throws nothing.
+  bool is_open(imagecore::Ino ino);
+  // The inodes with handles open for writing. Throws bad_alloc.
+  std::vector<imagecore::Ino> writers();
+  // The descriptor a write of `size` bytes at `off` from `data` goes through (see the .cc).
+  // The caller holds f.mu. Throws nothing.
+  int write_fd(OpenFile& f, const char* data, size_t size, off_t off);
+
+ private:
+  stage::Store& store_;
+  CommitGate& gate_;
+  Syncer syncer_{2};  // a file's data and its data/ entry, synced beside its record
+  std::mutex mu_;
+  std::unordered_map<imagecore::Ino, std::shared_ptr<OpenFile>> open_;
+};
+
+}  // namespace fusefs
