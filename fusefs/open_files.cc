@@ -49,12 +49,7 @@ std::shared_ptr<OpenFile> OpenFiles::open(const StoreEntry& e, bool writable) {
   try {
     std::lock_guard lock(f->mu);
     if (e.data == StoreEntry::Data::Local && f->fd < 0) {
-      const std::string path = store_.local_path(e.attr.ino);
-      f->fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-      if (f->fd < 0)
-        throw_errno(path);
-      f->base.reset();
-      f->zisofs.reset();
+      open_local(*f);
       f->size = e.attr.size;
       f->mtime = e.attr.mtime;
       f->ctime = e.attr.ctime;
@@ -165,6 +160,15 @@ void OpenFiles::sync(OpenFile& f) {
   f.dirty = false;
   f.times_pending = false;
   f.atime.reset();
+}
+
+void OpenFiles::open_local(OpenFile& f) {
+  const std::string path = store_.local_path(f.ino);
+  f.fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (f.fd < 0)
+    throw_errno(path);
+  f.base.reset();
+  f.zisofs.reset();
 }
 
 std::shared_ptr<OpenFile> OpenFiles::find(Ino ino) {

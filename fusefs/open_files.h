@@ -62,6 +62,9 @@ class OpenFiles {
   // fdatasync and record the size: what a close or fsync makes durable. The caller holds
   // f.mu. Throws Error(errno) naming the file.
   void sync(OpenFile& f);
+  // Opens the staged copy of f (made Local, f.fd < 0) for reading and writing, and drops
+  // the base reader. The caller holds f.mu. Throws Error(errno) naming the data file.
+  void open_local(OpenFile& f);
   // The open file of `ino`, or null. Throws nothing.
   std::shared_ptr<OpenFile> find(imagecore::Ino ino);
   // Whether `ino` has an open handle. Throws nothing.

@@ -331,14 +331,8 @@ struct StageOps {
           if (f->dirty)
             fs.files_->sync(*f);
           StoreEntry e = fs.store_.make_local(ino, size);
-          if (f->fd < 0) {
-            const std::string path = fs.store_.local_path(ino);
-            f->fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-            if (f->fd < 0)
-              throw_errno(path);
-            f->base.reset();
-            f->zisofs.reset();
-          }
+          if (f->fd < 0)
+            fs.files_->open_local(*f);
           f->size = size;
           f->mtime = e.attr.mtime;
           f->ctime = e.attr.ctime;
