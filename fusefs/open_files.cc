@@ -6,8 +6,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
+#include "fusefs/clock.h"
 #include "imagecore/base/error.h"
 
 namespace fusefs {
@@ -17,6 +19,9 @@ using imagecore::Ino;
 using stage::StoreEntry;
 
 namespace {
+
+// Bytes written to a staged file between two starts of its writeback.
+constexpr uint64_t kKickBytes = 8u << 20;
 
 [[noreturn]] void throw_errno(const std::string& what) {
   const int e = errno;
@@ -189,6 +194,83 @@ std::vector<Ino> OpenFiles::writers() {
     if (f->writers)
       busy.push_back(ino);
   return busy;
+}
+
+std::vector<std::byte> OpenFiles::read(OpenFile& f, size_t size, off_t off) {
+  const auto offset = static_cast<uint64_t>(off);
+  const size_t want =
+      offset >= f.size ? 0 : static_cast<size_t>(std::min<uint64_t>(size, f.size - offset));
+  std::vector<std::byte> buf(want);
+  size_t got = 0;
+  if (f.fd >= 0) {
+    while (got < want) {
+      const ssize_t n = ::pread(f.fd, buf.data() + got, want - got, off + got);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        throw_errno(store_.local_path(f.ino));
+      if (n == 0)
+        break;
+      got += static_cast<size_t>(n);
+    }
+  } else if (f.zisofs) {
+    got = f.zisofs->read(offset, buf);
+  } else if (f.base) {
+    got = f.base->read(f.node, offset, buf);
+  }
+  buf.resize(got);
+  return buf;
+}
+
+size_t OpenFiles::write(OpenFile& f, const char* data, size_t size, off_t off) {
+  if (f.fd < 0)
+    throw Error(EBADF, "not open for writing");
+  const uint64_t end = static_cast<uint64_t>(off) + size;
+  if (end > f.size && !store_.try_grow(f.ino, end))
+    throw Error(ENOSPC, "the staged files would not fit on the target");
+  size_t done = 0;
+  int wfd = write_fd(f, data, size, off);
+  while (done < size) {
+    const ssize_t n = ::pwrite(wfd, data + done, size - done, off + done);
+    if (n < 0 && errno == EINVAL && wfd == f.direct_fd) {
+      // The store's filesystem refuses this direct write: go through the page cache.
+      ::close(f.direct_fd);
+      f.direct_fd = -2;
+      wfd = f.fd;
+      continue;
+    }
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      throw_errno(store_.local_path(f.ino));
+    done += static_cast<size_t>(n);
+  }
+  f.size = std::max(f.size, end);
+  f.mtime = f.ctime = now();
+  f.dirty = true;
+  f.unkicked += done;
+  if (f.unkicked >= kKickBytes) {
+    // Start writing the data out now, without waiting, so the disk works while the
+    // copy goes on and the fdatasync at close has little left to do.
+    ::sync_file_range(f.fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    f.unkicked = 0;
+  }
+  return done;
+}
+
+void OpenFiles::allocate(OpenFile& f, int mode, off_t off, off_t len) {
+  if (f.fd < 0)
+    throw Error(EBADF, "not open for writing");
+  const uint64_t end = static_cast<uint64_t>(off) + static_cast<uint64_t>(len);
+  if (!(mode & FALLOC_FL_KEEP_SIZE) && end > f.size && !store_.try_grow(f.ino, end))
+    throw Error(ENOSPC, "the staged files would not fit on the target");
+  if (::fallocate(f.fd, mode, off, len) != 0)
+    throw_errno(store_.local_path(f.ino));
+  if (!(mode & FALLOC_FL_KEEP_SIZE) && end > f.size) {
+    f.size = end;
+    f.mtime = f.ctime = now();
+    f.dirty = true;
+  }
 }
 
 // Big writes of whole aligned blocks (cp's 1 MiB requests) go past the page cache

@@ -8,6 +8,7 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -71,11 +72,23 @@ class OpenFiles {
   bool is_open(imagecore::Ino ino);
   // The inodes with handles open for writing. Throws bad_alloc.
   std::vector<imagecore::Ino> writers();
-  // The descriptor a write of `size` bytes at `off` from `data` goes through (see the .cc).
-  // The caller holds f.mu. Throws nothing.
-  int write_fd(OpenFile& f, const char* data, size_t size, off_t off);
+
+  // Up to `size` bytes of f from `off`, fewer at its end. The caller holds f.mu. Throws
+  // Error(errno) naming the data file, FormatError when the base file cannot be read.
+  std::vector<std::byte> read(OpenFile& f, size_t size, off_t off);
+  // Writes `size` bytes of `data` at `off` into f's staged copy and marks it dirty; returns
+  // the bytes written. The caller holds f.mu. Throws Error(EBADF) when f has no staged copy
+  // open, Error(ENOSPC) when the target could not take the growth, Error(errno) naming the
+  // data file.
+  size_t write(OpenFile& f, const char* data, size_t size, off_t off);
+  // fallocate(2) on f's staged copy; `mode` is 0 or FALLOC_FL_KEEP_SIZE. The caller holds
+  // f.mu. Throws as write() does.
+  void allocate(OpenFile& f, int mode, off_t off, off_t len);
 
  private:
+  // The descriptor a write of `size` bytes at `off` from `data` goes through (see the .cc).
+  int write_fd(OpenFile& f, const char* data, size_t size, off_t off);
+
   stage::Store& store_;
   CommitGate& gate_;
   Syncer syncer_{2};  // a file's data and its data/ entry, synced beside its record

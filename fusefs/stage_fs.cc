@@ -11,6 +11,7 @@
 #include <cstring>
 #include <vector>
 
+#include "fusefs/clock.h"
 #include "fusefs/errors.h"
 #include "fusefs/mode.h"
 #include "fusefs/open_files.h"
@@ -25,16 +26,6 @@ using imagecore::Timestamp;
 using stage::StoreEntry;
 
 namespace {
-
-Timestamp now() {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return Timestamp{ts.tv_sec, static_cast<uint32_t>(ts.tv_nsec)};
-}
-
-Timestamp from_timespec(const timespec& ts) {
-  return Timestamp{ts.tv_sec, static_cast<uint32_t>(ts.tv_nsec)};
-}
 
 [[noreturn]] void throw_errno(const std::string& what) {
   const int e = errno;
@@ -211,9 +202,6 @@ void StageFs::forget_one(Ino ino, uint64_t n) {
 }
 
 // ---- the operations --------------------------------------------------------------------
-
-// Bytes written to a staged file between two starts of its writeback.
-constexpr uint64_t kKickBytes = 8u << 20;
 
 struct StageOps {
   // A change: waits at the commit gate and counts itself while it runs.
@@ -570,34 +558,17 @@ struct StageOps {
   static void read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
     guarded(req, [&] {
       OpenFile& f = *handle(fi).file;
-      std::lock_guard lock(f.mu);
-      const auto offset = static_cast<uint64_t>(off);
-      const size_t want =
-          offset >= f.size ? 0 : static_cast<size_t>(std::min<uint64_t>(size, f.size - offset));
-      std::vector<std::byte> buf(want);
-      size_t got = 0;
-      if (f.fd >= 0) {
-        while (got < want) {
-          const ssize_t n = ::pread(f.fd, buf.data() + got, want - got, off + got);
-          if (n < 0 && errno == EINTR)
-            continue;
-          if (n < 0)
-            throw_errno(self(req).store_.local_path(f.ino));
-          if (n == 0)
-            break;
-          got += static_cast<size_t>(n);
-        }
-      } else if (f.zisofs) {
-        got = f.zisofs->read(offset, buf);
-      } else if (f.base) {
-        got = f.base->read(f.node, offset, buf);
+      std::vector<std::byte> buf;
+      {
+        std::lock_guard lock(f.mu);
+        buf = self(req).files_->read(f, size, off);
       }
-      fuse_reply_buf(req, reinterpret_cast<const char*>(buf.data()), got);
+      fuse_reply_buf(req, reinterpret_cast<const char*>(buf.data()), buf.size());
     });
   }
 
   static void write(fuse_req_t req,
-                    fuse_ino_t ino,
+                    fuse_ino_t,
                     const char* data,
                     size_t size,
                     off_t off,
@@ -606,45 +577,17 @@ struct StageOps {
       StageFs& fs = self(req);
       fs.gate_.wait_for_writes();
       OpenFile& f = *handle(fi).file;
-      std::lock_guard lock(f.mu);
-      if (f.fd < 0)
-        throw Error(EBADF, "not open for writing");
-      const uint64_t end = static_cast<uint64_t>(off) + size;
-      if (end > f.size && !fs.store_.try_grow(ino, end))
-        throw Error(ENOSPC, "the staged files would not fit on the target");
-      size_t done = 0;
-      int wfd = fs.files_->write_fd(f, data, size, off);
-      while (done < size) {
-        const ssize_t n = ::pwrite(wfd, data + done, size - done, off + done);
-        if (n < 0 && errno == EINVAL && wfd == f.direct_fd) {
-          // The store's filesystem refuses this direct write: go through the page cache.
-          ::close(f.direct_fd);
-          f.direct_fd = -2;
-          wfd = f.fd;
-          continue;
-        }
-        if (n < 0 && errno == EINTR)
-          continue;
-        if (n < 0)
-          throw_errno(fs.store_.local_path(ino));
-        done += static_cast<size_t>(n);
-      }
-      f.size = std::max(f.size, end);
-      f.mtime = f.ctime = now();
-      f.dirty = true;
-      f.unkicked += done;
-      if (f.unkicked >= kKickBytes) {
-        // Start writing the data out now, without waiting, so the disk works while the
-        // copy goes on and the fdatasync at close has little left to do.
-        ::sync_file_range(f.fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-        f.unkicked = 0;
+      size_t done;
+      {
+        std::lock_guard lock(f.mu);
+        done = fs.files_->write(f, data, size, off);
       }
       fuse_reply_write(req, done);
     });
   }
 
   static void fallocate(fuse_req_t req,
-                        fuse_ino_t ino,
+                        fuse_ino_t,
                         int mode,
                         off_t off,
                         off_t len,
@@ -655,18 +598,9 @@ struct StageOps {
       if (mode & ~FALLOC_FL_KEEP_SIZE)
         throw Error(EOPNOTSUPP, "only plain fallocate is supported");
       OpenFile& f = *handle(fi).file;
-      std::lock_guard lock(f.mu);
-      if (f.fd < 0)
-        throw Error(EBADF, "not open for writing");
-      const uint64_t end = static_cast<uint64_t>(off) + static_cast<uint64_t>(len);
-      if (!(mode & FALLOC_FL_KEEP_SIZE) && end > f.size && !fs.store_.try_grow(ino, end))
-        throw Error(ENOSPC, "the staged files would not fit on the target");
-      if (::fallocate(f.fd, mode, off, len) != 0)
-        throw_errno(fs.store_.local_path(ino));
-      if (!(mode & FALLOC_FL_KEEP_SIZE) && end > f.size) {
-        f.size = end;
-        f.mtime = f.ctime = now();
-        f.dirty = true;
+      {
+        std::lock_guard lock(f.mu);
+        fs.files_->allocate(f, mode, off, len);
       }
       fuse_reply_err(req, 0);
     });
