@@ -235,7 +235,8 @@ size_t OpenFiles::write(OpenFile& f, const char* data, size_t size, off_t off) {
     if (n < 0 && errno == EINVAL && wfd == f.direct_fd) {
       // The store's filesystem refuses this direct write: go through the page cache.
       ::close(f.direct_fd);
-      f.direct_fd = -2;
+      f.direct_fd = -1;
+      f.direct_refused = true;
       wfd = f.fd;
       continue;
     }
@@ -280,14 +281,14 @@ void OpenFiles::allocate(OpenFile& f, int mode, off_t off, off_t len) {
 // user's working set out of the cache. Small and unaligned writes go through the cache.
 int OpenFiles::write_fd(OpenFile& f, const char* data, size_t size, off_t off) {
   constexpr uintptr_t kAlign = 4096;
-  if (f.direct_fd == -2 || size < (256u << 10) || reinterpret_cast<uintptr_t>(data) % kAlign ||
+  if (f.direct_refused || size < (256u << 10) || reinterpret_cast<uintptr_t>(data) % kAlign ||
       size % kAlign || static_cast<uintptr_t>(off) % kAlign)
     return f.fd;
   if (f.direct_fd < 0) {
     const std::string path = store_.local_path(f.ino);
     f.direct_fd = ::open(path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
     if (f.direct_fd < 0) {
-      f.direct_fd = -2;
+      f.direct_refused = true;
       return f.fd;
     }
   }

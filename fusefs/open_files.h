@@ -30,8 +30,9 @@ namespace fusefs {
 struct OpenFile {
   std::mutex mu;
   imagecore::Ino ino = 0;
-  int fd = -1;         // the Local data file, read-write
-  int direct_fd = -1;  // the same file opened O_DIRECT, for aligned writes (-2: none)
+  int fd = -1;                  // the Local data file, read-write
+  int direct_fd = -1;           // the same file opened O_DIRECT, for aligned writes, once needed
+  bool direct_refused = false;  // the store's filesystem refused O_DIRECT: write through fd
   std::shared_ptr<const imagecore::FileTree> base;
   imagecore::Node node;  // Base contents
   std::unique_ptr<imagecore::ZisofsReader> zisofs;
