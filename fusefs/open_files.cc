@@ -187,13 +187,28 @@ bool OpenFiles::is_open(Ino ino) {
   return open_.count(ino) != 0;
 }
 
-std::vector<Ino> OpenFiles::writers() {
-  std::vector<Ino> busy;
-  std::lock_guard lock(mu_);
-  for (auto& [ino, f] : open_)
-    if (f->writers)
-      busy.push_back(ino);
-  return busy;
+std::vector<std::string> OpenFiles::writer_paths() {
+  std::vector<std::shared_ptr<OpenFile>> files;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [ino, f] : open_)
+      files.push_back(f);
+  }
+  std::vector<std::string> names;
+  for (const std::shared_ptr<OpenFile>& f : files) {
+    {
+      std::lock_guard lock(f->mu);
+      if (!f->writers)
+        continue;
+    }
+    std::string path;
+    try {
+      path = store_.path_of(f->ino);
+    } catch (const Error&) {
+    }
+    names.push_back(path.empty() ? fmt::format("(inode {}, deleted)", f->ino) : path);
+  }
+  return names;
 }
 
 std::vector<std::byte> OpenFiles::read(OpenFile& f, size_t size, off_t off) {

@@ -71,8 +71,9 @@ class OpenFiles {
   std::shared_ptr<OpenFile> find(imagecore::Ino ino);
   // Whether `ino` has an open handle. Throws nothing.
   bool is_open(imagecore::Ino ino);
-  // The inodes with handles open for writing. Throws bad_alloc.
-  std::vector<imagecore::Ino> writers();
+  // The stage paths of the files open for writing ("(inode N, deleted)" for one without a
+  // name), for the message of a commit that cannot pause. Throws bad_alloc.
+  std::vector<std::string> writer_paths();
 
   // Up to `size` bytes of f from `off`, fewer at its end. The caller holds f.mu. Throws
   // Error(errno) naming the data file, FormatError when the base file cannot be read.

@@ -95,16 +95,7 @@ void StageFs::forget_in_kernel(const std::vector<KernelName>& names) {
 std::vector<std::string> StageFs::pause_writes(std::chrono::milliseconds timeout) {
   if (gate_.pause(timeout))
     return {};
-  const std::vector<Ino> busy = files_->writers();
-  std::vector<std::string> names;
-  for (Ino ino : busy) {
-    std::string p;
-    try {
-      p = store_.path_of(ino);
-    } catch (const Error&) {
-    }
-    names.push_back(p.empty() ? fmt::format("(inode {}, deleted)", ino) : p);
-  }
+  std::vector<std::string> names = files_->writer_paths();
   if (names.empty())
     names.push_back("(a change still under way)");
   gate_.resume();
