@@ -41,8 +41,9 @@ class KernelCache {
 
   // Counts one lookup of `ino`: a reply handed the kernel a reference to it. Throws bad_alloc.
   void looked_up(imagecore::Ino ino);
-  // The kernel dropped `n` references to `ino`. True when it holds none any more. Throws
-  // nothing.
+  // The kernel dropped `n` references to `ino`. True when that was its last one. More than
+  // it held (or an inode it never got) is a bug: aborts in debug builds, is logged as an
+  // error in release builds. Throws nothing.
   bool forget(imagecore::Ino ino, uint64_t n);
   // Whether the kernel holds a reference to `ino`. Throws nothing.
   bool held(imagecore::Ino ino);

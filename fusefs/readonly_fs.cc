@@ -130,6 +130,7 @@ struct Ops {
     });
   }
 
+  // No lookup counts are kept (readonly_fs.h), so a forget has nothing to drop or to check.
   static void forget(fuse_req_t req, fuse_ino_t, uint64_t) { fuse_reply_none(req); }
   static void forget_multi(fuse_req_t req, size_t, fuse_forget_data*) { fuse_reply_none(req); }
 
