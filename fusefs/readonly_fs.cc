@@ -20,19 +20,20 @@ using imagecore::Node;
 
 namespace {
 
-// An open directory: the parsed listing, pinned while the handle lives.
-struct OpenDir {
-  std::shared_ptr<const imagecore::Directory> dir;
-};
-
 ReadOnlyFs& self(fuse_req_t req) {
   return *static_cast<ReadOnlyFs*>(fuse_req_userdata(req));
 }
 
 }  // namespace
 
+struct ReadOnlyFs::OpenDir {
+  std::shared_ptr<const imagecore::Directory> dir;
+};
+
 ReadOnlyFs::ReadOnlyFs(std::shared_ptr<const imagecore::FileTree> fs, ViewOptions opts)
     : fs_(std::move(fs)), opts_(opts) {}
+
+ReadOnlyFs::~ReadOnlyFs() = default;
 
 struct stat ReadOnlyFs::to_stat(const imagecore::Attr& a) const {
   struct stat st {};
@@ -158,18 +159,19 @@ struct Ops {
     guarded(req, [&] {
       if (self(req).no_open_)
         throw Error(ENOSYS, "no opendir needed");
-      auto od = std::make_unique<OpenDir>();
-      od->dir = self(req).fs_->list(ino);
-      fi->fh = reinterpret_cast<uint64_t>(od.get());
+      ReadOnlyFs& fs = self(req);
+      auto od = std::make_unique<ReadOnlyFs::OpenDir>();
+      od->dir = fs.fs_->list(ino);
+      fi->fh = fs.dir_handles_.add(std::move(od));
       fi->cache_readdir = 1;
       fi->keep_cache = 1;
-      if (fuse_reply_open(req, fi) == 0)
-        od.release();
+      if (fuse_reply_open(req, fi) != 0)
+        fs.dir_handles_.remove(fi->fh);
     });
   }
 
   static void releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-    delete reinterpret_cast<OpenDir*>(fi->fh);
+    self(req).dir_handles_.remove(fi->fh);
     fuse_reply_err(req, 0);
   }
 
@@ -182,7 +184,7 @@ struct Ops {
     guarded(req, [&] {
       ReadOnlyFs& fs = self(req);
       std::shared_ptr<const imagecore::Directory> pinned =
-          fi->fh ? reinterpret_cast<OpenDir*>(fi->fh)->dir : fs.fs_->list(ino);
+          fi->fh ? Handles<ReadOnlyFs::OpenDir>::get(fi->fh).dir : fs.fs_->list(ino);
       const imagecore::Directory& dir = *pinned;
       const auto& entries = dir.entries;
       std::vector<char> buf(size);
@@ -234,17 +236,17 @@ struct Ops {
       if (fs.no_open_)
         throw Error(ENOSYS, "no open needed");
       // Only kernels without "no open" support get here; the handle pins the read state.
-      auto handle = std::make_unique<std::shared_ptr<ReadOnlyFs::ReadState>>(fs.read_state(ino));
-      fi->fh = reinterpret_cast<uint64_t>(handle.get());
+      fi->fh = fs.file_handles_.add(
+          std::make_unique<std::shared_ptr<ReadOnlyFs::ReadState>>(fs.read_state(ino)));
       fi->keep_cache = 1;
       fi->noflush = 1;
-      if (fuse_reply_open(req, fi) == 0)
-        handle.release();
+      if (fuse_reply_open(req, fi) != 0)
+        fs.file_handles_.remove(fi->fh);
     });
   }
 
   static void release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-    delete reinterpret_cast<std::shared_ptr<ReadOnlyFs::ReadState>*>(fi->fh);
+    self(req).file_handles_.remove(fi->fh);
     fuse_reply_err(req, 0);
   }
 
@@ -254,7 +256,7 @@ struct Ops {
       // From the open handle, or in no-open mode from the small cache of recently read files
       // (one pread of the record on a miss).
       const std::shared_ptr<ReadOnlyFs::ReadState> state =
-          fi->fh ? *reinterpret_cast<std::shared_ptr<ReadOnlyFs::ReadState>*>(fi->fh)
+          fi->fh ? Handles<std::shared_ptr<ReadOnlyFs::ReadState>>::get(fi->fh)
                  : fs.read_state(ino);
       const Node* node = &state->node;
       imagecore::ZisofsReader* zisofs = state->zisofs.get();

@@ -41,19 +41,19 @@ StageFs& self(fuse_req_t req) {
   return *static_cast<StageFs*>(fuse_req_userdata(req));
 }
 
+}  // namespace
+
 // A file handle: the inode's open file, shared with its other handles.
-struct Handle {
+struct StageFs::Handle {
   std::shared_ptr<OpenFile> file;
   bool writable = false;
 };
 
 // A listing taken at opendir, so offsets stay valid while the folder changes.
-struct OpenDir {
+struct StageFs::OpenDir {
   Ino parent = imagecore::kRootIno;
   std::vector<stage::Store::Child> children;
 };
-
-}  // namespace
 
 StageFs::StageFs(stage::Store& store, StageLimits limits)
     : store_(store), files_(std::make_unique<OpenFiles>(store, gate_)) {
@@ -463,14 +463,19 @@ struct StageOps {
                          bool writable,
                          fuse_file_info* fi,
                          bool created) {
-    auto h = std::make_unique<Handle>();
-    h->file = fs.open_file(e, writable);
+    auto h = std::make_unique<StageFs::Handle>();
+    const std::shared_ptr<OpenFile> file = h->file = fs.open_file(e, writable);
     h->writable = writable;
     if (created) {
-      std::lock_guard lock(h->file->mu);
-      h->file->new_file = true;
+      std::lock_guard lock(file->mu);
+      file->new_file = true;
     }
-    fi->fh = reinterpret_cast<uint64_t>(h.get());
+    try {
+      fi->fh = fs.file_handles_.add(std::move(h));
+    } catch (...) {
+      fs.close_file(file, writable);
+      throw;
+    }
     // A write-only handle (cp, tar, rsync) writes past the page cache: the kernel hands the
     // writer's own pages to this process instead of first copying them into cached pages of
     // this file, and a big copy does not leave a second cached copy of everything it wrote.
@@ -487,10 +492,10 @@ struct StageOps {
     } else {
       rc = fuse_reply_open(req, fi);
     }
-    if (rc != 0)
-      fs.close_file(h->file, writable);
-    else
-      h.release();
+    if (rc != 0) {
+      fs.file_handles_.remove(fi->fh);
+      fs.close_file(file, writable);
+    }
   }
 
   static bool wants_write(const fuse_file_info* fi) {
@@ -544,7 +549,9 @@ struct StageOps {
     });
   }
 
-  static Handle& handle(fuse_file_info* fi) { return *reinterpret_cast<Handle*>(fi->fh); }
+  static StageFs::Handle& handle(fuse_file_info* fi) {
+    return Handles<StageFs::Handle>::get(fi->fh);
+  }
 
   static void read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
     guarded(req, [&] {
@@ -609,25 +616,26 @@ struct StageOps {
   static void fsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info* fi) { flush(req, 0, fi); }
 
   static void release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-    std::unique_ptr<Handle> h(&handle(fi));
-    self(req).close_file(h->file, h->writable);
+    StageFs& fs = self(req);
+    const std::unique_ptr<StageFs::Handle> h = fs.file_handles_.remove(fi->fh);
+    fs.close_file(h->file, h->writable);
     fuse_reply_err(req, 0);
   }
 
   static void opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     guarded(req, [&] {
       StageFs& fs = self(req);
-      auto od = std::make_unique<OpenDir>();
+      auto od = std::make_unique<StageFs::OpenDir>();
       od->children = fs.store_.list(ino);
       od->parent = fs.store_.parent_of(ino);
-      fi->fh = reinterpret_cast<uint64_t>(od.get());
-      if (fuse_reply_open(req, fi) == 0)
-        od.release();
+      fi->fh = fs.dir_handles_.add(std::move(od));
+      if (fuse_reply_open(req, fi) != 0)
+        fs.dir_handles_.remove(fi->fh);
     });
   }
 
   static void releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-    delete reinterpret_cast<OpenDir*>(fi->fh);
+    self(req).dir_handles_.remove(fi->fh);
     fuse_reply_err(req, 0);
   }
 
@@ -639,7 +647,7 @@ struct StageOps {
                              bool plus) {
     guarded(req, [&] {
       StageFs& fs = self(req);
-      const OpenDir& od = *reinterpret_cast<OpenDir*>(fi->fh);
+      const StageFs::OpenDir& od = Handles<StageFs::OpenDir>::get(fi->fh);
       std::vector<char> buf(size);
       size_t used = 0;
       // Offsets: 0 ".", 1 "..", 2+i the i-th child; each entry records the next offset.

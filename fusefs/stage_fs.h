@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "fusefs/commit_gate.h"
+#include "fusefs/handles.h"
 #include "fusefs/kernel_cache.h"
 #include "imagecore/tree.h"
 #include "stage/store.h"
@@ -80,6 +81,8 @@ class StageFs {
 
  private:
   friend struct StageOps;
+  struct Handle;   // a file handle
+  struct OpenDir;  // a directory handle: the listing taken at opendir
   std::shared_ptr<OpenFile> open_file(const stage::StoreEntry& e, bool writable);
   void close_file(const std::shared_ptr<OpenFile>& f, bool writable);
   // Purges `ino` from the store when it has no name left and neither the kernel nor a handle
@@ -96,6 +99,8 @@ class StageFs {
   CommitGate gate_;
   KernelCache kernel_{store_, timeout_};
   std::unique_ptr<OpenFiles> files_;
+  Handles<Handle> file_handles_;
+  Handles<OpenDir> dir_handles_;
 };
 
 }  // namespace fusefs
