@@ -4,6 +4,9 @@
 // served), so the table owns every object and frees what is left when it goes.
 #pragma once
 
+#define FUSE_USE_VERSION 35
+#include <fuse_lowlevel.h>
+
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -29,6 +32,19 @@ class Handles {
     std::lock_guard lock(mu_);
     auto node = live_.extract(fh);
     return node.empty() ? nullptr : std::move(node.mapped());
+  }
+
+  // Replies to open or opendir with `object` as the handle. Throws bad_alloc, before
+  // replying.
+  void reply_open(fuse_req_t req, fuse_file_info* fi, std::unique_ptr<T> object) {
+    fi->fh = add(std::move(object));
+    if (fuse_reply_open(req, fi) != 0)
+      remove(fi->fh);
+  }
+  // Replies to release or releasedir, freeing the handle's object. Throws nothing.
+  void reply_release(fuse_req_t req, const fuse_file_info* fi) {
+    remove(fi->fh);
+    fuse_reply_err(req, 0);
   }
 
  private:

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include "fusefs/dir_reply.h"
 #include "fusefs/errors.h"
 #include "fusefs/mode.h"
 #include "imagecore/iso9660/zisofs.h"
@@ -162,17 +163,14 @@ struct Ops {
       ReadOnlyFs& fs = self(req);
       auto od = std::make_unique<ReadOnlyFs::OpenDir>();
       od->dir = fs.fs_->list(ino);
-      fi->fh = fs.dir_handles_.add(std::move(od));
       fi->cache_readdir = 1;
       fi->keep_cache = 1;
-      if (fuse_reply_open(req, fi) != 0)
-        fs.dir_handles_.remove(fi->fh);
+      fs.dir_handles_.reply_open(req, fi, std::move(od));
     });
   }
 
   static void releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-    self(req).dir_handles_.remove(fi->fh);
-    fuse_reply_err(req, 0);
+    self(req).dir_handles_.reply_release(req, fi);
   }
 
   static void readdir_common(fuse_req_t req,
@@ -185,36 +183,21 @@ struct Ops {
       ReadOnlyFs& fs = self(req);
       std::shared_ptr<const imagecore::Directory> pinned =
           fi->fh ? Handles<ReadOnlyFs::OpenDir>::get(fi->fh).dir : fs.fs_->list(ino);
-      const imagecore::Directory& dir = *pinned;
-      const auto& entries = dir.entries;
-      std::vector<char> buf(size);
-      size_t used = 0;
-      // Offsets: 0 ".", 1 "..", 2+i the i-th entry; each entry records the next offset.
-      for (off_t i = off; i < static_cast<off_t>(entries.size()) + 2; ++i) {
-        const char* name;
-        fuse_entry_param e{};
-        if (i < 2) {
-          name = i == 0 ? "." : "..";
-          e.attr.st_ino = i == 0 ? ino : dir.parent;
-          e.attr.st_mode = S_IFDIR;
-        } else {
-          const Node& n = entries[static_cast<size_t>(i - 2)];
-          name = n.name.c_str();
-          if (n.attr_defect) {
-            // Listed by name only (node id 0: the kernel asks again on lookup, which fails).
-            e.attr.st_ino = n.attr.ino;
-          } else {
-            e = fs.entry(n);
-          }
-        }
-        size_t need =
-            plus ? fuse_add_direntry_plus(req, buf.data() + used, size - used, name, &e, i + 1)
-                 : fuse_add_direntry(req, buf.data() + used, size - used, name, &e.attr, i + 1);
-        if (need > size - used)
-          break;
-        used += need;
-      }
-      fuse_reply_buf(req, buf.data(), used);
+      DirListing listing;
+      listing.ino = ino;
+      listing.parent = pinned->parent;
+      listing.count = pinned->entries.size();
+      listing.child = [&](size_t i) {
+        const Node& n = pinned->entries[i];
+        DirChild d{n.name.c_str(), {}};
+        // Listed by name only (node id 0: the kernel asks again on lookup, which fails).
+        if (n.attr_defect)
+          d.entry.attr.st_ino = n.attr.ino;
+        else
+          d.entry = fs.entry(n);
+        return d;
+      };
+      reply_dir(req, listing, size, off, plus);
     });
   }
   static void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
@@ -236,18 +219,15 @@ struct Ops {
       if (fs.no_open_)
         throw Error(ENOSYS, "no open needed");
       // Only kernels without "no open" support get here; the handle pins the read state.
-      fi->fh = fs.file_handles_.add(
-          std::make_unique<std::shared_ptr<ReadOnlyFs::ReadState>>(fs.read_state(ino)));
       fi->keep_cache = 1;
       fi->noflush = 1;
-      if (fuse_reply_open(req, fi) != 0)
-        fs.file_handles_.remove(fi->fh);
+      fs.file_handles_.reply_open(
+          req, fi, std::make_unique<std::shared_ptr<ReadOnlyFs::ReadState>>(fs.read_state(ino)));
     });
   }
 
   static void release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-    self(req).file_handles_.remove(fi->fh);
-    fuse_reply_err(req, 0);
+    self(req).file_handles_.reply_release(req, fi);
   }
 
   static void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {

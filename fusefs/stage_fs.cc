@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "fusefs/clock.h"
+#include "fusefs/dir_reply.h"
 #include "fusefs/errors.h"
 #include "fusefs/mode.h"
 #include "fusefs/open_files.h"
@@ -628,15 +629,12 @@ struct StageOps {
       auto od = std::make_unique<StageFs::OpenDir>();
       od->children = fs.store_.list(ino);
       od->parent = fs.store_.parent_of(ino);
-      fi->fh = fs.dir_handles_.add(std::move(od));
-      if (fuse_reply_open(req, fi) != 0)
-        fs.dir_handles_.remove(fi->fh);
+      fs.dir_handles_.reply_open(req, fi, std::move(od));
     });
   }
 
   static void releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-    self(req).dir_handles_.remove(fi->fh);
-    fuse_reply_err(req, 0);
+    self(req).dir_handles_.reply_release(req, fi);
   }
 
   static void readdir_common(fuse_req_t req,
@@ -648,38 +646,20 @@ struct StageOps {
     guarded(req, [&] {
       StageFs& fs = self(req);
       const StageFs::OpenDir& od = Handles<StageFs::OpenDir>::get(fi->fh);
-      std::vector<char> buf(size);
-      size_t used = 0;
-      // Offsets: 0 ".", 1 "..", 2+i the i-th child; each entry records the next offset.
-      for (off_t i = off; i < static_cast<off_t>(od.children.size()) + 2; ++i) {
-        const char* name;
-        fuse_entry_param e{};
-        const StoreEntry* child = nullptr;
-        if (i < 2) {
-          name = i == 0 ? "." : "..";
-          e.attr.st_ino = i == 0 ? ino : od.parent;
-          e.attr.st_mode = S_IFDIR;
-        } else {
-          const auto& c = od.children[static_cast<size_t>(i - 2)];
-          name = c.name.c_str();
-          child = &c.entry;
-          e.attr = fs.to_stat(c.entry);
-          if (plus) {
-            e.ino = c.entry.attr.ino;
-            e.attr_timeout = e.entry_timeout = fs.timeout_;
-          }
-        }
-        const size_t rest = size - used;
-        const size_t need =
-            plus ? fuse_add_direntry_plus(req, buf.data() + used, rest, name, &e, i + 1)
-                 : fuse_add_direntry(req, buf.data() + used, rest, name, &e.attr, i + 1);
-        if (need > rest)
-          break;
-        used += need;
-        if (plus && child)
-          fs.kernel_.looked_up(child->attr.ino);
-      }
-      fuse_reply_buf(req, buf.data(), used);
+      DirListing listing;
+      listing.ino = ino;
+      listing.parent = od.parent;
+      listing.count = od.children.size();
+      listing.child = [&](size_t i) {
+        const stage::Store::Child& c = od.children[i];
+        DirChild d{c.name.c_str(), {}};
+        d.entry.ino = c.entry.attr.ino;
+        d.entry.attr = fs.to_stat(c.entry);
+        d.entry.attr_timeout = d.entry.entry_timeout = fs.timeout_;
+        return d;
+      };
+      listing.counted = [&](fuse_ino_t child) { fs.kernel_.looked_up(child); };
+      reply_dir(req, listing, size, off, plus);
     });
   }
   static void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
