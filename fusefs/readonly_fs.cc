@@ -60,13 +60,10 @@ struct stat ReadOnlyFs::to_stat(const imagecore::Attr& a) const {
 }
 
 std::shared_ptr<ReadOnlyFs::ReadState> ReadOnlyFs::read_state(imagecore::Ino ino) {
-  constexpr size_t kMaxRecent = 64;  // zisofs readers hold a block table and one block
   {
     std::lock_guard lock(recent_mutex_);
-    if (auto it = recent_index_.find(ino); it != recent_index_.end()) {
-      recent_.splice(recent_.begin(), recent_, it->second);
-      return *it->second;
-    }
+    if (std::optional<std::shared_ptr<ReadState>> hit = recent_.get(ino))
+      return *hit;
   }
   auto state = std::make_shared<ReadState>();
   state->node = fs_->stat(ino);
@@ -75,14 +72,7 @@ std::shared_ptr<ReadOnlyFs::ReadState> ReadOnlyFs::read_state(imagecore::Ino ino
   if (state->node.zisofs)
     state->zisofs = std::make_unique<imagecore::ZisofsReader>(fs_->source(), state->node);
   std::lock_guard lock(recent_mutex_);
-  if (recent_index_.count(ino))
-    return state;  // another thread parsed it too; either copy serves
-  recent_.push_front(state);
-  recent_index_[ino] = recent_.begin();
-  if (recent_.size() > kMaxRecent) {
-    recent_index_.erase(recent_.back()->node.attr.ino);
-    recent_.pop_back();
-  }
+  recent_.put(ino, state, 0);  // another thread may have parsed it too: either copy serves
   return state;
 }
 

@@ -8,13 +8,13 @@
 #include <sys/types.h>
 
 #include <atomic>
-#include <list>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <unordered_map>
 
 #include "fusefs/handles.h"
+#include "imagecore/base/small_lru.h"
 #include "imagecore/iso9660/zisofs.h"
 #include "imagecore/tree.h"
 
@@ -64,8 +64,8 @@ class ReadOnlyFs {
   // caches by default: one round trip less per file and two per directory.
   std::atomic<bool> no_open_{false};
   std::mutex recent_mutex_;
-  std::list<std::shared_ptr<ReadState>> recent_;  // front: most recently read
-  std::unordered_map<imagecore::Ino, std::list<std::shared_ptr<ReadState>>::iterator> recent_index_;
+  // Recently read files, bounded by count: zisofs readers hold a block table and one block.
+  imagecore::SmallLru<imagecore::Ino, std::shared_ptr<ReadState>> recent_{64, SIZE_MAX};
   // Handles, on kernels without "no open" support only.
   Handles<OpenDir> dir_handles_;
   Handles<std::shared_ptr<ReadState>> file_handles_;
