@@ -16,6 +16,7 @@ namespace fusefs {
 
 using imagecore::Error;
 using imagecore::Ino;
+using imagecore::Timestamp;
 using stage::StoreEntry;
 
 namespace {
@@ -174,6 +175,54 @@ void OpenFiles::open_local(OpenFile& f) {
     throw_errno(path);
   f.base.reset();
   f.zisofs.reset();
+}
+
+StoreEntry OpenFiles::truncate(OpenFile& f, uint64_t size) {
+  if (f.dirty)
+    sync(f);
+  StoreEntry e = store_.make_local(f.ino, size);
+  if (f.fd < 0)
+    open_local(f);
+  f.size = size;
+  f.mtime = e.attr.mtime;
+  f.ctime = e.attr.ctime;
+  return e;
+}
+
+// Times set on a file that is open for writing (cp -a's futimens before close) are kept
+// with its data: stored by the flush that makes the data durable, as the write times are,
+// not in a transaction of their own.
+bool OpenFiles::defer_times(OpenFile& f,
+                            std::optional<Timestamp> atime,
+                            std::optional<Timestamp> mtime,
+                            Timestamp now) {
+  if (!f.writers || f.fd < 0)
+    return false;
+  if (atime)
+    f.atime = atime;
+  if (mtime)
+    f.mtime = *mtime;
+  f.ctime = now;
+  f.times_pending = true;
+  return true;
+}
+
+void OpenFiles::show_pending(Ino ino, struct stat& st) {
+  const std::shared_ptr<OpenFile> f = find(ino);
+  if (!f)
+    return;
+  auto timespec_of = [](const Timestamp& t) {
+    return timespec{static_cast<time_t>(t.sec), static_cast<long>(t.nsec)};
+  };
+  std::lock_guard lock(f->mu);
+  if (f->dirty || f->writers) {
+    st.st_size = static_cast<off_t>(f->size);
+    st.st_mtim = timespec_of(f->mtime);
+  }
+  if (f->dirty || f->times_pending)
+    st.st_ctim = timespec_of(f->ctime);
+  if (f->atime)
+    st.st_atim = timespec_of(*f->atime);
 }
 
 std::shared_ptr<OpenFile> OpenFiles::find(Ino ino) {

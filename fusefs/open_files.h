@@ -6,6 +6,7 @@
 // the Syncer's two threads, which run fdatasync and the data/ fsync during sync().
 #pragma once
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <cstddef>
@@ -67,6 +68,19 @@ class OpenFiles {
   // Opens the staged copy of f (made Local, f.fd < 0) for reading and writing, and drops
   // the base reader. The caller holds f.mu. Throws Error(errno) naming the data file.
   void open_local(OpenFile& f);
+  // A truncate (or extension) of an open file to `size`: flushes what was written, makes
+  // the file Local and opens its staged copy. Returns the store's entry. The caller holds
+  // f.mu. Throws as sync() and Store::make_local() do.
+  stage::StoreEntry truncate(OpenFile& f, uint64_t size);
+  // Keeps times set on f (ctime `now`) with its data, stored by the next sync, when f is open
+  // for writing; false (nothing kept) when it is not. The caller holds f.mu. Throws nothing.
+  bool defer_times(OpenFile& f,
+                   std::optional<imagecore::Timestamp> atime,
+                   std::optional<imagecore::Timestamp> mtime,
+                   imagecore::Timestamp now);
+  // Puts into `st` (a stat of `ino` from the store) the size and times an open file has
+  // ahead of the store: written or set, not yet synced. Throws nothing.
+  void show_pending(imagecore::Ino ino, struct stat& st);
   // The open file of `ino`, or null. Throws nothing.
   std::shared_ptr<OpenFile> find(imagecore::Ino ino);
   // Whether `ino` has an open handle. Throws nothing.

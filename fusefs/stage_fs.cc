@@ -158,20 +158,8 @@ struct stat StageFs::to_stat(const StoreEntry& e) {
   st.st_mtim = {static_cast<time_t>(a.mtime.sec), static_cast<long>(a.mtime.nsec)};
   st.st_atim = {static_cast<time_t>(a.atime.sec), static_cast<long>(a.atime.nsec)};
   st.st_ctim = {static_cast<time_t>(a.ctime.sec), static_cast<long>(a.ctime.nsec)};
-  if (a.type == FileType::Regular) {
-    std::shared_ptr<OpenFile> f = files_->find(a.ino);
-    if (f) {
-      std::lock_guard lock(f->mu);
-      if (f->dirty || f->writers) {
-        st.st_size = static_cast<off_t>(f->size);
-        st.st_mtim = {static_cast<time_t>(f->mtime.sec), static_cast<long>(f->mtime.nsec)};
-      }
-      if (f->dirty || f->times_pending)
-        st.st_ctim = {static_cast<time_t>(f->ctime.sec), static_cast<long>(f->ctime.nsec)};
-      if (f->atime)
-        st.st_atim = {static_cast<time_t>(f->atime->sec), static_cast<long>(f->atime->nsec)};
-    }
-  }
+  if (a.type == FileType::Regular)
+    files_->show_pending(a.ino, st);
   st.st_blksize = 1 << 20;
   st.st_blocks = (st.st_size + 511) / 512;
   return st;
@@ -272,29 +260,30 @@ struct StageOps {
     });
   }
 
-  // Times set on a file that is open for writing (cp -a's futimens before close) are kept
-  // with its data: stored by the flush that makes the data durable, as the write times
-  // are, not in a transaction of their own.
-  static bool defer_times(OpenFile& f, const struct stat* attr, int to_set) {
+  // The attribute changes of a setattr; "now" is `t`.
+  static stage::AttrChange attr_change(const struct stat& attr, int to_set, Timestamp t) {
+    stage::AttrChange c;
+    if (to_set & FUSE_SET_ATTR_MODE)
+      c.perm = attr.st_mode & 07777;
+    if (to_set & FUSE_SET_ATTR_UID)
+      c.uid = attr.st_uid;
+    if (to_set & FUSE_SET_ATTR_GID)
+      c.gid = attr.st_gid;
+    if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+      c.atime = t;
+    else if (to_set & FUSE_SET_ATTR_ATIME)
+      c.atime = from_timespec(attr.st_atim);
+    if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+      c.mtime = t;
+    else if (to_set & FUSE_SET_ATTR_MTIME)
+      c.mtime = from_timespec(attr.st_mtim);
+    return c;
+  }
+
+  static bool only_times(int to_set) {
     constexpr int kTimes = FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
                            FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME;
-    if ((to_set & ~kTimes) || !(to_set & kTimes))
-      return false;
-    std::lock_guard lock(f.mu);
-    if (!f.writers || f.fd < 0)
-      return false;
-    const Timestamp t = now();
-    if (to_set & FUSE_SET_ATTR_ATIME_NOW)
-      f.atime = t;
-    else if (to_set & FUSE_SET_ATTR_ATIME)
-      f.atime = from_timespec(attr->st_atim);
-    if (to_set & FUSE_SET_ATTR_MTIME_NOW)
-      f.mtime = t;
-    else if (to_set & FUSE_SET_ATTR_MTIME)
-      f.mtime = from_timespec(attr->st_mtim);
-    f.ctime = t;
-    f.times_pending = true;
-    return true;
+    return !(to_set & ~kTimes) && (to_set & kTimes);
   }
 
   static void setattr(fuse_req_t req,
@@ -308,38 +297,23 @@ struct StageOps {
         const auto size = static_cast<uint64_t>(attr->st_size);
         if (f) {
           std::lock_guard lock(f->mu);
-          if (f->dirty)
-            fs.files_->sync(*f);
-          StoreEntry e = fs.store_.make_local(ino, size);
-          if (f->fd < 0)
-            fs.files_->open_local(*f);
-          f->size = size;
-          f->mtime = e.attr.mtime;
-          f->ctime = e.attr.ctime;
+          fs.files_->truncate(*f, size);
         } else {
           fs.store_.make_local(ino, size);
         }
       }
-      if (f && defer_times(*f, attr, to_set)) {
+      const Timestamp t = now();
+      const stage::AttrChange c = attr_change(*attr, to_set, t);
+      bool deferred = false;
+      if (f && only_times(to_set)) {
+        std::lock_guard lock(f->mu);
+        deferred = fs.files_->defer_times(*f, c.atime, c.mtime, t);
+      }
+      if (deferred) {
         struct stat st = fs.to_stat(fs.store_.get(ino));
         fuse_reply_attr(req, &st, fs.timeout_);
         return;
       }
-      stage::AttrChange c;
-      if (to_set & FUSE_SET_ATTR_MODE)
-        c.perm = attr->st_mode & 07777;
-      if (to_set & FUSE_SET_ATTR_UID)
-        c.uid = attr->st_uid;
-      if (to_set & FUSE_SET_ATTR_GID)
-        c.gid = attr->st_gid;
-      if (to_set & FUSE_SET_ATTR_ATIME_NOW)
-        c.atime = now();
-      else if (to_set & FUSE_SET_ATTR_ATIME)
-        c.atime = from_timespec(attr->st_atim);
-      if (to_set & FUSE_SET_ATTR_MTIME_NOW)
-        c.mtime = now();
-      else if (to_set & FUSE_SET_ATTR_MTIME)
-        c.mtime = from_timespec(attr->st_mtim);
       if (c.mtime && f) {
         std::lock_guard lock(f->mu);
         f->mtime = *c.mtime;  // what the next flush records, unless written again
