@@ -2,10 +2,22 @@
 // the changes kept in an stage::Store. Inode numbers are the store's. Mount it with
 // `default_permissions` (the kernel checks permissions; this filesystem does not).
 //
-// Threads: any number of FUSE workers plus one commit thread. Lock order: an open file's
-// mutex, then the store's; `mu_` (open files and lookup counts) is never held across a call
-// into the store. The commit hook is a gate: pause_writes() stops new changes and waits
-// until no file is open for writing, the commit takes Store::snapshot(), and resume() or
+// StageFs is the operation table (stage_fs.cc) over four parts it owns: the commit gate
+// (commit_gate.h), the open files and their durable sync (open_files.h), the kernel-cache
+// bookkeeping (kernel_cache.h), and the handles given to the kernel (handles.h).
+//
+// Threads: the FUSE workers (session.cc), one commit thread calling pause_writes(), resume*,
+// kernel_names() and forget_in_kernel(), and the two Syncer threads of the open files, which
+// run the fsyncs of a sync() while its worker records the size.
+//
+// Lock order: an open file's mutex (OpenFile::mu), then the store's or the gate's. The
+// mutexes of the open-file table, the kernel cache, the gate and the handle tables are each
+// held only for their own bookkeeping: never across a call into the store or the kernel,
+// never while waiting. A change waits at the gate (CommitGate::enter_change) and a write on
+// an open handle waits for the end of a pause (wait_for_writes) before taking any lock.
+//
+// The commit hook is a gate: pause_writes() stops new changes and waits until no file is
+// open for writing, the commit takes Store::snapshot(), and resume() or
 // resume_with_new_base() opens the gate again. Requests that would change something wait at
 // the gate while it is closed (reads and listings go on).
 #pragma once
@@ -16,9 +28,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "fusefs/commit_gate.h"
@@ -49,7 +59,9 @@ class StageFs {
   // The operation table; the session's userdata must be this object.
   static const fuse_lowlevel_ops& ops();
 
+  // The store this view shows and changes.
   stage::Store& store() { return store_; }
+  // What the target can take from now on (statfs, ENOSPC). Throws nothing.
   void set_limits(const StageLimits& limits);
   // Bytes a commit could still add (capacity minus target, staged and overhead), or
   // UINT64_MAX when unlimited.
@@ -83,18 +95,22 @@ class StageFs {
   friend struct StageOps;
   struct Handle;   // a file handle
   struct OpenDir;  // a directory handle: the listing taken at opendir
+  // OpenFiles::open() and close(), purging an inode nothing refers to any more.
   std::shared_ptr<OpenFile> open_file(const stage::StoreEntry& e, bool writable);
   void close_file(const std::shared_ptr<OpenFile>& f, bool writable);
   // Purges `ino` from the store when it has no name left and neither the kernel nor a handle
   // refers to it any more. Throws nothing.
   void purge_if_unreferenced(imagecore::Ino ino);
+  // What stat shows of `e`, with an open file's unsynced size and times.
   struct stat to_stat(const stage::StoreEntry& e);
-  fuse_entry_param entry(const stage::StoreEntry& e);  // counts a lookup
+  // The entry reply for `e`; counts a lookup.
+  fuse_entry_param entry(const stage::StoreEntry& e);
+  // The kernel dropped `n` lookups of `ino`. Throws nothing.
   void forget_one(imagecore::Ino ino, uint64_t n);
 
   stage::Store& store_;
   StageLimits limits_;
-  double timeout_ = 1.0;
+  double timeout_ = 1.0;  // entry and attribute timeouts, in seconds
 
   CommitGate gate_;
   KernelCache kernel_{store_, timeout_};
