@@ -8,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include "fusefs/dir_reply.h"
 #include "fusefs/errors.h"
 #include "fusefs/mode.h"
 #include "imagecore/iso9660/zisofs.h"
@@ -20,19 +21,20 @@ using imagecore::Node;
 
 namespace {
 
-// An open directory: the parsed listing, pinned while the handle lives.
-struct OpenDir {
-  std::shared_ptr<const imagecore::Directory> dir;
-};
-
 ReadOnlyFs& self(fuse_req_t req) {
   return *static_cast<ReadOnlyFs*>(fuse_req_userdata(req));
 }
 
 }  // namespace
 
+struct ReadOnlyFs::OpenDir {
+  std::shared_ptr<const imagecore::Directory> dir;
+};
+
 ReadOnlyFs::ReadOnlyFs(std::shared_ptr<const imagecore::FileTree> fs, ViewOptions opts)
     : fs_(std::move(fs)), opts_(opts) {}
+
+ReadOnlyFs::~ReadOnlyFs() = default;
 
 struct stat ReadOnlyFs::to_stat(const imagecore::Attr& a) const {
   struct stat st {};
@@ -58,13 +60,10 @@ struct stat ReadOnlyFs::to_stat(const imagecore::Attr& a) const {
 }
 
 std::shared_ptr<ReadOnlyFs::ReadState> ReadOnlyFs::read_state(imagecore::Ino ino) {
-  constexpr size_t kMaxRecent = 64;  // zisofs readers hold a block table and one block
   {
     std::lock_guard lock(recent_mutex_);
-    if (auto it = recent_index_.find(ino); it != recent_index_.end()) {
-      recent_.splice(recent_.begin(), recent_, it->second);
-      return *it->second;
-    }
+    if (std::optional<std::shared_ptr<ReadState>> hit = recent_.get(ino))
+      return *hit;
   }
   auto state = std::make_shared<ReadState>();
   state->node = fs_->stat(ino);
@@ -73,14 +72,7 @@ std::shared_ptr<ReadOnlyFs::ReadState> ReadOnlyFs::read_state(imagecore::Ino ino
   if (state->node.zisofs)
     state->zisofs = std::make_unique<imagecore::ZisofsReader>(fs_->source(), state->node);
   std::lock_guard lock(recent_mutex_);
-  if (recent_index_.count(ino))
-    return state;  // another thread parsed it too; either copy serves
-  recent_.push_front(state);
-  recent_index_[ino] = recent_.begin();
-  if (recent_.size() > kMaxRecent) {
-    recent_index_.erase(recent_.back()->node.attr.ino);
-    recent_.pop_back();
-  }
+  recent_.put(ino, state, 0);  // another thread may have parsed it too: either copy serves
   return state;
 }
 
@@ -130,6 +122,7 @@ struct Ops {
     });
   }
 
+  // No lookup counts are kept (readonly_fs.h), so a forget has nothing to drop or to check.
   static void forget(fuse_req_t req, fuse_ino_t, uint64_t) { fuse_reply_none(req); }
   static void forget_multi(fuse_req_t req, size_t, fuse_forget_data*) { fuse_reply_none(req); }
 
@@ -157,19 +150,17 @@ struct Ops {
     guarded(req, [&] {
       if (self(req).no_open_)
         throw Error(ENOSYS, "no opendir needed");
-      auto od = std::make_unique<OpenDir>();
-      od->dir = self(req).fs_->list(ino);
-      fi->fh = reinterpret_cast<uint64_t>(od.get());
+      ReadOnlyFs& fs = self(req);
+      auto od = std::make_unique<ReadOnlyFs::OpenDir>();
+      od->dir = fs.fs_->list(ino);
       fi->cache_readdir = 1;
       fi->keep_cache = 1;
-      if (fuse_reply_open(req, fi) == 0)
-        od.release();
+      fs.dir_handles_.reply_open(req, fi, std::move(od));
     });
   }
 
   static void releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-    delete reinterpret_cast<OpenDir*>(fi->fh);
-    fuse_reply_err(req, 0);
+    self(req).dir_handles_.reply_release(req, fi);
   }
 
   static void readdir_common(fuse_req_t req,
@@ -181,37 +172,22 @@ struct Ops {
     guarded(req, [&] {
       ReadOnlyFs& fs = self(req);
       std::shared_ptr<const imagecore::Directory> pinned =
-          fi->fh ? reinterpret_cast<OpenDir*>(fi->fh)->dir : fs.fs_->list(ino);
-      const imagecore::Directory& dir = *pinned;
-      const auto& entries = dir.entries;
-      std::vector<char> buf(size);
-      size_t used = 0;
-      // Offsets: 0 ".", 1 "..", 2+i the i-th entry; each entry records the next offset.
-      for (off_t i = off; i < static_cast<off_t>(entries.size()) + 2; ++i) {
-        const char* name;
-        fuse_entry_param e{};
-        if (i < 2) {
-          name = i == 0 ? "." : "..";
-          e.attr.st_ino = i == 0 ? ino : dir.parent;
-          e.attr.st_mode = S_IFDIR;
-        } else {
-          const Node& n = entries[static_cast<size_t>(i - 2)];
-          name = n.name.c_str();
-          if (n.attr_defect) {
-            // Listed by name only (node id 0: the kernel asks again on lookup, which fails).
-            e.attr.st_ino = n.attr.ino;
-          } else {
-            e = fs.entry(n);
-          }
-        }
-        size_t need =
-            plus ? fuse_add_direntry_plus(req, buf.data() + used, size - used, name, &e, i + 1)
-                 : fuse_add_direntry(req, buf.data() + used, size - used, name, &e.attr, i + 1);
-        if (need > size - used)
-          break;
-        used += need;
-      }
-      fuse_reply_buf(req, buf.data(), used);
+          fi->fh ? Handles<ReadOnlyFs::OpenDir>::get(fi->fh).dir : fs.fs_->list(ino);
+      DirListing listing;
+      listing.ino = ino;
+      listing.parent = pinned->parent;
+      listing.count = pinned->entries.size();
+      listing.child = [&](size_t i) {
+        const Node& n = pinned->entries[i];
+        DirChild d{n.name.c_str(), {}};
+        // Listed by name only (node id 0: the kernel asks again on lookup, which fails).
+        if (n.attr_defect)
+          d.entry.attr.st_ino = n.attr.ino;
+        else
+          d.entry = fs.entry(n);
+        return d;
+      };
+      reply_dir(req, listing, size, off, plus);
     });
   }
   static void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
@@ -233,18 +209,15 @@ struct Ops {
       if (fs.no_open_)
         throw Error(ENOSYS, "no open needed");
       // Only kernels without "no open" support get here; the handle pins the read state.
-      auto handle = std::make_unique<std::shared_ptr<ReadOnlyFs::ReadState>>(fs.read_state(ino));
-      fi->fh = reinterpret_cast<uint64_t>(handle.get());
       fi->keep_cache = 1;
       fi->noflush = 1;
-      if (fuse_reply_open(req, fi) == 0)
-        handle.release();
+      fs.file_handles_.reply_open(
+          req, fi, std::make_unique<std::shared_ptr<ReadOnlyFs::ReadState>>(fs.read_state(ino)));
     });
   }
 
   static void release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-    delete reinterpret_cast<std::shared_ptr<ReadOnlyFs::ReadState>*>(fi->fh);
-    fuse_reply_err(req, 0);
+    self(req).file_handles_.reply_release(req, fi);
   }
 
   static void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
@@ -253,7 +226,7 @@ struct Ops {
       // From the open handle, or in no-open mode from the small cache of recently read files
       // (one pread of the record on a miss).
       const std::shared_ptr<ReadOnlyFs::ReadState> state =
-          fi->fh ? *reinterpret_cast<std::shared_ptr<ReadOnlyFs::ReadState>*>(fi->fh)
+          fi->fh ? Handles<std::shared_ptr<ReadOnlyFs::ReadState>>::get(fi->fh)
                  : fs.read_state(ino);
       const Node* node = &state->node;
       imagecore::ZisofsReader* zisofs = state->zisofs.get();

@@ -8,12 +8,13 @@
 #include <sys/types.h>
 
 #include <atomic>
-#include <list>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <unordered_map>
 
+#include "fusefs/handles.h"
+#include "imagecore/base/small_lru.h"
 #include "imagecore/iso9660/zisofs.h"
 #include "imagecore/tree.h"
 
@@ -35,6 +36,7 @@ struct ViewOptions {
 class ReadOnlyFs {
  public:
   ReadOnlyFs(std::shared_ptr<const imagecore::FileTree> fs, ViewOptions opts);
+  ~ReadOnlyFs();
 
   // The operation table; the session's userdata must be this object.
   static const fuse_lowlevel_ops& ops();
@@ -45,6 +47,7 @@ class ReadOnlyFs {
 
  private:
   friend struct Ops;
+  struct OpenDir;  // a directory handle: the listing, pinned while the handle lives
   fuse_entry_param entry(const imagecore::Node& n) const;
   // A file being read without an open handle (kernel "no open" mode): its node and, for
   // zisofs, the reader that keeps its block table.
@@ -61,8 +64,11 @@ class ReadOnlyFs {
   // caches by default: one round trip less per file and two per directory.
   std::atomic<bool> no_open_{false};
   std::mutex recent_mutex_;
-  std::list<std::shared_ptr<ReadState>> recent_;  // front: most recently read
-  std::unordered_map<imagecore::Ino, std::list<std::shared_ptr<ReadState>>::iterator> recent_index_;
+  // Recently read files, bounded by count: zisofs readers hold a block table and one block.
+  imagecore::SmallLru<imagecore::Ino, std::shared_ptr<ReadState>> recent_{64, SIZE_MAX};
+  // Handles, on kernels without "no open" support only.
+  Handles<OpenDir> dir_handles_;
+  Handles<std::shared_ptr<ReadState>> file_handles_;
 };
 
 }  // namespace fusefs

@@ -11,8 +11,11 @@
 #include <cstring>
 #include <vector>
 
+#include "fusefs/clock.h"
+#include "fusefs/dir_reply.h"
 #include "fusefs/errors.h"
 #include "fusefs/mode.h"
+#include "fusefs/open_files.h"
 #include "imagecore/base/error.h"
 
 namespace fusefs {
@@ -24,16 +27,6 @@ using imagecore::Timestamp;
 using stage::StoreEntry;
 
 namespace {
-
-Timestamp now() {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return Timestamp{ts.tv_sec, static_cast<uint32_t>(ts.tv_nsec)};
-}
-
-Timestamp from_timespec(const timespec& ts) {
-  return Timestamp{ts.tv_sec, static_cast<uint32_t>(ts.tv_nsec)};
-}
 
 [[noreturn]] void throw_errno(const std::string& what) {
   const int e = errno;
@@ -49,26 +42,26 @@ StageFs& self(fuse_req_t req) {
   return *static_cast<StageFs*>(fuse_req_userdata(req));
 }
 
+}  // namespace
+
+// A file handle: the inode's open file, shared with its other handles.
+struct StageFs::Handle {
+  std::shared_ptr<OpenFile> file;
+  bool writable = false;
+};
+
 // A listing taken at opendir, so offsets stay valid while the folder changes.
-struct OpenDir {
+struct StageFs::OpenDir {
   Ino parent = imagecore::kRootIno;
   std::vector<stage::Store::Child> children;
 };
 
-}  // namespace
-
-StageFs::StageFs(stage::Store& store, StageLimits limits) : store_(store) {
+StageFs::StageFs(stage::Store& store, StageLimits limits)
+    : store_(store), files_(std::make_unique<OpenFiles>(store, gate_)) {
   set_limits(limits);
 }
 
-StageFs::~StageFs() {
-  for (auto& [ino, f] : open_) {
-    if (f->fd >= 0)
-      ::close(f->fd);
-    if (f->direct_fd >= 0)
-      ::close(f->direct_fd);
-  }
-}
+StageFs::~StageFs() = default;
 
 void StageFs::set_limits(const StageLimits& limits) {
   limits_ = limits;
@@ -88,122 +81,30 @@ uint64_t StageFs::free_bytes() {
   return limits_.capacity_bytes > taken ? limits_.capacity_bytes - taken : 0;
 }
 
-// ---- the commit gate -------------------------------------------------------------------
-
-void StageFs::enter_change() {
-  std::unique_lock lock(gate_mu_);
-  gate_cv_.wait(lock, [&] { return gate_ == Gate::Open; });
-  ++changes_;
-}
+// ---- kernel caches ---------------------------------------------------------------------
 
 std::vector<StageFs::KernelName> StageFs::kernel_names() {
-  std::vector<imagecore::Ino> held;
-  {
-    std::lock_guard lock(mu_);
-    held.reserve(lookups_.size());
-    for (const auto& [ino, count] : lookups_)
-      held.push_back(ino);
-  }
-  std::vector<KernelName> out;
-  for (imagecore::Ino ino : held) {
-    std::vector<std::pair<imagecore::Ino, std::string>> names;
-    try {
-      names = store_.names_of(ino);
-    } catch (const imagecore::Error& e) {
-      spdlog::debug("names of inode {}: {}", ino, e.what());
-    }
-    for (auto& [parent, name] : names)
-      out.push_back({parent, std::move(name), ino});
-    if (names.empty())
-      out.push_back({0, {}, ino});
-  }
-  return out;
-}
-
-bool StageFs::remember_negative(Ino parent, const char* name) {
-  constexpr size_t kMaxNegatives = 1 << 16;
-  const auto now = std::chrono::steady_clock::now();
-  const auto keep = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-      std::chrono::duration<double>(timeout_ + 1.0));
-  std::lock_guard lock(mu_);
-  while (!negatives_.empty() && now - negatives_.front().at > keep)
-    negatives_.pop_front();
-  if (negatives_.size() >= kMaxNegatives)
-    return false;
-  negatives_.push_back({now, parent, name});
-  return true;
+  return kernel_.kernel_names();
 }
 
 void StageFs::forget_in_kernel(const std::vector<KernelName>& names) {
-  if (!se_)
-    return;
-  std::vector<std::pair<Ino, std::string>> negatives;
-  {
-    std::lock_guard lock(mu_);
-    for (const Negative& n : negatives_)
-      negatives.emplace_back(n.parent, n.name);
-  }
-  // Entries first (the kernel drops the dentries and, with them, the subtrees), then the
-  // inodes' attributes and pages. ENOENT means the kernel had already let go.
-  for (const KernelName& k : names)
-    if (k.parent != 0)
-      fuse_lowlevel_notify_inval_entry(se_, k.parent, k.name.c_str(), k.name.size());
-  for (const auto& [parent, name] : negatives)
-    fuse_lowlevel_notify_inval_entry(se_, parent, name.c_str(), name.size());
-  for (const KernelName& k : names)
-    fuse_lowlevel_notify_inval_inode(se_, k.ino, 0, 0);
-  fuse_lowlevel_notify_inval_inode(se_, imagecore::kRootIno, 0, 0);
+  kernel_.forget_in_kernel(names);
 }
 
-void StageFs::leave_change() {
-  std::lock_guard lock(gate_mu_);
-  --changes_;
-  ++change_count_;
-  gate_cv_.notify_all();
-}
-
-void StageFs::wait_for_writes() {
-  std::unique_lock lock(gate_mu_);
-  gate_cv_.wait(lock, [&] { return gate_ != Gate::Paused; });
-  ++change_count_;
-}
+// ---- the commit hook -------------------------------------------------------------------
 
 std::vector<std::string> StageFs::pause_writes(std::chrono::milliseconds timeout) {
-  {
-    std::unique_lock lock(gate_mu_);
-    gate_cv_.wait(lock, [&] { return gate_ == Gate::Open; });  // one commit at a time
-    gate_ = Gate::Draining;
-    if (gate_cv_.wait_for(lock, timeout, [&] { return writers_ == 0 && changes_ == 0; })) {
-      gate_ = Gate::Paused;
-      return {};
-    }
-  }
-  std::vector<Ino> busy;
-  {
-    std::lock_guard lock(mu_);
-    for (auto& [ino, f] : open_)
-      if (f->writers)
-        busy.push_back(ino);
-  }
-  std::vector<std::string> names;
-  for (Ino ino : busy) {
-    std::string p;
-    try {
-      p = store_.path_of(ino);
-    } catch (const Error&) {
-    }
-    names.push_back(p.empty() ? fmt::format("(inode {}, deleted)", ino) : p);
-  }
+  if (gate_.pause(timeout))
+    return {};
+  std::vector<std::string> names = files_->writer_paths();
   if (names.empty())
     names.push_back("(a change still under way)");
-  resume();
+  gate_.resume();
   return names;
 }
 
 void StageFs::resume() {
-  std::lock_guard lock(gate_mu_);
-  gate_ = Gate::Open;
-  gate_cv_.notify_all();
+  gate_.resume();
 }
 
 void StageFs::resume_with_new_base(std::shared_ptr<const imagecore::FileTree> base,
@@ -217,149 +118,31 @@ void StageFs::resume_with_new_base(std::shared_ptr<const imagecore::FileTree> ba
 
 // ---- open files ------------------------------------------------------------------------
 
-std::shared_ptr<StageFs::OpenFile> StageFs::open_file(const StoreEntry& e, bool writable) {
-  std::shared_ptr<OpenFile> f;
-  {
-    std::lock_guard lock(mu_);
-    auto& slot = open_[e.attr.ino];
-    if (!slot) {
-      slot = std::make_shared<OpenFile>();
-      slot->ino = e.attr.ino;
-    }
-    f = slot;
-    ++f->opens;  // pins the slot while it is set up below
-  }
+std::shared_ptr<OpenFile> StageFs::open_file(const StoreEntry& e, bool writable) {
   try {
-    std::lock_guard lock(f->mu);
-    if (e.data == StoreEntry::Data::Local && f->fd < 0) {
-      const std::string path = store_.local_path(e.attr.ino);
-      f->fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-      if (f->fd < 0)
-        throw_errno(path);
-      f->base.reset();
-      f->zisofs.reset();
-      f->size = e.attr.size;
-      f->mtime = e.attr.mtime;
-      f->ctime = e.attr.ctime;
-    } else if (e.data == StoreEntry::Data::Base && f->fd < 0 && !f->base) {
-      f->base = store_.base();
-      if (!f->base)
-        throw Error(EIO, "the base session is not loaded");
-      f->node = f->base->stat(e.base_ino);
-      if (!f->node.defect.empty())
-        throw imagecore::FormatError(f->node.defect);
-      if (f->node.zisofs)
-        f->zisofs = std::make_unique<imagecore::ZisofsReader>(f->base->source(), f->node);
-      f->size = e.attr.size;
-      f->mtime = e.attr.mtime;
-      f->ctime = e.attr.ctime;
-    } else if (!f->dirty && !f->writers) {
-      f->size = e.attr.size;
-      f->mtime = e.attr.mtime;
-      f->ctime = e.attr.ctime;
-    }
+    return files_->open(e, writable);
   } catch (...) {
-    close_file(f, false);
+    purge_if_unreferenced(e.attr.ino);
     throw;
   }
-  if (writable) {
-    std::lock_guard lock(f->mu);
-    ++f->writers;
-    std::lock_guard g(gate_mu_);
-    ++writers_;
-  }
-  return f;
 }
 
 void StageFs::close_file(const std::shared_ptr<OpenFile>& f, bool writable) {
-  bool last = false;
-  {
-    std::lock_guard lock(f->mu);
-    if (writable) {
-      --f->writers;
-      if (f->dirty || f->times_pending) {
-        try {
-          sync_file(*f);
-        } catch (const std::exception& e) {
-          spdlog::error("{}", e.what());
-        }
-      }
-    }
-  }
-  if (writable) {
-    std::lock_guard g(gate_mu_);
-    --writers_;
-    gate_cv_.notify_all();
-  }
-  bool forgotten = false;
-  {
-    std::lock_guard lock(mu_);
-    if (--f->opens == 0) {
-      open_.erase(f->ino);
-      last = true;
-      forgotten = !lookups_.count(f->ino);
-    }
-  }
-  if (last) {
-    std::lock_guard lock(f->mu);
-    if (f->fd >= 0)
-      ::close(f->fd);
-    if (f->direct_fd >= 0)
-      ::close(f->direct_fd);
-    f->fd = f->direct_fd = -1;
-  }
-  if (forgotten) {
-    try {
-      store_.purge_if_orphan(f->ino);
-    } catch (const std::exception& e) {
-      spdlog::warn("{}", e.what());
-    }
-  }
+  if (files_->close(f, writable))
+    purge_if_unreferenced(f->ino);
 }
 
-void StageFs::sync_file(OpenFile& f) {
-  if (f.fd < 0 || !(f.dirty || f.times_pending))
+// The kernel's references and the open handles are counted under two mutexes. Each side
+// drops its own count first and then calls this, which reads both: whichever comes second
+// sees both gone (purging twice is harmless).
+void StageFs::purge_if_unreferenced(Ino ino) {
+  if (kernel_.held(ino) || files_->is_open(ino))
     return;
-  struct stat st {};
-  if (::fstat(f.fd, &st) != 0)
-    throw_errno(store_.local_path(f.ino));
-  // The data, the file's name in data/ (a new file) and the record of its size and times
-  // are synced at the same time, so a close waits about one sync, not three. The record may
-  // reach the disk before the data: after a crash the store takes a staged file's size
-  // from the file itself, and nothing was promised before this returns.
-  std::future<int> data, name;
-  if (f.dirty) {
-    data = syncer_.submit([fd = f.fd] { return ::fdatasync(fd) == 0 ? 0 : errno; });
-    if (f.new_file)
-      name = syncer_.submit([this] {
-        try {
-          store_.sync_data_dir();
-          return 0;
-        } catch (const Error& e) {
-          return e.code();
-        }
-      });
-  }
-  std::exception_ptr recorded;
   try {
-    store_.record_size(f.ino, static_cast<uint64_t>(st.st_size), f.mtime, f.ctime, f.atime);
-  } catch (...) {
-    recorded = std::current_exception();
+    store_.purge_if_orphan(ino);
+  } catch (const std::exception& e) {
+    spdlog::warn("{}", e.what());
   }
-  const int data_err = data.valid() ? data.get() : 0;
-  const int name_err = name.valid() ? name.get() : 0;
-  if (data_err)
-    throw Error(data_err, fmt::format("{}: cannot sync the staged data: {}",
-                                      store_.local_path(f.ino), std::strerror(data_err)));
-  if (name_err)
-    throw Error(name_err,
-                fmt::format("{}/data: cannot sync: {}", store_.dir(), std::strerror(name_err)));
-  if (recorded)
-    std::rethrow_exception(recorded);
-  f.new_file = false;
-  f.dirty = false;
-  f.times_pending = false;
-  f.atime.reset();
 }
 
 struct stat StageFs::to_stat(const StoreEntry& e) {
@@ -375,26 +158,8 @@ struct stat StageFs::to_stat(const StoreEntry& e) {
   st.st_mtim = {static_cast<time_t>(a.mtime.sec), static_cast<long>(a.mtime.nsec)};
   st.st_atim = {static_cast<time_t>(a.atime.sec), static_cast<long>(a.atime.nsec)};
   st.st_ctim = {static_cast<time_t>(a.ctime.sec), static_cast<long>(a.ctime.nsec)};
-  if (a.type == FileType::Regular) {
-    std::shared_ptr<OpenFile> f;
-    {
-      std::lock_guard lock(mu_);
-      auto it = open_.find(a.ino);
-      if (it != open_.end())
-        f = it->second;
-    }
-    if (f) {
-      std::lock_guard lock(f->mu);
-      if (f->dirty || f->writers) {
-        st.st_size = static_cast<off_t>(f->size);
-        st.st_mtim = {static_cast<time_t>(f->mtime.sec), static_cast<long>(f->mtime.nsec)};
-      }
-      if (f->dirty || f->times_pending)
-        st.st_ctim = {static_cast<time_t>(f->ctime.sec), static_cast<long>(f->ctime.nsec)};
-      if (f->atime)
-        st.st_atim = {static_cast<time_t>(f->atime->sec), static_cast<long>(f->atime->nsec)};
-    }
-  }
+  if (a.type == FileType::Regular)
+    files_->show_pending(a.ino, st);
   st.st_blksize = 1 << 20;
   st.st_blocks = (st.st_size + 511) / 512;
   return st;
@@ -406,38 +171,17 @@ fuse_entry_param StageFs::entry(const StoreEntry& e) {
   p.attr = to_stat(e);
   p.attr_timeout = timeout_;
   p.entry_timeout = timeout_;
-  std::lock_guard lock(mu_);
-  ++lookups_[e.attr.ino];
+  kernel_.looked_up(e.attr.ino);
   return p;
 }
 
 void StageFs::forget_one(Ino ino, uint64_t n) {
-  bool gone = false;
-  {
-    std::lock_guard lock(mu_);
-    auto it = lookups_.find(ino);
-    if (it == lookups_.end())
-      return;
-    if (it->second <= n) {
-      lookups_.erase(it);
-      gone = !open_.count(ino);
-    } else {
-      it->second -= n;
-    }
-  }
-  if (gone) {
-    try {
-      store_.purge_if_orphan(ino);
-    } catch (const std::exception& e) {
-      spdlog::warn("{}", e.what());
-    }
-  }
+  if (!kernel_.forget(ino, n))
+    return;
+  purge_if_unreferenced(ino);
 }
 
 // ---- the operations --------------------------------------------------------------------
-
-// Bytes written to a staged file between two starts of its writeback.
-constexpr uint64_t kKickBytes = 8u << 20;
 
 struct StageOps {
   // A change: waits at the commit gate and counts itself while it runs.
@@ -447,9 +191,9 @@ struct StageOps {
       StageFs& fs = self(req);
       struct Leave {
         StageFs& fs;
-        ~Leave() { fs.leave_change(); }
+        ~Leave() { fs.gate_.leave_change(); }
       };
-      fs.enter_change();
+      fs.gate_.enter_change();
       Leave leave{fs};
       f(fs);
     });
@@ -487,7 +231,7 @@ struct StageOps {
       } catch (const Error& err) {
         // A cached negative entry spares the next lookup of the name (cp looks a name up
         // before creating it); commit and discard drop them again.
-        if (err.code() != ENOENT || !fs.remember_negative(parent, name))
+        if (err.code() != ENOENT || !fs.kernel_.remember_negative(parent, name))
           throw;
         fuse_entry_param p{};
         p.entry_timeout = fs.timeout_;
@@ -516,29 +260,30 @@ struct StageOps {
     });
   }
 
-  // Times set on a file that is open for writing (cp -a's futimens before close) are kept
-  // with its data: stored by the flush that makes the data durable, as the write times
-  // are, not in a transaction of their own.
-  static bool defer_times(StageFs::OpenFile& f, const struct stat* attr, int to_set) {
+  // The attribute changes of a setattr; "now" is `t`.
+  static stage::AttrChange attr_change(const struct stat& attr, int to_set, Timestamp t) {
+    stage::AttrChange c;
+    if (to_set & FUSE_SET_ATTR_MODE)
+      c.perm = attr.st_mode & 07777;
+    if (to_set & FUSE_SET_ATTR_UID)
+      c.uid = attr.st_uid;
+    if (to_set & FUSE_SET_ATTR_GID)
+      c.gid = attr.st_gid;
+    if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+      c.atime = t;
+    else if (to_set & FUSE_SET_ATTR_ATIME)
+      c.atime = from_timespec(attr.st_atim);
+    if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+      c.mtime = t;
+    else if (to_set & FUSE_SET_ATTR_MTIME)
+      c.mtime = from_timespec(attr.st_mtim);
+    return c;
+  }
+
+  static bool only_times(int to_set) {
     constexpr int kTimes = FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_ATIME_NOW |
                            FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME;
-    if ((to_set & ~kTimes) || !(to_set & kTimes))
-      return false;
-    std::lock_guard lock(f.mu);
-    if (!f.writers || f.fd < 0)
-      return false;
-    const Timestamp t = now();
-    if (to_set & FUSE_SET_ATTR_ATIME_NOW)
-      f.atime = t;
-    else if (to_set & FUSE_SET_ATTR_ATIME)
-      f.atime = from_timespec(attr->st_atim);
-    if (to_set & FUSE_SET_ATTR_MTIME_NOW)
-      f.mtime = t;
-    else if (to_set & FUSE_SET_ATTR_MTIME)
-      f.mtime = from_timespec(attr->st_mtim);
-    f.ctime = t;
-    f.times_pending = true;
-    return true;
+    return !(to_set & ~kTimes) && (to_set & kTimes);
   }
 
   static void setattr(fuse_req_t req,
@@ -547,55 +292,28 @@ struct StageOps {
                       int to_set,
                       fuse_file_info*) {
     change(req, [&](StageFs& fs) {
-      std::shared_ptr<StageFs::OpenFile> f;
-      {
-        std::lock_guard lock(fs.mu_);
-        auto it = fs.open_.find(ino);
-        if (it != fs.open_.end())
-          f = it->second;
-      }
+      std::shared_ptr<OpenFile> f = fs.files_->find(ino);
       if (to_set & FUSE_SET_ATTR_SIZE) {
         const auto size = static_cast<uint64_t>(attr->st_size);
         if (f) {
           std::lock_guard lock(f->mu);
-          if (f->dirty)
-            fs.sync_file(*f);
-          StoreEntry e = fs.store_.make_local(ino, size);
-          if (f->fd < 0) {
-            const std::string path = fs.store_.local_path(ino);
-            f->fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-            if (f->fd < 0)
-              throw_errno(path);
-            f->base.reset();
-            f->zisofs.reset();
-          }
-          f->size = size;
-          f->mtime = e.attr.mtime;
-          f->ctime = e.attr.ctime;
+          fs.files_->truncate(*f, size);
         } else {
           fs.store_.make_local(ino, size);
         }
       }
-      if (f && defer_times(*f, attr, to_set)) {
+      const Timestamp t = now();
+      const stage::AttrChange c = attr_change(*attr, to_set, t);
+      bool deferred = false;
+      if (f && only_times(to_set)) {
+        std::lock_guard lock(f->mu);
+        deferred = fs.files_->defer_times(*f, c.atime, c.mtime, t);
+      }
+      if (deferred) {
         struct stat st = fs.to_stat(fs.store_.get(ino));
         fuse_reply_attr(req, &st, fs.timeout_);
         return;
       }
-      stage::AttrChange c;
-      if (to_set & FUSE_SET_ATTR_MODE)
-        c.perm = attr->st_mode & 07777;
-      if (to_set & FUSE_SET_ATTR_UID)
-        c.uid = attr->st_uid;
-      if (to_set & FUSE_SET_ATTR_GID)
-        c.gid = attr->st_gid;
-      if (to_set & FUSE_SET_ATTR_ATIME_NOW)
-        c.atime = now();
-      else if (to_set & FUSE_SET_ATTR_ATIME)
-        c.atime = from_timespec(attr->st_atim);
-      if (to_set & FUSE_SET_ATTR_MTIME_NOW)
-        c.mtime = now();
-      else if (to_set & FUSE_SET_ATTR_MTIME)
-        c.mtime = from_timespec(attr->st_mtim);
       if (c.mtime && f) {
         std::lock_guard lock(f->mu);
         f->mtime = *c.mtime;  // what the next flush records, unless written again
@@ -721,13 +439,18 @@ struct StageOps {
                          fuse_file_info* fi,
                          bool created) {
     auto h = std::make_unique<StageFs::Handle>();
-    h->file = fs.open_file(e, writable);
+    const std::shared_ptr<OpenFile> file = h->file = fs.open_file(e, writable);
     h->writable = writable;
     if (created) {
-      std::lock_guard lock(h->file->mu);
-      h->file->new_file = true;
+      std::lock_guard lock(file->mu);
+      file->new_file = true;
     }
-    fi->fh = reinterpret_cast<uint64_t>(h.get());
+    try {
+      fi->fh = fs.file_handles_.add(std::move(h));
+    } catch (...) {
+      fs.close_file(file, writable);
+      throw;
+    }
     // A write-only handle (cp, tar, rsync) writes past the page cache: the kernel hands the
     // writer's own pages to this process instead of first copying them into cached pages of
     // this file, and a big copy does not leave a second cached copy of everything it wrote.
@@ -744,10 +467,10 @@ struct StageOps {
     } else {
       rc = fuse_reply_open(req, fi);
     }
-    if (rc != 0)
-      fs.close_file(h->file, writable);
-    else
-      h.release();
+    if (rc != 0) {
+      fs.file_handles_.remove(fi->fh);
+      fs.close_file(file, writable);
+    }
   }
 
   static bool wants_write(const fuse_file_info* fi) {
@@ -772,13 +495,7 @@ struct StageOps {
       if (e.attr.type != FileType::Regular)
         throw Error(EINVAL, "not a regular file");
       if (fi->flags & O_TRUNC) {
-        std::shared_ptr<StageFs::OpenFile> f;
-        {
-          std::lock_guard lock(fs.mu_);
-          auto it = fs.open_.find(ino);
-          if (it != fs.open_.end())
-            f = it->second;
-        }
+        std::shared_ptr<OpenFile> f = fs.files_->find(ino);
         if (f) {
           std::lock_guard lock(f->mu);
           e = fs.store_.make_local(ino, 0);
@@ -808,130 +525,55 @@ struct StageOps {
   }
 
   static StageFs::Handle& handle(fuse_file_info* fi) {
-    return *reinterpret_cast<StageFs::Handle*>(fi->fh);
+    return Handles<StageFs::Handle>::get(fi->fh);
   }
 
   static void read(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
     guarded(req, [&] {
-      StageFs::OpenFile& f = *handle(fi).file;
-      std::lock_guard lock(f.mu);
-      const auto offset = static_cast<uint64_t>(off);
-      const size_t want =
-          offset >= f.size ? 0 : static_cast<size_t>(std::min<uint64_t>(size, f.size - offset));
-      std::vector<std::byte> buf(want);
-      size_t got = 0;
-      if (f.fd >= 0) {
-        while (got < want) {
-          const ssize_t n = ::pread(f.fd, buf.data() + got, want - got, off + got);
-          if (n < 0 && errno == EINTR)
-            continue;
-          if (n < 0)
-            throw_errno(self(req).store_.local_path(f.ino));
-          if (n == 0)
-            break;
-          got += static_cast<size_t>(n);
-        }
-      } else if (f.zisofs) {
-        got = f.zisofs->read(offset, buf);
-      } else if (f.base) {
-        got = f.base->read(f.node, offset, buf);
+      OpenFile& f = *handle(fi).file;
+      std::vector<std::byte> buf;
+      {
+        std::lock_guard lock(f.mu);
+        buf = self(req).files_->read(f, size, off);
       }
-      fuse_reply_buf(req, reinterpret_cast<const char*>(buf.data()), got);
+      fuse_reply_buf(req, reinterpret_cast<const char*>(buf.data()), buf.size());
     });
   }
 
   static void write(fuse_req_t req,
-                    fuse_ino_t ino,
+                    fuse_ino_t,
                     const char* data,
                     size_t size,
                     off_t off,
                     fuse_file_info* fi) {
     guarded(req, [&] {
       StageFs& fs = self(req);
-      fs.wait_for_writes();
-      StageFs::OpenFile& f = *handle(fi).file;
-      std::lock_guard lock(f.mu);
-      if (f.fd < 0)
-        throw Error(EBADF, "not open for writing");
-      const uint64_t end = static_cast<uint64_t>(off) + size;
-      if (end > f.size && !fs.store_.try_grow(ino, end))
-        throw Error(ENOSPC, "the staged files would not fit on the target");
-      size_t done = 0;
-      int wfd = write_fd(fs, f, data, size, off);
-      while (done < size) {
-        const ssize_t n = ::pwrite(wfd, data + done, size - done, off + done);
-        if (n < 0 && errno == EINVAL && wfd == f.direct_fd) {
-          // The store's filesystem refuses this direct write: go through the page cache.
-          ::close(f.direct_fd);
-          f.direct_fd = -2;
-          wfd = f.fd;
-          continue;
-        }
-        if (n < 0 && errno == EINTR)
-          continue;
-        if (n < 0)
-          throw_errno(fs.store_.local_path(ino));
-        done += static_cast<size_t>(n);
-      }
-      f.size = std::max(f.size, end);
-      f.mtime = f.ctime = now();
-      f.dirty = true;
-      f.unkicked += done;
-      if (f.unkicked >= kKickBytes) {
-        // Start writing the data out now, without waiting, so the disk works while the
-        // copy goes on and the fdatasync at close has little left to do.
-        ::sync_file_range(f.fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-        f.unkicked = 0;
+      fs.gate_.wait_for_writes();
+      OpenFile& f = *handle(fi).file;
+      size_t done;
+      {
+        std::lock_guard lock(f.mu);
+        done = fs.files_->write(f, data, size, off);
       }
       fuse_reply_write(req, done);
     });
   }
 
-  // Big writes of whole aligned blocks (cp's 1 MiB requests) go past the page cache
-  // (O_DIRECT), straight from the request buffer (session.cc aligns write payloads) to the
-  // disk: no copy into cache pages, which on the 2-vCPU VM measured made a 4 GiB copy 3x
-  // slower once it outgrew the memory already in use, and the copy does not push the
-  // user's working set out of the cache. Small and unaligned writes go through the cache.
-  static int write_fd(StageFs& fs, StageFs::OpenFile& f, const char* data, size_t size, off_t off) {
-    constexpr uintptr_t kAlign = 4096;
-    if (f.direct_fd == -2 || size < (256u << 10) || reinterpret_cast<uintptr_t>(data) % kAlign ||
-        size % kAlign || static_cast<uintptr_t>(off) % kAlign)
-      return f.fd;
-    if (f.direct_fd < 0) {
-      const std::string path = fs.store_.local_path(f.ino);
-      f.direct_fd = ::open(path.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
-      if (f.direct_fd < 0) {
-        f.direct_fd = -2;
-        return f.fd;
-      }
-    }
-    return f.direct_fd;
-  }
-
   static void fallocate(fuse_req_t req,
-                        fuse_ino_t ino,
+                        fuse_ino_t,
                         int mode,
                         off_t off,
                         off_t len,
                         fuse_file_info* fi) {
     guarded(req, [&] {
       StageFs& fs = self(req);
-      fs.wait_for_writes();
+      fs.gate_.wait_for_writes();
       if (mode & ~FALLOC_FL_KEEP_SIZE)
         throw Error(EOPNOTSUPP, "only plain fallocate is supported");
-      StageFs::OpenFile& f = *handle(fi).file;
-      std::lock_guard lock(f.mu);
-      if (f.fd < 0)
-        throw Error(EBADF, "not open for writing");
-      const uint64_t end = static_cast<uint64_t>(off) + static_cast<uint64_t>(len);
-      if (!(mode & FALLOC_FL_KEEP_SIZE) && end > f.size && !fs.store_.try_grow(ino, end))
-        throw Error(ENOSPC, "the staged files would not fit on the target");
-      if (::fallocate(f.fd, mode, off, len) != 0)
-        throw_errno(fs.store_.local_path(ino));
-      if (!(mode & FALLOC_FL_KEEP_SIZE) && end > f.size) {
-        f.size = end;
-        f.mtime = f.ctime = now();
-        f.dirty = true;
+      OpenFile& f = *handle(fi).file;
+      {
+        std::lock_guard lock(f.mu);
+        fs.files_->allocate(f, mode, off, len);
       }
       fuse_reply_err(req, 0);
     });
@@ -939,9 +581,9 @@ struct StageOps {
 
   static void flush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
     guarded(req, [&] {
-      StageFs::OpenFile& f = *handle(fi).file;
+      OpenFile& f = *handle(fi).file;
       std::lock_guard lock(f.mu);
-      self(req).sync_file(f);
+      self(req).files_->sync(f);
       fuse_reply_err(req, 0);
     });
   }
@@ -949,26 +591,24 @@ struct StageOps {
   static void fsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info* fi) { flush(req, 0, fi); }
 
   static void release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-    std::unique_ptr<StageFs::Handle> h(&handle(fi));
-    self(req).close_file(h->file, h->writable);
+    StageFs& fs = self(req);
+    const std::unique_ptr<StageFs::Handle> h = fs.file_handles_.remove(fi->fh);
+    fs.close_file(h->file, h->writable);
     fuse_reply_err(req, 0);
   }
 
   static void opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     guarded(req, [&] {
       StageFs& fs = self(req);
-      auto od = std::make_unique<OpenDir>();
+      auto od = std::make_unique<StageFs::OpenDir>();
       od->children = fs.store_.list(ino);
       od->parent = fs.store_.parent_of(ino);
-      fi->fh = reinterpret_cast<uint64_t>(od.get());
-      if (fuse_reply_open(req, fi) == 0)
-        od.release();
+      fs.dir_handles_.reply_open(req, fi, std::move(od));
     });
   }
 
   static void releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-    delete reinterpret_cast<OpenDir*>(fi->fh);
-    fuse_reply_err(req, 0);
+    self(req).dir_handles_.reply_release(req, fi);
   }
 
   static void readdir_common(fuse_req_t req,
@@ -979,41 +619,21 @@ struct StageOps {
                              bool plus) {
     guarded(req, [&] {
       StageFs& fs = self(req);
-      const OpenDir& od = *reinterpret_cast<OpenDir*>(fi->fh);
-      std::vector<char> buf(size);
-      size_t used = 0;
-      // Offsets: 0 ".", 1 "..", 2+i the i-th child; each entry records the next offset.
-      for (off_t i = off; i < static_cast<off_t>(od.children.size()) + 2; ++i) {
-        const char* name;
-        fuse_entry_param e{};
-        const StoreEntry* child = nullptr;
-        if (i < 2) {
-          name = i == 0 ? "." : "..";
-          e.attr.st_ino = i == 0 ? ino : od.parent;
-          e.attr.st_mode = S_IFDIR;
-        } else {
-          const auto& c = od.children[static_cast<size_t>(i - 2)];
-          name = c.name.c_str();
-          child = &c.entry;
-          e.attr = fs.to_stat(c.entry);
-          if (plus) {
-            e.ino = c.entry.attr.ino;
-            e.attr_timeout = e.entry_timeout = fs.timeout_;
-          }
-        }
-        const size_t rest = size - used;
-        const size_t need =
-            plus ? fuse_add_direntry_plus(req, buf.data() + used, rest, name, &e, i + 1)
-                 : fuse_add_direntry(req, buf.data() + used, rest, name, &e.attr, i + 1);
-        if (need > rest)
-          break;
-        used += need;
-        if (plus && child) {
-          std::lock_guard lock(fs.mu_);
-          ++fs.lookups_[child->attr.ino];
-        }
-      }
-      fuse_reply_buf(req, buf.data(), used);
+      const StageFs::OpenDir& od = Handles<StageFs::OpenDir>::get(fi->fh);
+      DirListing listing;
+      listing.ino = ino;
+      listing.parent = od.parent;
+      listing.count = od.children.size();
+      listing.child = [&](size_t i) {
+        const stage::Store::Child& c = od.children[i];
+        DirChild d{c.name.c_str(), {}};
+        d.entry.ino = c.entry.attr.ino;
+        d.entry.attr = fs.to_stat(c.entry);
+        d.entry.attr_timeout = d.entry.entry_timeout = fs.timeout_;
+        return d;
+      };
+      listing.counted = [&](fuse_ino_t child) { fs.kernel_.looked_up(child); };
+      reply_dir(req, listing, size, off, plus);
     });
   }
   static void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {

@@ -2,10 +2,22 @@
 // the changes kept in an stage::Store. Inode numbers are the store's. Mount it with
 // `default_permissions` (the kernel checks permissions; this filesystem does not).
 //
-// Threads: any number of FUSE workers plus one commit thread. Lock order: an open file's
-// mutex, then the store's; `mu_` (open files and lookup counts) is never held across a call
-// into the store. The commit hook is a gate: pause_writes() stops new changes and waits
-// until no file is open for writing, the commit takes Store::snapshot(), and resume() or
+// StageFs is the operation table (stage_fs.cc) over four parts it owns: the commit gate
+// (commit_gate.h), the open files and their durable sync (open_files.h), the kernel-cache
+// bookkeeping (kernel_cache.h), and the handles given to the kernel (handles.h).
+//
+// Threads: the FUSE workers (session.cc), one commit thread calling pause_writes(), resume*,
+// kernel_names() and forget_in_kernel(), and the two Syncer threads of the open files, which
+// run the fsyncs of a sync() while its worker records the size.
+//
+// Lock order: an open file's mutex (OpenFile::mu), then the store's or the gate's. The
+// mutexes of the open-file table, the kernel cache, the gate and the handle tables are each
+// held only for their own bookkeeping: never across a call into the store or the kernel,
+// never while waiting. A change waits at the gate (CommitGate::enter_change) and a write on
+// an open handle waits for the end of a pause (wait_for_writes) before taking any lock.
+//
+// The commit hook is a gate: pause_writes() stops new changes and waits until no file is
+// open for writing, the commit takes Store::snapshot(), and resume() or
 // resume_with_new_base() opens the gate again. Requests that would change something wait at
 // the gate while it is closed (reads and listings go on).
 #pragma once
@@ -14,21 +26,21 @@
 #include <fuse_lowlevel.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
-#include "fusefs/syncer.h"
-#include "imagecore/iso9660/zisofs.h"
+#include "fusefs/commit_gate.h"
+#include "fusefs/handles.h"
+#include "fusefs/kernel_cache.h"
 #include "imagecore/tree.h"
 #include "stage/store.h"
 
 namespace fusefs {
+
+class OpenFiles;
+struct OpenFile;
 
 // What the target can still take. statfs shows capacity - target - staged - overhead; a
 // write, truncate or fallocate that would pass it fails with ENOSPC at once.
@@ -47,17 +59,16 @@ class StageFs {
   // The operation table; the session's userdata must be this object.
   static const fuse_lowlevel_ops& ops();
 
+  // The store this view shows and changes.
   stage::Store& store() { return store_; }
+  // What the target can take from now on (statfs, ENOSPC). Throws nothing.
   void set_limits(const StageLimits& limits);
   // Bytes a commit could still add (capacity minus target, staged and overhead), or
   // UINT64_MAX when unlimited.
   uint64_t free_bytes();
   // Grows with every change and every write: unchanged for a while means quiet
   // (--auto-commit).
-  uint64_t change_count() {
-    std::lock_guard lock(gate_mu_);
-    return change_count_;
-  }
+  uint64_t change_count() { return gate_.change_count(); }
 
   // Commit hook, step 1: closes the gate and waits up to `timeout` until no file is open for
   // writing and no change is under way. Returns an empty list when paused; otherwise the
@@ -75,80 +86,37 @@ class StageFs {
   // Kernel caches. A commit or a discard renumbers or rewrites entries the kernel may still
   // hold for up to the entry timeout; kernel_names() lists the names it may hold (taken before
   // the change), forget_in_kernel() tells it to drop them and their attributes and pages.
-  void set_session(fuse_session* se) { se_ = se; }
-  struct KernelName {
-    imagecore::Ino parent;
-    std::string name;
-    imagecore::Ino ino;
-  };
+  void set_session(fuse_session* se) { kernel_.set_session(se); }
+  using KernelName = fusefs::KernelName;
   std::vector<KernelName> kernel_names();
   void forget_in_kernel(const std::vector<KernelName>& names);
 
-  // An inode with open handles: the descriptor of its staged copy, or the base node it reads
-  // from. Shared by all handles of the inode.
-  struct OpenFile {
-    std::mutex mu;
-    imagecore::Ino ino = 0;
-    int fd = -1;         // the Local data file, read-write
-    int direct_fd = -1;  // the same file opened O_DIRECT, for aligned writes (-2: none)
-    std::shared_ptr<const imagecore::FileTree> base;
-    imagecore::Node node;  // Base contents
-    std::unique_ptr<imagecore::ZisofsReader> zisofs;
-    unsigned opens = 0, writers = 0;
-    uint64_t size = 0;  // current size, ahead of the store while dirty
-    imagecore::Timestamp mtime, ctime;
-    std::optional<imagecore::Timestamp> atime;  // set while open for writing, not yet stored
-    bool dirty = false;                         // written since the last flush
-    bool times_pending = false;                 // times set while open for writing, stored at flush
-    bool new_file = false;                      // created here: data/ needs an fsync for its name
-    uint64_t unkicked = 0;                      // bytes written since writeback was last started
-  };
-
  private:
   friend struct StageOps;
-  struct Handle {
-    std::shared_ptr<OpenFile> file;
-    bool writable = false;
-  };
-  // Waits while the gate is closed, then counts a change under way.
-  void enter_change();
-  void leave_change();
-  void wait_for_writes();  // writes on open handles wait only while fully paused
-
+  struct Handle;   // a file handle
+  struct OpenDir;  // a directory handle: the listing taken at opendir
+  // OpenFiles::open() and close(), purging an inode nothing refers to any more.
   std::shared_ptr<OpenFile> open_file(const stage::StoreEntry& e, bool writable);
   void close_file(const std::shared_ptr<OpenFile>& f, bool writable);
-  // fdatasync and record the size: what a close or fsync makes durable.
-  void sync_file(OpenFile& f);
+  // Purges `ino` from the store when it has no name left and neither the kernel nor a handle
+  // refers to it any more. Throws nothing.
+  void purge_if_unreferenced(imagecore::Ino ino);
+  // What stat shows of `e`, with an open file's unsynced size and times.
   struct stat to_stat(const stage::StoreEntry& e);
-  fuse_entry_param entry(const stage::StoreEntry& e);  // counts a lookup
+  // The entry reply for `e`; counts a lookup.
+  fuse_entry_param entry(const stage::StoreEntry& e);
+  // The kernel dropped `n` lookups of `ino`. Throws nothing.
   void forget_one(imagecore::Ino ino, uint64_t n);
 
   stage::Store& store_;
-  Syncer syncer_{2};  // a file's data and its data/ entry, synced beside its record
-  fuse_session* se_ = nullptr;
   StageLimits limits_;
-  double timeout_ = 1.0;
+  double timeout_ = 1.0;  // entry and attribute timeouts, in seconds
 
-  std::mutex mu_;
-  std::unordered_map<imagecore::Ino, std::shared_ptr<OpenFile>> open_;
-  std::unordered_map<imagecore::Ino, uint64_t> lookups_;
-  // Names answered "no such entry" as cached negative entries, oldest first. A discard can
-  // bring such a name back, so forget_in_kernel() drops those still within the timeout.
-  struct Negative {
-    std::chrono::steady_clock::time_point at;
-    imagecore::Ino parent;
-    std::string name;
-  };
-  std::deque<Negative> negatives_;
-  bool remember_negative(imagecore::Ino parent, const char* name);  // false: do not cache
-
-  enum class Gate { Open, Draining, Paused };
-  std::mutex gate_mu_;
-  std::condition_variable gate_cv_;
-  Gate gate_ = Gate::Open;
-  unsigned writers_ = 0;  // handles open for writing
-  unsigned changes_ = 0;  // changes under way
-  uint64_t change_count_ = 0;
+  CommitGate gate_;
+  KernelCache kernel_{store_, timeout_};
+  std::unique_ptr<OpenFiles> files_;
+  Handles<Handle> file_handles_;
+  Handles<OpenDir> dir_handles_;
 };
 
 }  // namespace fusefs
