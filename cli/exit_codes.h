@@ -11,7 +11,6 @@
 #include <string_view>
 
 #include "imagecore/base/error.h"
-#include "imagecore/iso9660/volume.h"
 
 namespace discfs {
 

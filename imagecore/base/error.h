@@ -31,4 +31,11 @@ class Unsupported : public Error {
   explicit Unsupported(const std::string& what) : Error(EOPNOTSUPP, what) {}
 };
 
+// The input is not an image of the kind asked for (ISO 9660, UDF); what() says what it
+// looks like instead.
+class NotAnImage : public Error {
+ public:
+  explicit NotAnImage(const std::string& what) : Error(EINVAL, what) {}
+};
+
 }  // namespace imagecore

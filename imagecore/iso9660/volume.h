@@ -6,16 +6,11 @@
 #include <optional>
 #include <string>
 
+#include "imagecore/base/error.h"
 #include "imagecore/base/source.h"
 #include "imagecore/base/timestamp.h"
 
 namespace imagecore {
-
-// The input is not an ISO 9660 image; what() says what it looks like instead.
-class NotAnImage : public Error {
- public:
-  explicit NotAnImage(const std::string& what) : Error(EINVAL, what) {}
-};
 
 // Root directory record of one tree.
 struct TreeRoot {
