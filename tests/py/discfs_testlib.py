@@ -93,9 +93,49 @@ def fuse_unavailable_reason():
     return None
 
 
-def require_fuse(test):
-    """Skips `test` (with the reason) where FUSE mounts cannot work or discfs is missing."""
+def as_user(uid, gid, cmd):
+    """cmd run as uid:gid (setpriv, no supplementary groups)."""
+    return ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups"] + list(cmd)
+
+
+_USER_FUSE_PROBE = r"""
+import os, shutil, sys
+try:
+    os.close(os.open("/dev/fuse", os.O_RDWR))
+except OSError as e:
+    st = os.stat("/dev/fuse")
+    print("cannot open /dev/fuse (%s; it is mode %04o, owner %d:%d)"
+          % (e.strerror, st.st_mode & 0o7777, st.st_uid, st.st_gid))
+    sys.exit(0)
+fm = shutil.which("fusermount3") or "/usr/bin/fusermount3"
+if not os.access(fm, os.X_OK):
+    print("cannot run %s" % fm)
+"""
+
+
+def user_fuse_unavailable_reason(uid, gid):
+    """None when a daemon run as uid:gid can mount (it opens /dev/fuse itself and runs
+    fusermount3), else why not.  Asked of a child process running as that user, since
+    root's own access says nothing about another user's."""
     reason = fuse_unavailable_reason()
+    if reason:
+        return reason
+    if shutil.which("setpriv") is None:
+        return f"setpriv is missing (util-linux): cannot run the daemon as uid {uid}"
+    p = run(as_user(uid, gid, [sys.executable, "-c", _USER_FUSE_PROBE]), check=False,
+            timeout=60)
+    why = _txt(p.stdout).strip()
+    if p.returncode != 0 or why:
+        return (f"uid {uid} {why or 'cannot run python: ' + _txt(p.stderr).strip()[-200:]}: "
+                f"a daemon run as that user cannot mount (scripts/test.sh makes /dev/fuse "
+                f"0666 as Debian's udev rule does)")
+    return None
+
+
+def require_fuse(test, user=None):
+    """Skips `test` (with the reason) where FUSE mounts cannot work or discfs is missing;
+    user=(uid, gid): a daemon run as that user must be able to mount."""
+    reason = fuse_unavailable_reason() if user is None else user_fuse_unavailable_reason(*user)
     if reason:
         test.skipTest(reason)
     require_binary(discfs_bin(), "discfs")

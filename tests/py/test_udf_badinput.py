@@ -355,8 +355,8 @@ class _UserMount(L.Mount):
     """L.Mount with the daemon run as uid/gid NOBODY (setpriv): "the mounting user"."""
 
     def command(self):
-        return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-                L.discfs_bin(), "mount", "-f", self.image, self.mountpoint]
+        return L.as_user(NOBODY, NOBODY, [L.discfs_bin(), "mount", "-f", self.image,
+                                          self.mountpoint])
 
 
 class HiddenAndOwners(unittest.TestCase):
@@ -400,10 +400,7 @@ class HiddenAndOwners(unittest.TestCase):
         self.assertEqual((d.records[self.SET].uid, d.records[self.SET].gid), (1234, 5678))
 
     def test_mount_as_another_user(self):
-        why = L.fuse_unavailable_reason()
-        if why:
-            self.skipTest(why)
-        L.require_tools("setpriv")
+        L.require_fuse(self, user=(NOBODY, NOBODY))
         mnt = _tmp.sub("mnt-hidden-owners")
         os.chown(mnt, NOBODY, NOBODY)
         names = [self.UNSET, self.SET, self.HIDDEN]
@@ -413,8 +410,8 @@ class HiddenAndOwners(unittest.TestCase):
                   "  except OSError as e:\n    out[p]=e.errno\n"
                   "out['ls']=sorted(os.listdir(sys.argv[1]))\nprint(json.dumps(out))\n")
         with _UserMount(self.img, mnt):
-            r = L.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-                       "/usr/bin/python3", "-c", script, mnt] + names, check=False)
+            r = L.run(L.as_user(NOBODY, NOBODY, ["/usr/bin/python3", "-c", script, mnt] + names),
+                      check=False)
         self.assertEqual(r.returncode, 0, L._txt(r.stderr))
         got = json.loads(L._txt(r.stdout))
         self.assertEqual(got[self.UNSET], [NOBODY, NOBODY],
