@@ -1063,6 +1063,85 @@ class Verbs(StageCase):
 
 
 # --------------------------------------------------------------------------
+# 3b. the kernel drops what it cached as soon as a discard or a commit returns
+# --------------------------------------------------------------------------
+
+class KernelForgetsAtOnce(StageCase):
+    """Entries and attributes the kernel cached (1 s entry/attr timeouts) are dropped when
+    a discard or a commit returns, so that what the stage shows right after them is the
+    new state, not a stale one.  Nothing here sleeps: each check runs within the timeout
+    of the stat or lookup that cached the old state."""
+
+    def staged_changes(self, mnt):
+        """Adds /added, appends to /change, chmods /keep and stats all three (the kernel
+        now holds their entries and attributes, and /change's pages).  Returns when."""
+        write(os.path.join(mnt, "added"), b"added in the stage\n")
+        with open(os.path.join(mnt, "change"), "ab") as f:
+            f.write(b"appended in the stage\n")
+        os.chmod(os.path.join(mnt, "keep"), 0o600)
+        os.utime(os.path.join(mnt, "added"), ns=(1_500_000_000_123_456_789,
+                                                 1_600_000_000_987_654_321))
+        cached = time.monotonic()
+        for name in ("added", "change", "keep"):
+            os.stat(os.path.join(mnt, name))
+        with open(os.path.join(mnt, "change"), "rb") as f:
+            self.assertEqual(f.read(), b"change me\nappended in the stage\n")
+        return cached
+
+    def within_timeout(self, cached):
+        """The checks ran while the kernel's own 1 s timeout would still have kept what it
+        cached at `cached`: else they prove nothing (a slow machine), and the test says so."""
+        if time.monotonic() - cached >= 1.0:
+            self.skipTest("the discard or commit took longer than the kernel's 1 s entry/attr "
+                          "timeout here, so a stale entry would have expired anyway")
+
+    def test_discard_is_seen_at_once(self):
+        src = self.fresh("src")
+        img = small_base(self.path("base.iso"), src)
+        mnt, store = self.path("mnt"), self.path("store")
+        with stage.Stage(img, mnt, store=store):
+            cached = self.staged_changes(mnt)
+            stage.discard(mnt)
+            self.assertFalse(os.path.lexists(os.path.join(mnt, "added")),
+                             "a discarded new file can still be looked up")
+            st = os.stat(os.path.join(mnt, "change"))
+            self.assertEqual(st.st_size, len(b"change me\n"),
+                             "a discarded append still shows in the size")
+            with open(os.path.join(mnt, "change"), "rb") as f:
+                self.assertEqual(f.read(), b"change me\n", "discarded bytes are still read")
+            self.assertEqual(stat.S_IMODE(os.stat(os.path.join(mnt, "keep")).st_mode), 0o644,
+                             "a discarded chmod still shows")
+            self.assertEqual(sorted(os.listdir(mnt)), sorted(os.listdir(src)))
+            self.within_timeout(cached)
+
+    def test_commit_is_seen_at_once(self):
+        """The new session records whole-second times and the stage numbers its inodes
+        anew: right after the commit the stage shows the session's times, as xorriso
+        extracts them, not the nanoseconds the kernel cached before."""
+        src = self.fresh("src")
+        img = small_base(self.path("base.iso"), src)
+        mnt, store = self.path("mnt"), self.path("store")
+        with stage.Stage(img, mnt, store=store):
+            cached = self.staged_changes(mnt)
+            before = {n: os.stat(os.path.join(mnt, n)) for n in ("added", "change")}
+            stage.commit(mnt)
+            after = {n: os.stat(os.path.join(mnt, n)) for n in ("added", "change", "keep")}
+            self.within_timeout(cached)
+        dest = self.fresh("extract")
+        shutil.rmtree(dest)
+        readers.xorriso_extract(img, dest)
+        for name, st in after.items():
+            x = os.lstat(os.path.join(dest, name))
+            self.assertEqual((st.st_mtime_ns, st.st_size, stat.S_IMODE(st.st_mode)),
+                             (x.st_mtime_ns, x.st_size, stat.S_IMODE(x.st_mode)),
+                             f"{name} right after the commit is not what the session holds")
+        for name, st in before.items():
+            self.assertNotEqual(st.st_mtime_ns, after[name].st_mtime_ns,
+                                f"precondition: {name}'s staged time has nanoseconds the "
+                                f"session does not keep")
+
+
+# --------------------------------------------------------------------------
 # 4. appending to images made by other tools
 # --------------------------------------------------------------------------
 
