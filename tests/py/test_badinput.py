@@ -2,7 +2,7 @@
 
 Images are made at test time with xorriso from a small source tree and then
 corrupted byte by byte; the bytes to patch are found by parsing the image in
-Python (hostile.IsoImage), never by asking discfs.  What a case expects comes
+Python (isolayout.IsoImage), never by asking discfs.  What a case expects comes
 from the source tree and from where the damage is:
 
 - nothing crashes, hangs (every command runs under a 60 s hang guard) or
@@ -16,7 +16,8 @@ from the source tree and from where the damage is:
   255 bytes, every listed name can be looked up, "." and ".." once each;
 - a directory loop never makes the tree endless;
 - what is not an image is refused at once with exit 4 (3 when it cannot be
-  read) and a one-line message, and nothing is mounted.
+  read: a missing path, a directory, a device or FIFO) and a one-line message, and
+  nothing is mounted.
 
 The cases (HostileImages, one _dump and one _mount test each; CASES below):
 truncations (inside the PVD, right after it, inside the root directory,
@@ -36,25 +37,21 @@ another name.  NotAnImage: empty file, random bytes of 8 sizes, zeros, an
 xz-compressed image, a missing path, a directory, /dev/null and a FIFO, each
 through discfs-dump, `discfs mount -f`, `discfs mount` and `discfs SRC MNT`.
 
-Run: /usr/bin/python3 -m unittest -v test_badinput   (from tests/py)
+Run: /usr/bin/python3 -m testlib -v test_badinput   (from tests/py)
 """
 
 import os
 import random
 import subprocess
-import sys
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
+from testlib import dump, env, hostile, images, isolayout, mount, readers, sanitizers, sources
+from testlib import trees
 
-import discfs_testlib as L  # noqa: E402
-import hostile as H  # noqa: E402
-
-SECTOR = H.SECTOR
+SECTOR = isolayout.SECTOR
 LONG_NAME = "long_" + "n" * 170 + ".txt"          # NM continues in a CE area
-NAMES = {                                         # name in the source -> hostile NM of the same length
+# name in the source -> hostile NM of the same length
+NAMES = {
     "s": b"/",
     "e": b".",
     "bb": b"..",
@@ -64,63 +61,38 @@ NAMES = {                                         # name in the source -> hostil
 }
 MANY = 80
 
-_tmp = None
+M = env.ModuleFixture("discfs-badinput-", binaries=("discfs-dump", "discfs"),
+                      tools=("xorriso", "xz", "find", "ls", "cat"))
+setUpModule, tearDownModule = M.set_up, M.tear_down
 _ctx = None
-
-
-def setUpModule():
-    global _tmp
-    L.require_binary(L.discfs_dump_bin(), "discfs-dump")
-    L.require_binary(L.discfs_bin(), "discfs")
-    L.require_tools("xorriso", "xz", "find", "ls", "cat")
-    _tmp = L.TempDir(prefix="discfs-badinput-")
-
-
-def tearDownModule():
-    if _tmp is not None:
-        _tmp.cleanup()
-
-
-def fuse_or_skip(test):
-    why = L.fuse_unavailable_reason()
-    if why:
-        test.skipTest(why)
 
 
 # ---------------------------------------------------------------------------
 # Source trees and base images
 # ---------------------------------------------------------------------------
 
-def _write(root, rel, data, mtime=L.T2020):
-    p = os.path.join(root, rel)
-    os.makedirs(os.path.dirname(p), exist_ok=True)
-    with open(p, "wb") as f:
-        f.write(data)
-    os.utime(p, (L.T_ATIME, mtime))
-
-
 def build_plain_source(root):
     r = random.Random(1234)
-    _write(root, "hello.txt", b"hello, world\n")
-    _write(root, "data.bin", r.randbytes(5000))
-    _write(root, "empty", b"")
-    _write(root, "docs/readme.txt", b"read me first\n" * 60)
-    _write(root, "docs/notes.md", r.randbytes(3000))
-    _write(root, "docs/big.bin", r.randbytes(70000))
-    _write(root, "docs/" + LONG_NAME, b"a file whose name continues in a CE area\n")
-    _write(root, "docs/zz_last.txt", b"the last record of /docs\n")
-    _write(root, "loopdir/inner.txt", b"inside loopdir\n")
-    _write(root, "loopdir/sub/deep.txt", b"inside loopdir/sub\n")
-    _write(root, "loopdir/sub/back/x.txt", b"inside loopdir/sub/back\n")
+    sources.write(root, "hello.txt", b"hello, world\n")
+    sources.write(root, "data.bin", r.randbytes(5000))
+    sources.write(root, "empty", b"")
+    sources.write(root, "docs/readme.txt", b"read me first\n" * 60)
+    sources.write(root, "docs/notes.md", r.randbytes(3000))
+    sources.write(root, "docs/big.bin", r.randbytes(70000))
+    sources.write(root, "docs/" + LONG_NAME, b"a file whose name continues in a CE area\n")
+    sources.write(root, "docs/zz_last.txt", b"the last record of /docs\n")
+    sources.write(root, "loopdir/inner.txt", b"inside loopdir\n")
+    sources.write(root, "loopdir/sub/deep.txt", b"inside loopdir/sub\n")
+    sources.write(root, "loopdir/sub/back/x.txt", b"inside loopdir/sub/back\n")
     for name in NAMES:
-        _write(root, "names/" + name, ("content of %s\n" % name).encode())
-    _write(root, "names/keep.txt", b"an innocent neighbour\n")
-    _write(root, "names/dd/inside.txt", b"inside a directory renamed to ..\n")
+        sources.write(root, "names/" + name, ("content of %s\n" % name).encode())
+    sources.write(root, "names/keep.txt", b"an innocent neighbour\n")
+    sources.write(root, "names/dd/inside.txt", b"inside a directory renamed to ..\n")
     for i in range(MANY):
-        _write(root, "many/file_%03d_with_a_longer_name.dat" % i, b"many %03d\n" % i)
+        sources.write(root, "many/file_%03d_with_a_longer_name.dat" % i, b"many %03d\n" % i)
     os.symlink("hello.txt", os.path.join(root, "link_rel"))
     os.symlink("/".join("comp%03d" % i for i in range(40)), os.path.join(root, "long_link"))
-    L.set_dir_times(root)
+    sources.set_dir_times(root)
 
 
 def build_zisofs_source(root):
@@ -134,53 +106,53 @@ def build_zisofs_source(root):
     for i, name in enumerate(("z_ptr_past_end", "z_ptr_decreasing", "z_ptr_shifted",
                               "z_hdr_block_log2", "z_zf_block_log2", "z_zf_huge_size",
                               "z_intact_a", "z_intact_b")):
-        _write(root, "z/%s.txt" % name, text(i, 200000 + 7 * i))
-    _write(root, "plain.txt", b"small, stored plainly\n")
-    L.set_dir_times(root)
+        sources.write(root, "z/%s.txt" % name, text(i, 200000 + 7 * i))
+    sources.write(root, "plain.txt", b"small, stored plainly\n")
+    sources.set_dir_times(root)
 
 
 class Context:
     """Base images, their layout and the source tree they were made from."""
 
     def __init__(self):
-        base = _tmp.sub("base")
+        base = M.sub("base")
         self.src = os.path.join(base, "src")
         build_plain_source(self.src)
-        self.tree = L.walk(self.src)
+        self.tree = trees.walk(self.src)
         self.rr_iso = os.path.join(base, "rr.iso")
         # Rock Ridge, no Joliet: one directory tree to corrupt.
-        L.run(["xorriso", "-as", "mkisofs", "-R", "-V", "HOSTILE", "-o", self.rr_iso, self.src])
+        env.run(["xorriso", "-as", "mkisofs", "-R", "-V", "HOSTILE", "-o", self.rr_iso, self.src])
         with open(self.rr_iso, "rb") as f:
             self.rr = f.read()
-        self.rr_layout = H.IsoImage(self.rr)
+        self.rr_layout = isolayout.IsoImage(self.rr)
         missing = set(self.tree) - set(self.rr_layout.records) - {"/"}
         if missing:
             raise RuntimeError(f"precondition: the parser does not see {sorted(missing)[:5]}")
         self.zsrc = os.path.join(base, "zsrc")
         build_zisofs_source(self.zsrc)
-        self.ztree = L.walk(self.zsrc)
-        self.z_iso = L.make_zisofs(os.path.join(base, "z.iso"), self.zsrc)
+        self.ztree = trees.walk(self.zsrc)
+        self.z_iso = images.make_zisofs(os.path.join(base, "z.iso"), self.zsrc)
         with open(self.z_iso, "rb") as f:
             self.z = f.read()
-        self.z_layout = H.IsoImage(self.z)
-        self.compressed = L.zisofs_files(self.z_iso)
+        self.z_layout = isolayout.IsoImage(self.z)
+        self.compressed = readers.zisofs_files(self.z_iso)
         want = {p for p in self.ztree if p.startswith("/z/")} - {"/z"}
         if not want <= self.compressed:
             raise RuntimeError(f"precondition: zisofs-compressed files expected, got "
                                f"{sorted(self.compressed)}")
         self.jsrc = os.path.join(base, "jsrc")
         for n in ("ab", "cd", "ef", "keep"):
-            _write(self.jsrc, "jdir/" + n, ("joliet %s\n" % n).encode())
-        L.set_dir_times(self.jsrc)
-        self.jtree = L.walk(self.jsrc)
+            sources.write(self.jsrc, "jdir/" + n, ("joliet %s\n" % n).encode())
+        sources.set_dir_times(self.jsrc)
+        self.jtree = trees.walk(self.jsrc)
         self.j_iso = os.path.join(base, "joliet.iso")
         # Joliet only (no Rock Ridge): discfs shows the Joliet tree.
-        L.run(["xorriso", "-as", "mkisofs", "-J", "-V", "HOSTILE_J", "-o", self.j_iso,
-               self.jsrc])
+        env.run(["xorriso", "-as", "mkisofs", "-J", "-V", "HOSTILE_J", "-o", self.j_iso,
+                 self.jsrc])
         with open(self.j_iso, "rb") as f:
             self.j = f.read()
-        self.j_layout = H.IsoImage(self.j, joliet=True)
-        self.cases = os.path.join(_tmp.path, "cases")
+        self.j_layout = isolayout.IsoImage(self.j, joliet=True)
+        self.cases = os.path.join(M.path, "cases")
         os.makedirs(self.cases, exist_ok=True)
 
 
@@ -192,398 +164,16 @@ def ctx():
 
 
 # ---------------------------------------------------------------------------
-# What a case expects
-# ---------------------------------------------------------------------------
-
-class Expect:
-    """Expectations of one hostile image.
-
-    refuse      None: the image must open (dump exit 0, the mount goes live).
-                Else the exit codes allowed for refusing it.
-    may_open    with refuse: opening it instead is fine too (then only the
-                safety checks apply, and the mount's root must be usable).
-    tree        the source records ({path: Rec}) of the image.
-    eio_files   listed, and reading them fails with EIO.
-    eio_dirs    listed, and listing them fails with EIO.
-    maybe_eio   listed; read either their source content or EIO.
-    loops       directory records that loop back: hidden, or fail with EIO
-                (ELOOP from the kernel in a mount); nothing below them shown.
-    replaceable may be missing or shown under another (sane) name, one each,
-                in the same directory; read their source content or EIO.
-    fragile     {dir: set of child paths}: those children may be missing;
-                present ones read their source content or EIO.  The listing
-                of dir itself may fail with EIO when fragile_listing.
-    extras      {dir: n}: up to n unknown (sane) names may appear there.
-    """
-
-    def __init__(self, tree, refuse=None, may_open=False, eio_files=(), eio_dirs=(),
-                 maybe_eio=(), loops=(), replaceable=(), fragile=None, fragile_listing=(),
-                 extras=None, note=""):
-        self.tree = tree
-        self.refuse = set(refuse) if refuse else None
-        self.may_open = may_open
-        self.eio_files = set(eio_files)
-        self.eio_dirs = set(eio_dirs)
-        self.maybe_eio = set(maybe_eio)
-        self.loops = set(loops)
-        self.replaceable = set(replaceable)
-        self.fragile = {d: set(c) for d, c in (fragile or {}).items()}
-        self.fragile_listing = set(fragile_listing)
-        self.extras = dict(extras or {})
-        self.note = note
-
-    # -- classification of source paths --------------------------------------
-
-    def _under(self, p, dirs):
-        return any(p.startswith(d.rstrip("/") + "/") for d in dirs)
-
-    def kind(self, p):
-        if self._under(p, self.eio_dirs) or self._under(p, self.loops):
-            return "gone"
-        if p in self.eio_dirs:
-            return "eio_dir"
-        if p in self.loops:
-            return "loop"
-        if p in self.fragile_listing:
-            return "fragile_dir"
-        for d, kids in self.fragile.items():
-            if p in kids or self._under(p, kids):
-                return "fragile"
-            if d in self.fragile_listing and self._under(p, [d]):
-                return "fragile"
-        if p in self.eio_files:
-            return "eio_file"
-        if p in self.maybe_eio:
-            return "maybe_eio"
-        if p in self.replaceable:
-            return "replaceable"
-        return "intact"
-
-    def allowed_unknown(self):
-        """{dir: how many unknown names may appear in it}."""
-        out = dict(self.extras)
-        for p in self.replaceable:
-            d = p.rsplit("/", 1)[0] or "/"
-            out[d] = out.get(d, 0) + 1
-        return out
-
-
-def _same_content(src, sha, size):
-    if src.type != "reg":
-        return True
-    return sha == src.sha256 and (size is None or size == src.size)
-
-
-# ---------------------------------------------------------------------------
-# Checks shared by the dump and the mount
-# ---------------------------------------------------------------------------
-
-def unknown_problems(exp, view_paths):
-    """Names in the view that the source does not have, beyond what exp allows."""
-    allowed = exp.allowed_unknown()
-    probs = []
-    by_dir = {}
-    for p in sorted(view_paths):
-        if p == "/" or p in exp.tree:
-            continue
-        parent = p.rsplit("/", 1)[0] or "/"
-        # Below an unknown directory: counted with that directory.
-        anc = parent
-        while anc not in exp.tree and anc != "/":
-            anc = anc.rsplit("/", 1)[0] or "/"
-        if anc != parent:
-            continue
-        by_dir.setdefault(parent, []).append(p)
-    for d, paths in sorted(by_dir.items()):
-        n = allowed.get(d, 0)
-        if len(paths) > n:
-            probs.append(f"unexpected names in {d!r} ({len(paths)} unknown, {n} allowed): "
-                         f"{[os.path.basename(x) for x in paths][:8]}")
-    return probs
-
-
-# ---------------------------------------------------------------------------
-# The case runner
-# ---------------------------------------------------------------------------
-
-class CaseRunner:
-    """Runs discfs-dump or a mount on one hostile image and checks it against Expect."""
-
-    def __init__(self, test, name, image, exp):
-        self.t, self.name, self.image, self.exp = test, name, image, exp
-
-    def fail(self, lines, what):
-        if lines:
-            self.t.fail(H.abbreviate(
-                f"[{self.name}] {what}:\n  " + "\n  ".join(lines[:40]) +
-                (f"\n  ... {len(lines) - 40} more" if len(lines) > 40 else "") +
-                f"\n  image: {self.image}" + (f"\n  ({self.exp.note})" if self.exp.note
-                                              else "")))
-
-    # -- discfs-dump ------------------------------------------------------------
-
-    def run_dump(self):
-        exp = self.exp
-        d = H.run_dump(self.image)
-        rep = d.sanitizer()
-        if rep:
-            self.t.fail(f"[{self.name}] sanitizer report from discfs-dump: {rep}\n{d.describe()}")
-        if d.returncode not in (0, 3, 4, 5):
-            self.t.fail(f"[{self.name}] discfs-dump crashed or failed oddly\n{d.describe()}")
-        if d.bad_lines:
-            self.t.fail(f"[{self.name}] discfs-dump printed lines that are not JSON: "
-                        f"{d.bad_lines[:3]}")
-        if exp.refuse is not None and d.returncode != 0:
-            self.t.assertIn(d.returncode, exp.refuse,
-                            f"[{self.name}] discfs-dump exit code\n{d.describe()}")
-            return d
-        if exp.refuse is not None and not exp.may_open:
-            self.t.fail(f"[{self.name}] discfs-dump opened an image it must refuse "
-                        f"(expected exit {sorted(exp.refuse)})\n{d.describe()}")
-        self.t.assertEqual(d.returncode, 0, f"[{self.name}] discfs-dump must walk the image\n"
-                                            f"{d.describe()}")
-        recs = d.records
-        probs = H.path_problems(set(recs), {p: o.get("type") for p, o in recs.items()})
-        probs += [f"{p!r} printed twice" for p in d.duplicates]
-        self.fail(probs, "discfs-dump prints bad paths")
-        if exp.refuse is not None:
-            return d                         # opened a random image: safety only
-        self.fail(self.dump_problems(recs), "discfs-dump does not match the source")
-        return d
-
-    def dump_problems(self, recs):
-        exp = self.exp
-        probs = []
-        children = {}
-        for p in recs:
-            if p != "/":
-                children.setdefault(p.rsplit("/", 1)[0] or "/", []).append(p)
-        for p, src in sorted(exp.tree.items()):
-            k = exp.kind(p)
-            r = recs.get(p)
-            if k == "gone":
-                if r is not None:
-                    probs.append(f"{p!r} must not be reachable (its directory is damaged), "
-                                 f"but is listed")
-                continue
-            if r is None:
-                if k in ("intact", "eio_file", "eio_dir", "maybe_eio", "fragile_dir"):
-                    probs.append(f"{p!r} is missing ({k})")
-                continue
-            err, sha = r.get("error"), r.get("sha256")
-            if k in ("intact", "maybe_eio", "replaceable", "fragile", "fragile_dir") and \
-                    r.get("type") != src.type:
-                probs.append(f"{p!r}: type {r.get('type')} (source: {src.type})")
-                continue
-            if k == "intact":
-                if err:
-                    probs.append(f"{p!r}: undamaged but reports error {err!r}")
-                elif src.type == "reg" and not _same_content(src, sha, r.get("size")):
-                    probs.append(f"{p!r}: size/sha256 {r.get('size')}/{sha} differ from the "
-                                 f"source {src.size}/{src.sha256}")
-                elif src.type == "lnk" and r.get("target") != src.target:
-                    probs.append(f"{p!r}: target {r.get('target')!r} (source {src.target!r})")
-            elif k in ("eio_file", "eio_dir"):
-                if not err:
-                    probs.append(f"{p!r} is damaged but discfs-dump reports no error "
-                                 f"(sha256 {sha})")
-                if k == "eio_dir" and children.get(p):
-                    probs.append(f"{p!r} is damaged but discfs-dump lists entries in it: "
-                                 f"{children[p][:4]}")
-            elif k == "loop":
-                if not err and children.get(p):
-                    probs.append(f"{p!r} loops back to an ancestor, yet discfs-dump descends "
-                                 f"into it ({len([q for q in recs if q.startswith(p + '/')])} "
-                                 f"entries below it, e.g. {children[p][:2]})")
-            elif k in ("maybe_eio", "replaceable", "fragile"):
-                if src.type == "reg" and not err and not _same_content(src, sha, r.get("size")):
-                    probs.append(f"{p!r}: reads wrong data (sha256 {sha}, size "
-                                 f"{r.get('size')}; source {src.sha256}, {src.size}); "
-                                 f"it must read its data or fail")
-        probs += unknown_problems(exp, set(recs))
-        depth = max((p.count("/") for p in recs), default=0)
-        src_depth = max(p.count("/") for p in exp.tree)
-        if depth > src_depth + 2:
-            probs.append(f"discfs-dump shows paths {depth} levels deep (the source has "
-                         f"{src_depth}): an endless tree, e.g. "
-                         f"{max(recs, key=lambda q: q.count('/'))[:200]!r}")
-        return probs
-
-    # -- the mount ----------------------------------------------------------------
-
-    def run_mount(self):
-        exp = self.exp
-        mnt = _tmp.sub("mnt-" + self.name)
-        with H.DaemonMount(self.image, mnt) as m:
-            if m.refused is not None:
-                pass
-            else:
-                probe = H.probe_mount(mnt)
-                tools = H.explore_with_tools(mnt, probe) if "root_error" not in probe else None
-                extra_cats = {}
-                extra_ls = {}
-                if tools is not None:
-                    for p in sorted(exp.eio_files | exp.maybe_eio):
-                        if p not in tools["cat"]:
-                            c = H.run_guarded(["cat", "--", os.path.join(mnt, p.lstrip("/"))])
-                            extra_cats[p] = (c.returncode, H.sha256(c.stdout), H.txt(c.stderr))
-                    for p in sorted(exp.eio_dirs | exp.loops | set(exp.fragile_listing)):
-                        extra_ls[p] = H.ls_dir(mnt, p)
-        for pr in m.problems:
-            self.t.fail(f"[{self.name}] {pr}")
-        if m.refused is not None:
-            self.check_refusal(m)
-            return
-        if exp.refuse is not None and not exp.may_open:
-            self.t.fail(f"[{self.name}] the image was mounted, but must be refused with exit "
-                        f"{sorted(exp.refuse)}")
-        if "root_error" in probe:
-            self.t.fail(f"[{self.name}] `discfs mount` went live, but the mount point itself "
-                        f"gives {probe['root_error']} (stat fails): a mount that cannot be used "
-                        f"must be refused instead\n--- daemon log ---\n{m.stderr[-3000:]}")
-        cat_all = dict(tools["cat"])
-        cat_all.update(extra_cats)
-        with self.t.subTest(check="names"):
-            self.fail(self.name_problems(probe) + H.tool_loop_reports(tools),
-                      "names and shape of the mounted tree")
-        if exp.refuse is not None:
-            return                                   # opened a random image: safety only
-        with self.t.subTest(check="entries"):
-            self.fail(self.mount_problems(probe, cat_all, extra_ls), "the mount")
-        with self.t.subTest(check="log"):
-            missing = []
-            for p in sorted(exp.eio_files | exp.eio_dirs | exp.loops):
-                if exp.kind(p) not in ("eio_file", "eio_dir", "loop"):
-                    continue
-                base = p.rsplit("/", 1)[1]
-                if base not in m.stderr:
-                    missing.append(f"no log line names the damaged entry {p!r}")
-            self.fail(missing + ([f"daemon log:\n{m.stderr[-2000:]}"] if missing else []),
-                      "the daemon's log")
-
-    def check_refusal(self, m):
-        exp = self.exp
-        if exp.refuse is None:
-            self.t.fail(f"[{self.name}] discfs refused to mount (exit {m.refused}) an image "
-                        f"that must be mounted\n{m.stderr[-3000:]}")
-        self.t.assertIn(m.refused, exp.refuse, f"[{self.name}] exit code of the refused mount"
-                                               f"\n{m.stderr[-2000:]}")
-        lines = [ln for ln in m.stderr.splitlines() if ln.strip()]
-        self.t.assertEqual(len(lines), 1, f"[{self.name}] a refusal must be one line, got "
-                                          f"{lines[:10]}")
-        self.t.assertFalse(H.mounted(m.mnt), f"[{self.name}] something is mounted on "
-                                             f"{m.mnt} after the refusal")
-
-    def name_problems(self, probe):
-        probs = list(probe["problems"])
-        for d, (dots, dotdots) in sorted(probe["dots"].items()):
-            if dots > 1 or dotdots > 1:
-                probs.append(f"{d!r}: readdir returns '.' {dots} times and '..' {dotdots} "
-                             f"times (a name shown as '.' or '..')")
-        ents = probe["entries"]
-        probs += H.path_problems(set(ents), {p: e.get("type") for p, e in ents.items()})
-        for p, e in sorted(ents.items()):
-            if e.get("lstat_error") in ("ENOENT", "ENAMETOOLONG", "EINVAL"):
-                probs.append(f"{p!r} is listed but cannot be looked up ({e['lstat_error']}): "
-                             f"the listed name is not the real one")
-        return probs
-
-    def mount_problems(self, probe, cats, extra_ls):
-        exp = self.exp
-        ents = probe["entries"]
-        lerr = probe["listing_errors"]
-        probs = []
-        for p, src in sorted(exp.tree.items()):
-            k = exp.kind(p)
-            e = ents.get(p)
-            if k == "gone":
-                if e is not None:
-                    probs.append(f"{p!r} must not be reachable (its directory is damaged)")
-                continue
-            if e is None:
-                if k in ("intact", "eio_file", "eio_dir", "maybe_eio", "fragile_dir"):
-                    probs.append(f"{p!r} is missing ({k})")
-                continue
-            if "lstat_error" in e:
-                if k == "loop" and e["lstat_error"] in ("EIO", "ELOOP"):
-                    continue
-                if k in ("eio_file", "eio_dir", "maybe_eio", "replaceable", "fragile",
-                         "fragile_dir") and e["lstat_error"] == "EIO":
-                    continue
-                probs.append(f"{p!r}: stat fails with {e['lstat_error']} ({k})")
-                continue
-            if e["type"] != src.type and k != "loop":
-                probs.append(f"{p!r}: type {e['type']} (source {src.type})")
-                continue
-            cat = cats.get(p)
-            if k == "intact":
-                if src.type == "reg":
-                    if e.get("read_error"):
-                        probs.append(f"{p!r}: undamaged but reading fails with "
-                                     f"{e['read_error']}")
-                    elif not _same_content(src, e.get("sha256"), e["size"]):
-                        probs.append(f"{p!r}: reads wrong data (size {e['size']}, source "
-                                     f"{src.size})")
-                    if cat and cat[0] != 0:
-                        probs.append(f"{p!r}: cat fails: {cat[2].strip()}")
-                elif src.type == "lnk" and e.get("target") != src.target:
-                    probs.append(f"{p!r}: target {e.get('target')!r} (source {src.target!r})")
-                elif src.type == "dir" and p in lerr:
-                    probs.append(f"{p!r}: undamaged directory, listing fails with {lerr[p]}")
-            elif k == "eio_file":
-                if cat is None:
-                    probs.append(f"{p!r}: not read")
-                elif cat[0] == 0 or "Input/output error" not in cat[2]:
-                    probs.append(f"{p!r} is damaged: cat must fail with 'Input/output error', "
-                                 f"got exit {cat[0]} {cat[2].strip()!r}"
-                                 + (" (and printed the source's bytes)"
-                                    if cat[1] == src.sha256 else ""))
-            elif k == "eio_dir":
-                rc, _, err = extra_ls.get(p, (None, "", ""))
-                if rc == 0 or "Input/output error" not in err:
-                    probs.append(f"{p!r} is damaged: ls must fail with 'Input/output error', "
-                                 f"got exit {rc} {err.strip()!r}")
-            elif k == "loop":
-                rc, _, err = extra_ls.get(p, (None, "", ""))
-                if rc == 0 and p not in lerr:
-                    probs.append(f"{p!r} loops back to an ancestor, yet it is listed and can "
-                                 f"be listed in turn (ls exit 0)")
-            elif k in ("maybe_eio", "replaceable", "fragile"):
-                if src.type == "reg":
-                    if cat and cat[0] != 0 and "Input/output error" not in cat[2]:
-                        probs.append(f"{p!r}: cat fails, but not with EIO: {cat[2].strip()!r}")
-                    if cat and cat[0] == 0 and cat[1] != src.sha256:
-                        probs.append(f"{p!r}: cat prints wrong data (it must print the "
-                                     f"source's bytes or fail with EIO)")
-                if k == "fragile" and src.type == "dir" and p in lerr and lerr[p] != "EIO":
-                    probs.append(f"{p!r}: listing fails with {lerr[p]}, not EIO")
-        for d in exp.fragile_listing:
-            if d in lerr and lerr[d] != "EIO":
-                probs.append(f"{d!r}: listing fails with {lerr[d]}, not EIO")
-        # Unknown entries: counted, and whatever they are they must not crash anything;
-        # cat of them must succeed or fail with EIO.
-        probs += unknown_problems(exp, set(ents))
-        for p, c in sorted(cats.items()):
-            if p not in exp.tree and c[0] != 0 and "Input/output error" not in c[2]:
-                probs.append(f"{p!r} (unknown entry): cat fails oddly: {c[2].strip()!r}")
-        return probs
-
-
-# ---------------------------------------------------------------------------
 # The cases
 # ---------------------------------------------------------------------------
 
-CASES = {}
-
-
-def case(fn):
-    CASES[fn.__name__] = fn
-    return fn
+CASES = hostile.Cases()
+case = CASES.case
 
 
 def _save(name, data):
     path = os.path.join(ctx().cases, name + ".iso")
-    if isinstance(data, H.Patch):
+    if isinstance(data, isolayout.Patch):
         return data.write(path)
     with open(path, "wb") as f:
         f.write(data)
@@ -603,7 +193,9 @@ def _truncated(name, cut, note):
     if cut < root_end:
         # The root directory itself is gone or cut: refusing is right; if discfs opens it
         # anyway, the root must at least be usable (everything below it is fragile).
-        return img, Expect(tree, refuse={3, 4, 5}, may_open=cut >= root_start, note=note)
+        # (discfs reports a root past the end of the file as no readable image: exit 4)
+        return img, hostile.Expect(tree, refuse=env.EXIT_NOT_AN_IMAGE, may_open=cut >= root_start,
+                                   note=note)
     eio_files, eio_dirs, fragile = set(), set(), {}
     for p, (s, e) in _files_with_data(lay, tree).items():
         if tree[p].size and e > cut:
@@ -621,8 +213,8 @@ def _truncated(name, cut, note):
         for r in recs:
             if any(b * SECTOR + o + n > cut for b, o, n in r.ce_areas):
                 replaceable.add(p)
-    return img, Expect(tree, eio_files=eio_files, eio_dirs=eio_dirs, fragile=fragile,
-                       fragile_listing=set(fragile), replaceable=replaceable, note=note)
+    return img, hostile.Expect(tree, eio_files=eio_files, eio_dirs=eio_dirs, fragile=fragile,
+                               fragile_listing=set(fragile), replaceable=replaceable, note=note)
 
 
 @case
@@ -684,14 +276,15 @@ def random_bytes_with_cd001_signature():
     buf[16 * SECTOR:16 * SECTOR + 7] = b"\x01CD001\x01"
     buf[17 * SECTOR:17 * SECTOR + 7] = b"\xffCD001\x01"
     return _save("random_bytes_with_cd001_signature", bytes(buf)), \
-        Expect({}, refuse={4, 5}, may_open=True,
-               note="random bytes with a PVD signature at sector 16 and a terminator")
+        hostile.Expect({}, refuse=env.EXIT_UNSUPPORTED, may_open=True,
+                       note="random bytes with a PVD signature at sector 16 and a terminator "
+                            "(its logical block size is not 2048: unsupported)")
 
 
 def _pvd_random_root(seed):
     """A real image whose root directory record in the PVD is random."""
     c = ctx()
-    p = H.Patch(c.rr)
+    p = isolayout.Patch(c.rr)
     r = random.Random(seed)
     p.put(16 * SECTOR + 156, bytes([34]) + r.randbytes(33), "random root record")
     return p
@@ -700,8 +293,8 @@ def _pvd_random_root(seed):
 @case
 def pvd_random_root_record():
     return _save("pvd_random_root_record", _pvd_random_root(5)), \
-        Expect({}, refuse={4, 5}, may_open=True,
-               note="the PVD's root directory record is random bytes")
+        hostile.Expect({}, refuse=env.EXIT_NOT_AN_IMAGE, may_open=True,
+                       note="the PVD's root directory record is random bytes")
 
 
 # -- directory loops -------------------------------------------------------------
@@ -711,10 +304,10 @@ def _point_dir(name, rec_path, target_dir, note, expect_kw):
     lay = c.rr_layout
     rec = lay.record(rec_path)
     ext, size = lay.dir_extent[target_dir]
-    p = H.Patch(c.rr)
-    p.put(rec.off + 2, H.both32(ext), "extent")
-    p.put(rec.off + 10, H.both32(size), "data length")
-    return _save(name, p), Expect(c.tree, **expect_kw, note=note)
+    p = isolayout.Patch(c.rr)
+    p.put(rec.off + 2, isolayout.both32(ext), "extent")
+    p.put(rec.off + 10, isolayout.both32(size), "data length")
+    return _save(name, p), hostile.Expect(c.tree, **expect_kw, note=note)
 
 
 @case
@@ -742,9 +335,9 @@ def dir_contains_grandparent():
 def dir_extent_past_end():
     c = ctx()
     rec = c.rr_layout.record("/docs")
-    p = H.Patch(c.rr)
-    p.put(rec.off + 2, H.both32(c.rr_layout.volume_blocks + 5000), "extent")
-    return _save("dir_extent_past_end", p), Expect(
+    p = isolayout.Patch(c.rr)
+    p.put(rec.off + 2, isolayout.both32(c.rr_layout.volume_blocks + 5000), "extent")
+    return _save("dir_extent_past_end", p), hostile.Expect(
         c.tree, eio_dirs={"/docs"}, note="/docs's extent lies past the end of the image")
 
 
@@ -752,10 +345,10 @@ def dir_extent_past_end():
 def dir_huge_data_length():
     c = ctx()
     lay = c.rr_layout
-    p = H.Patch(c.rr)
-    p.put(lay.record("/docs").off + 10, H.both32(0xFFFFFFFF), "data length")
-    p.put(lay.dot("/docs").off + 10, H.both32(0xFFFFFFFF), "data length of '.'")
-    return _save("dir_huge_data_length", p), Expect(
+    p = isolayout.Patch(c.rr)
+    p.put(lay.record("/docs").off + 10, isolayout.both32(0xFFFFFFFF), "data length")
+    p.put(lay.dot("/docs").off + 10, isolayout.both32(0xFFFFFFFF), "data length of '.'")
+    return _save("dir_huge_data_length", p), hostile.Expect(
         c.tree, eio_dirs={"/docs"},
         note="/docs (its record and its '.' record) claims 4 GiB - 1 bytes")
 
@@ -766,9 +359,9 @@ def dir_huge_data_length():
 def file_extent_past_end():
     c = ctx()
     rec = c.rr_layout.record("/docs/readme.txt")
-    p = H.Patch(c.rr)
-    p.put(rec.off + 2, H.both32(c.rr_layout.volume_blocks + 1000), "extent")
-    return _save("file_extent_past_end", p), Expect(
+    p = isolayout.Patch(c.rr)
+    p.put(rec.off + 2, isolayout.both32(c.rr_layout.volume_blocks + 1000), "extent")
+    return _save("file_extent_past_end", p), hostile.Expect(
         c.tree, eio_files={"/docs/readme.txt"},
         note="/docs/readme.txt's extent lies 1000 blocks past the end")
 
@@ -777,9 +370,9 @@ def file_extent_past_end():
 def file_extent_max_lba():
     c = ctx()
     rec = c.rr_layout.record("/docs/notes.md")
-    p = H.Patch(c.rr)
-    p.put(rec.off + 2, H.both32(0xFFFFFFFF), "extent")
-    return _save("file_extent_max_lba", p), Expect(
+    p = isolayout.Patch(c.rr)
+    p.put(rec.off + 2, isolayout.both32(0xFFFFFFFF), "extent")
+    return _save("file_extent_max_lba", p), hostile.Expect(
         c.tree, eio_files={"/docs/notes.md"}, note="/docs/notes.md's extent is LBA 0xFFFFFFFF")
 
 
@@ -787,9 +380,9 @@ def file_extent_max_lba():
 def file_huge_data_length():
     c = ctx()
     rec = c.rr_layout.record("/data.bin")
-    p = H.Patch(c.rr)
-    p.put(rec.off + 10, H.both32(0xFFFFFFFF), "data length")
-    return _save("file_huge_data_length", p), Expect(
+    p = isolayout.Patch(c.rr)
+    p.put(rec.off + 10, isolayout.both32(0xFFFFFFFF), "data length")
+    return _save("file_huge_data_length", p), hostile.Expect(
         c.tree, eio_files={"/data.bin"}, note="/data.bin claims 4 GiB - 1 bytes")
 
 
@@ -810,15 +403,15 @@ def _reclen_case(name, which, patch_fn, note, extras=0):
     recs = _many_sector0()
     k = {"middle": len(recs) // 2, "last": len(recs) - 1}[which]
     rec = recs[k]
-    p = H.Patch(c.rr)
+    p = isolayout.Patch(c.rr)
     patch_fn(p, rec)
     # Records from the damaged one to the end of its sector may be lost; everything before
     # it and every other sector of /many must be intact.
     lost = {r.path for r in recs[k:]}
-    return _save(name, p), Expect(c.tree, fragile={"/many": lost},
-                                  extras={"/many": extras} if extras else None,
-                                  note=note + f" (record {k} of /many's first sector, "
-                                              f"{rec.path})")
+    return _save(name, p), hostile.Expect(c.tree, fragile={"/many": lost},
+                                          extras={"/many": extras} if extras else None,
+                                          note=note + f" (record {k} of /many's first sector, "
+                                          f"{rec.path})")
 
 
 @case
@@ -872,13 +465,13 @@ def ce_points_to_itself():
     area_end = blk * SECTOR + off + ln
     if (area_end + 28) // SECTOR != blk or any(c.rr[area_end:area_end + 28]):
         raise RuntimeError("precondition: room after the CE area for another CE entry")
-    p = H.Patch(c.rr)
+    p = isolayout.Patch(c.rr)
     # Append a CE entry to the continuation area that points at the area itself, and
     # make the area (as the record's CE describes it) include that entry.
-    loop = b"CE\x1c\x01" + H.both32(blk) + H.both32(off) + H.both32(ln + 28)
+    loop = b"CE\x1c\x01" + isolayout.both32(blk) + isolayout.both32(off) + isolayout.both32(ln + 28)
     p.put(area_end, loop, "CE pointing at its own area")
-    p.put(ce.off + 20, H.both32(ln + 28), "CE length")
-    return _save("ce_points_to_itself", p), Expect(
+    p.put(ce.off + 20, isolayout.both32(ln + 28), "CE length")
+    return _save("ce_points_to_itself", p), hostile.Expect(
         c.tree, replaceable={path},
         note=f"{path}: its continuation area holds a CE entry that points at that area")
 
@@ -889,9 +482,9 @@ def ce_past_end():
     path = "/docs/" + LONG_NAME
     rec = c.rr_layout.record(path)
     ce = rec.entries("CE")[0]
-    p = H.Patch(c.rr)
-    p.put(ce.off + 4, H.both32(c.rr_layout.volume_blocks + 77), "CE block")
-    return _save("ce_past_end", p), Expect(
+    p = isolayout.Patch(c.rr)
+    p.put(ce.off + 4, isolayout.both32(c.rr_layout.volume_blocks + 77), "CE block")
+    return _save("ce_past_end", p), hostile.Expect(
         c.tree, replaceable={path}, note=f"{path}: its CE entry points past the end")
 
 
@@ -903,33 +496,33 @@ def ce_loop_in_root_continuation_area():
     ces = dot.entries("CE")
     if not ces:
         raise RuntimeError("precondition: the root '.' record has a CE entry (for ER)")
-    p = H.Patch(c.rr)
+    p = isolayout.Patch(c.rr)
     ce = ces[0]
     # The CE now points at the root '.' record's own System Use area: following it finds
     # the same CE again.
     su = dot.su_off
-    p.put(ce.off + 4, H.both32(su // SECTOR), "CE block")
-    p.put(ce.off + 12, H.both32(su % SECTOR), "CE offset")
-    p.put(ce.off + 20, H.both32(dot.off + dot.length - su), "CE length")
-    return _save("ce_loop_in_root_continuation_area", p), Expect(
+    p.put(ce.off + 4, isolayout.both32(su // SECTOR), "CE block")
+    p.put(ce.off + 12, isolayout.both32(su % SECTOR), "CE offset")
+    p.put(ce.off + 20, isolayout.both32(dot.off + dot.length - su), "CE length")
+    return _save("ce_loop_in_root_continuation_area", p), hostile.Expect(
         c.tree,
         note="the root '.' record's CE (it holds only the ER entry) points back at the "
              "record's own System Use area; SP is intact, so Rock Ridge names must stay")
 
 
-def _nm_case(name, src_name, hostile, is_dir=False):
+def _nm_case(name, src_name, bad_name, is_dir=False):
     c = ctx()
     path = "/names/" + src_name
     rec = c.rr_layout.record(path)
     nms = rec.entries("NM")
     if len(nms) != 1 or nms[0].raw[5:] != src_name.encode():
         raise RuntimeError(f"precondition: one NM entry holding {src_name!r} in {path}")
-    assert len(hostile) == len(src_name)
-    p = H.Patch(c.rr)
-    p.put(nms[0].off + 5, hostile, "NM name")
-    return _save(name, p), Expect(
+    assert len(bad_name) == len(src_name)
+    p = isolayout.Patch(c.rr)
+    p.put(nms[0].off + 5, bad_name, "NM name")
+    return _save(name, p), hostile.Expect(
         c.tree, replaceable={path},
-        note=f"{path}: Rock Ridge NM name patched to {hostile!r}")
+        note=f"{path}: Rock Ridge NM name patched to {bad_name!r}")
 
 
 @case
@@ -970,7 +563,7 @@ def nm_directory_named_dotdot():
     return img, exp
 
 
-def _joliet_case(name, src_name, hostile):
+def _joliet_case(name, src_name, bad_name):
     c = ctx()
     path = "/jdir/" + src_name
     rec = c.j_layout.record(path)
@@ -978,13 +571,13 @@ def _joliet_case(name, src_name, hostile):
     if rec.name != want:
         raise RuntimeError(f"precondition: the Joliet name of {path} is {src_name!r} "
                            f"(xorriso writes no ';1'), not {rec.name!r}")
-    bad = hostile.encode("utf-16-be")
+    bad = bad_name.encode("utf-16-be")
     assert len(bad) == len(want)
-    p = H.Patch(c.j)
+    p = isolayout.Patch(c.j)
     p.put(rec.off + 33, bad, "Joliet name")
-    return _save(name, p), Expect(
+    return _save(name, p), hostile.Expect(
         c.jtree, replaceable={path},
-        note=f"Joliet-only image: the Joliet name of {path} patched to {hostile!r}")
+        note=f"Joliet-only image: the Joliet name of {path} patched to {bad_name!r}")
 
 
 @case
@@ -1008,12 +601,12 @@ def _zisofs_case(name, file_base, patch_fn, note):
     c = ctx()
     path = "/z/%s.txt" % file_base
     s, _ = c.z_layout.file_span(path)
-    hdr = H.ZisofsHeader(c.z, s)
+    hdr = isolayout.ZisofsHeader(c.z, s)
     if hdr.nblocks < 4:
         raise RuntimeError(f"precondition: {path} has >= 4 zisofs blocks")
-    p = H.Patch(c.z)
+    p = isolayout.Patch(c.z)
     patch_fn(p, hdr, c.z_layout.record(path))
-    return _save(name, p), Expect(c.ztree, eio_files={path}, note=note)
+    return _save(name, p), hostile.Expect(c.ztree, eio_files={path}, note=note)
 
 
 @case
@@ -1069,7 +662,7 @@ def zisofs_zf_block_size():
 def zisofs_zf_huge_size():
     return _zisofs_case(
         "zisofs_zf_huge_size", "z_zf_huge_size",
-        lambda p, h, r: p.put(_zf(r).off + 8, H.both32(0xFFFFFFFF), "ZF uncompressed size"),
+        lambda p, h, r: p.put(_zf(r).off + 8, isolayout.both32(0xFFFFFFFF), "ZF uncompressed size"),
         "the ZF entry claims 4 GiB - 1 uncompressed bytes (the file header says ~200 KB)")
 
 
@@ -1086,9 +679,9 @@ def multi_extent_flag_on_last_record():
     if last.path != "/docs/zz_last.txt":
         raise RuntimeError(f"precondition: /docs/zz_last.txt is /docs's last record, not "
                            f"{last.path}")
-    p = H.Patch(c.rr)
+    p = isolayout.Patch(c.rr)
     p.put(last.off + 25, bytes([last.flags | 0x80]), "multi-extent flag")
-    return _save("multi_extent_flag_on_last_record", p), Expect(
+    return _save("multi_extent_flag_on_last_record", p), hostile.Expect(
         c.tree, maybe_eio={last.path},
         note="/docs's last record has the multi-extent flag, and no record follows")
 
@@ -1101,9 +694,9 @@ def multi_extent_flag_before_other_name():
     nxt = kids[i + 1]
     if nxt.iso_name == kids[i].iso_name or nxt.is_dir:
         raise RuntimeError("precondition: a file with another name follows /docs/notes.md")
-    p = H.Patch(c.rr)
+    p = isolayout.Patch(c.rr)
     p.put(kids[i].off + 25, bytes([kids[i].flags | 0x80]), "multi-extent flag")
-    return _save("multi_extent_flag_before_other_name", p), Expect(
+    return _save("multi_extent_flag_before_other_name", p), hostile.Expect(
         c.tree, maybe_eio={"/docs/notes.md"},
         note=f"/docs/notes.md has the multi-extent flag, but the next record is another "
              f"file ({nxt.path}), which must stay itself")
@@ -1116,32 +709,8 @@ def multi_extent_flag_before_other_name():
 class HostileImages(unittest.TestCase):
     """One dump test and one mount test per hostile image (see CASES)."""
 
-    _built = {}
 
-    def build(self, name):
-        if name not in self._built:
-            self._built[name] = CASES[name]()
-        return self._built[name]
-
-
-def _make_tests(name):
-    def test_dump(self):
-        img, exp = self.build(name)
-        CaseRunner(self, name, img, exp).run_dump()
-
-    def test_mount(self):
-        fuse_or_skip(self)
-        img, exp = self.build(name)
-        CaseRunner(self, name, img, exp).run_mount()
-
-    test_dump.__doc__ = f"discfs-dump on the hostile image '{name}'"
-    test_mount.__doc__ = f"mount + find/ls -lR/cat on the hostile image '{name}'"
-    setattr(HostileImages, f"test_{name}_dump", test_dump)
-    setattr(HostileImages, f"test_{name}_mount", test_mount)
-
-
-for _n in list(CASES):
-    _make_tests(_n)
+CASES.add_tests(HostileImages, M)
 
 
 # ---------------------------------------------------------------------------
@@ -1153,90 +722,94 @@ class NotAnImage(unittest.TestCase):
 
     RANDOM_SIZES = (1, 100, 2047, 2048, 16 * SECTOR, 17 * SECTOR, 65536, 1 << 20)
 
-    def refused_everywhere(self, source, codes, what):
+    def refused_everywhere(self, source, code, what):
         # discfs-dump
-        d = H.run_dump(source)
+        d = dump.run(source)
         rep = d.sanitizer()
         self.assertIsNone(rep, f"{what}: sanitizer report from discfs-dump: {rep}")
-        self.assertIn(d.returncode, codes, f"{what}: discfs-dump exit code\n{d.describe()}")
+        self.assertEqual(d.returncode, code, f"{what}: discfs-dump exit code\n{d.describe()}")
         self.assertFalse(d.records, f"{what}: discfs-dump printed records for a non-image")
-        if L.fuse_unavailable_reason():
+        if mount.fuse_unavailable_reason():
             return
         # Every form of mount: foreground, daemonizing, mount.fuse3 style.
         for form in ("mount -f", "mount", "fuse3"):
             with self.subTest(source=what, form=form):
-                mnt = _tmp.sub("mnt-refuse")
+                mnt = M.sub("mnt-refuse")
                 if form == "mount -f":
-                    m = H.DaemonMount(source, mnt)
-                    with m:
+                    with mount.Mount(source, mnt, env=sanitizers.without_leak_check(),
+                                     report=True) as m:
                         pass
                     rc, err = m.refused, m.stderr
                     self.assertFalse(m.live, f"{what}: discfs mounted a non-image")
                     for pr in m.problems:
                         self.fail(f"{what}: {pr}")
                 else:
-                    cmd = ([L.discfs_bin(), "mount", source, mnt] if form == "mount"
-                           else [L.discfs_bin(), source, mnt])
-                    p = H.run_guarded(cmd, env=H.daemon_env())
-                    rc, err = p.returncode, H.txt(p.stderr) + H.txt(p.stdout)
-                    if H.mounted(mnt):
+                    cmd = ([env.discfs_bin(), "mount", source, mnt] if form == "mount"
+                           else [env.discfs_bin(), source, mnt])
+                    p = env.run(cmd, check=False, timeout=hostile.TIMEOUT,
+                                env=sanitizers.without_leak_check())
+                    rc, err = p.returncode, env.txt(p.stderr) + env.txt(p.stdout)
+                    if env.is_mounted(mnt):
                         subprocess.run(["fusermount3", "-uz", mnt])
                         self.fail(f"{what}: `{' '.join(cmd)}` mounted a non-image")
-                rep = H.sanitizer_report(err)
+                rep = sanitizers.report(err)
                 self.assertIsNone(rep, f"{what}: sanitizer report: {rep}")
-                self.assertIn(rc, codes, f"{what}: exit code of `discfs {form}`; output: {err!r}")
+                self.assertEqual(rc, code, f"{what}: exit code of `discfs {form}`; output: {err!r}")
                 lines = [ln for ln in err.splitlines() if ln.strip()]
                 self.assertEqual(len(lines), 1, f"{what}: the refusal must be one line: {lines}")
                 self.assertTrue(lines[0].startswith("discfs"), f"{what}: {lines[0]!r}")
                 self.assertIn(os.path.basename(source.rstrip("/")), lines[0],
                               f"{what}: the message must name the source")
-                self.assertFalse(H.mounted(mnt), f"{what}: something is mounted on {mnt}")
+                self.assertFalse(env.is_mounted(mnt), f"{what}: something is mounted on {mnt}")
 
     def test_empty_file(self):
-        p = os.path.join(_tmp.sub("nonimg"), "empty.iso")
+        p = os.path.join(M.sub("nonimg"), "empty.iso")
         open(p, "wb").close()
-        self.refused_everywhere(p, {4}, "an empty file")
+        self.refused_everywhere(p, env.EXIT_NOT_AN_IMAGE, "an empty file")
 
     def test_random_bytes(self):
         for n in self.RANDOM_SIZES:
             with self.subTest(size=n):
-                p = os.path.join(_tmp.sub("nonimg"), "random_%d.iso" % n)
+                p = os.path.join(M.sub("nonimg"), "random_%d.iso" % n)
                 with open(p, "wb") as f:
                     f.write(random.Random(n).randbytes(n))
-                self.refused_everywhere(p, {4}, f"{n} random bytes")
+                self.refused_everywhere(p, env.EXIT_NOT_AN_IMAGE, f"{n} random bytes")
 
     def test_zeros(self):
-        p = os.path.join(_tmp.sub("nonimg"), "zeros.iso")
+        p = os.path.join(M.sub("nonimg"), "zeros.iso")
         with open(p, "wb") as f:
             f.truncate(64 * SECTOR)
-        self.refused_everywhere(p, {4}, "64 sectors of zeros")
+        self.refused_everywhere(p, env.EXIT_NOT_AN_IMAGE, "64 sectors of zeros")
 
     def test_xz_compressed_image(self):
         c = ctx()
-        p = os.path.join(_tmp.sub("nonimg"), "image.iso.xz")
+        p = os.path.join(M.sub("nonimg"), "image.iso.xz")
         with open(p, "wb") as f:
-            subprocess.run(["xz", "-c", c.rr_iso], stdout=f, check=True, timeout=H.TIMEOUT)
-        self.refused_everywhere(p, {4}, "an xz-compressed image")
+            subprocess.run(["xz", "-c", c.rr_iso], stdout=f, check=True, timeout=hostile.TIMEOUT)
+        self.refused_everywhere(p, env.EXIT_NOT_AN_IMAGE, "an xz-compressed image")
 
     def test_nonexistent_source(self):
-        p = os.path.join(_tmp.sub("nonimg"), "does-not-exist.iso")
-        self.refused_everywhere(p, {3}, "a source that does not exist")
+        p = os.path.join(M.sub("nonimg"), "does-not-exist.iso")
+        self.refused_everywhere(p, env.EXIT_CANNOT_OPEN, "a source that does not exist")
 
     def test_directory_as_source(self):
-        p = _tmp.sub("nonimg", "a-directory")
-        self.refused_everywhere(p, {3, 4}, "a directory")
+        p = M.sub("nonimg", "a-directory")
+        # A directory is no image file or block device: it cannot be read as one (3).
+        self.refused_everywhere(p, env.EXIT_CANNOT_OPEN, "a directory")
 
     def test_character_device_as_source(self):
-        # Not a bad command line (exit 2): the source is there, it is just no image.
-        self.refused_everywhere("/dev/null", {3, 4}, "a character device (/dev/null)")
+        # Not a bad command line (exit 2): the source is there, but no image file or block
+        # device, so it cannot be read as an image (3).
+        self.refused_everywhere("/dev/null", env.EXIT_CANNOT_OPEN,
+                                "a character device (/dev/null)")
 
     def test_fifo_as_source(self):
         # Nobody ever writes to this FIFO: opening it for reading must not wait for a
         # writer (that is a hang), the source must be refused at once.
-        p = os.path.join(_tmp.sub("nonimg"), "a-fifo")
+        p = os.path.join(M.sub("nonimg"), "a-fifo")
         if not os.path.exists(p):
             os.mkfifo(p)
-        self.refused_everywhere(p, {3, 4}, "a FIFO")
+        self.refused_everywhere(p, env.EXIT_CANNOT_OPEN, "a FIFO")
 
 
 # ---------------------------------------------------------------------------
@@ -1250,17 +823,18 @@ class LeakAtUnmount(unittest.TestCase):
     ROUNDS = 8
 
     def test_no_leak_report_after_walk_and_unmount(self):
-        fuse_or_skip(self)
+        mount.require_fuse(self)
         c = ctx()
-        env = dict(os.environ)
-        env.pop("ASAN_OPTIONS", None)          # leak detection on (the ASan default)
+        leak_env = dict(os.environ)
+        leak_env.pop("ASAN_OPTIONS", None)     # leak detection on (the ASan default)
         reports = []
         for i in range(self.ROUNDS):
-            mnt = _tmp.sub("mnt-leak")
-            with H.DaemonMount(c.rr_iso, mnt, env=env) as m:
+            mnt = M.sub("mnt-leak")
+            with mount.Mount(c.rr_iso, mnt, env=leak_env, report=True) as m:
                 self.assertTrue(m.live, f"mount failed: {m.stderr}")
-                H.run_guarded(["find", mnt, "-type", "f", "-exec", "cat", "{}", "+"])
-                H.run_guarded(["ls", "-lR", mnt])
+                env.run(["find", mnt, "-type", "f", "-exec", "cat", "{}", "+"], check=False,
+                        timeout=hostile.TIMEOUT)
+                env.run(["ls", "-lR", mnt], check=False, timeout=hostile.TIMEOUT)
             if m.problems:
                 reports.append(f"round {i + 1}: " + "; ".join(pr[:1500] for pr in m.problems))
         self.assertFalse(reports, f"{len(reports)} of {self.ROUNDS} mount/walk/unmount rounds "
@@ -1274,18 +848,18 @@ class DumpOutput(unittest.TestCase):
     def test_stdout_is_json_lines_on_damaged_images(self):
         for name in ("record_length_1", "dir_extent_past_end", "ce_points_to_itself"):
             with self.subTest(image=name):
-                img, _ = HostileImages._built.get(name) or CASES[name]()
-                d = H.run_dump(img)
+                img, _ = CASES.build(name)
+                d = dump.run(img)
                 self.assertFalse(d.log_lines + d.bad_lines,
                                  f"{name}: discfs-dump mixes log lines into its JSON output: "
                                  f"{(d.log_lines + d.bad_lines)[:3]}")
 
     def test_a_failed_directory_is_printed_once(self):
-        img, _ = CASES["dir_extent_past_end"]()
-        d = H.run_dump(img)
+        img, _ = CASES.build("dir_extent_past_end")
+        d = dump.run(img)
         lines = [ln for ln in d.stdout.splitlines() if ln.startswith('{"path":"/docs"')]
         self.assertEqual(len(lines), 1, f"/docs is printed {len(lines)} times: {lines}")
 
 
 if __name__ == "__main__":
-    sys.exit(L.main(sys.argv[1:] + ["test_badinput"]))
+    unittest.main()

@@ -12,30 +12,21 @@ refused with exit 3 and one line.  Loop devices are always detached.
 
 Skips (with the reason) when not root, when losetup or loop devices are not
 available, and (FUSE parts) when /dev/fuse is missing.
-Run: /usr/bin/python3 -m discfs_testlib -v test_blockdev   (from tests/py)
+Run: /usr/bin/python3 -m testlib -v test_blockdev   (from tests/py)
 """
 
 import json
 import os
-import re
 import shutil
 import stat
 import subprocess
-import sys
 import unittest
 
-import discfs_testlib as L
+from testlib import dump, env, images, mount, readers, sanitizers, sources, trees
 
-_tmp = None
+M = env.ModuleFixture("discfs-blockdev-", binaries=("discfs-dump",), tools=("xorriso",))
+setUpModule = M.set_up
 _loops = []          # devices this module attached, detached in tearDownModule
-_cache = {}
-
-
-def setUpModule():
-    global _tmp
-    L.require_binary(L.discfs_dump_bin(), "discfs-dump")
-    L.require_tools("xorriso")
-    _tmp = L.TempDir(prefix="discfs-blockdev-")
 
 
 def tearDownModule():
@@ -43,15 +34,7 @@ def tearDownModule():
         subprocess.run([losetup() or "losetup", "-d", dev], stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL)
     _loops.clear()
-    if _tmp is not None:
-        _tmp.cleanup()
-
-
-def cached(key, make):
-    return L.memo(_cache, key, make)
-
-
-fail_diff = L.fail_diff
+    M.tear_down()
 
 
 def losetup():
@@ -60,15 +43,15 @@ def losetup():
 
 def attach(img):
     """Attach img read-only to a free loop device; SkipTest where that is not allowed."""
-    if not L.is_root():
+    if not env.is_root():
         raise unittest.SkipTest("not root: loop devices cannot be set up")
     if not losetup():
         raise unittest.SkipTest("losetup is missing (util-linux mount package)")
-    p = L.run([losetup(), "-r", "-f", "--show", img], check=False, timeout=60)
-    dev = L._txt(p.stdout).strip()
+    p = env.run([losetup(), "-r", "-f", "--show", img], check=False, timeout=60)
+    dev = env.txt(p.stdout).strip()
     if p.returncode != 0 or not dev.startswith("/dev/"):
         raise unittest.SkipTest("loop devices are not available here: losetup -r -f --show "
-                                f"failed: {L._txt(p.stderr).strip() or 'exit %d' % p.returncode}")
+                                f"failed: {env.txt(p.stderr).strip() or 'exit %d' % p.returncode}")
     _loops.append(dev)
     # udev may take a moment to create the node in some containers.
     if not os.path.exists(dev) or not stat.S_ISBLK(os.stat(dev).st_mode):
@@ -80,44 +63,29 @@ def loop_for(name, make_image):
     def make():
         img = make_image()
         return img, attach(img)
-    return cached(("loop", name), make)
+    return M.cached(("loop", name), make)
 
 
 def rock_ridge_image():
     def make():
-        src = os.path.join(_tmp.path, "src")
-        L.build_tree(src, big_random=False, deep=True)
-        return L.make_xorriso_native(os.path.join(_tmp.path, "rr.iso"), src)
-    return cached("rr", make)
+        src = os.path.join(M.path, "src")
+        sources.build_tree(src, big_random=False, deep=True)
+        return images.make_xorriso_native(os.path.join(M.path, "rr.iso"), src)
+    return M.cached("rr", make)
 
 
 def multi_image():
     def make():
-        work = _tmp.sub("multi")
+        work = M.sub("multi")
         img = os.path.join(work, "multi.iso")
-        L.make_multisession(img, work)
+        images.make_multisession(img, work)
         return img
-    return cached("multi", make)
-
-
-TOC_LINE = re.compile(r"^ISO session\s*:\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)s\s*,")
-
-
-def toc_rows(img):
-    """[(start LBA, blocks)] of every session, as `xorriso -indev IMG -toc` lists them."""
-    p = L.run(["xorriso", "-indev", img, "-toc"])
-    out = L._txt(p.stdout) + L._txt(p.stderr)
-    return [(int(m.group(2)), int(m.group(3)))
-            for m in (TOC_LINE.match(x.strip()) for x in out.splitlines()) if m]
-
-
-def toc_starts(img):
-    return [start for start, _ in toc_rows(img)]
+    return M.cached("multi", make)
 
 
 def raw_dump(src, *extra):
     """discfs-dump's records, with the source's path in error texts replaced by SOURCE."""
-    d = L.dump(src, extra=list(extra))
+    d = dump.dump(src, extra=list(extra))
     for r in d.raw.values():
         if "error" in r:
             r["error"] = r["error"].replace(src, "SOURCE")
@@ -137,7 +105,7 @@ def compare_raw(test, a, b, what):
             keys = sorted(k for k in set(a[p]) | set(b[p]) if a[p].get(k) != b[p].get(k))
             lines.append(f"{p!r}: " + ", ".join(f"{k} file={a[p].get(k)!r} "
                                                 f"device={b[p].get(k)!r}" for k in keys))
-    fail_diff(test, lines[:60], what)
+    env.fail_diff(test, lines[:60], what)
 
 
 class BlockDeviceCase:
@@ -168,18 +136,14 @@ class BlockDeviceCase:
                                         f"against the image file")
 
     def mount_walk(self, src, extra):
-        mnt = _tmp.sub(f"mnt-{self.name}-{len(os.listdir(_tmp.path))}")
-        with L.Mount(src, mnt, args=["mount", "-f"] + list(extra) + [src, mnt]) as m:
-            got = L.walk(mnt)
-            m.check_alive()
+        mnt = M.sub(f"mnt-{self.name}-{len(os.listdir(M.path))}")
+        with mount.Mount(src, mnt, args=["mount", "-f"] + list(extra) + [src, mnt]) as m:
+            got = m.walk()
             st = os.statvfs(mnt)
         return got, (st.f_blocks * st.f_frsize)
 
     def test_mount_same_as_file(self):
-        reason = L.fuse_unavailable_reason()
-        if reason:
-            self.skipTest(reason)
-        L.require_binary(L.discfs_bin(), "discfs")
+        mount.require_fuse(self)
         for extra in self.views:
             with self.subTest(view=" ".join(extra) or "default"):
                 a, size_a = self.mount_walk(self.img, extra)
@@ -188,24 +152,21 @@ class BlockDeviceCase:
                 lines += [f"only in the device's mount: {p!r}" for p in sorted(set(b) - set(a))]
                 lines += [f"{p!r}: file {a[p]} device {b[p]}"
                           for p in sorted(set(a) & set(b)) if a[p] != b[p]]
-                fail_diff(self, lines[:60],
-                          f"mount {' '.join(extra)} of {self.dev} against the image file")
+                env.fail_diff(self, lines[:60],
+                              f"mount {' '.join(extra)} of {self.dev} against the image file")
                 if self.intact:
                     errs = [p for p, r in a.items() if r.error]
                     self.assertFalse(errs, f"read errors in an intact image: {errs[:10]}")
                 self.assertEqual(size_a, size_b, "statfs size of device and file mounts")
 
     def test_info_sessions_same_as_file(self):
-        L.require_binary(L.discfs_bin(), "discfs")
+        env.require_binary(env.discfs_bin(), "discfs")
         out = {}
         for src in (self.img, self.dev):
-            p = L.run([L.discfs_bin(), "info", "--json", src], check=False, timeout=120)
-            self.assertIsNone(L.sanitizer_report(L._txt(p.stderr)))
-            if p.returncode == 2 and src == self.img:
-                self.skipTest("discfs info --json is not there yet: " +
-                              L._txt(p.stderr).strip()[:200])
-            self.assertEqual(p.returncode, 0, f"discfs info --json {src}: {L._txt(p.stderr)}")
-            out[src] = json.loads(L._txt(p.stdout))
+            p = env.run([env.discfs_bin(), "info", "--json", src], check=False, timeout=120)
+            self.assertIsNone(sanitizers.report(env.txt(p.stderr)))
+            self.assertEqual(p.returncode, 0, f"discfs info --json {src}: {env.txt(p.stderr)}")
+            out[src] = json.loads(env.txt(p.stdout))
         a, b = out[self.img], out[self.dev]
         self.assertIn("sessions", a, f"no session table in discfs info --json: {sorted(a)}")
         self.assertEqual(a["sessions"], b.get("sessions"),
@@ -220,7 +181,7 @@ class BlockDeviceCase:
         rows = [(s.get("start_lba"), s.get("blocks")) for s in a["sessions"]
                 if isinstance(s, dict)]
         if self.intact and all(x is not None for r in rows for x in r):
-            self.assertEqual(rows, toc_rows(self.img),
+            self.assertEqual(rows, readers.toc(self.img),
                              "session starts and sizes against xorriso -toc")
 
 
@@ -232,14 +193,14 @@ class RockRidgeOnLoop(BlockDeviceCase, unittest.TestCase):
     def test_dump_same_as_reference(self):
         # The file's own view is right (test_reader checks it deeply); here the device's
         # content must also equal what xorriso extracts.
-        dest = os.path.join(_tmp.path, "x-rr")
-        L.xorriso_extract(self.img, dest)
-        ref = L.extraction_reference(L.walk(dest))
-        d = L.dump(self.dev)
-        fail_diff(self, L.diff_trees(ref, d.records,
-                                     fields=("type", "mode", "uid", "gid", "size", "mtime",
-                                             "target", "sha256")),
-                  f"discfs-dump {self.dev} against xorriso's extraction")
+        dest = os.path.join(M.path, "x-rr")
+        readers.xorriso_extract(self.img, dest)
+        ref = readers.extraction_reference(trees.walk(dest))
+        d = dump.dump(self.dev)
+        env.fail_diff(self, trees.diff(ref, d.records,
+                                       fields=("type", "mode", "uid", "gid", "size", "mtime",
+                                               "target", "sha256")),
+                      f"discfs-dump {self.dev} against xorriso's extraction")
 
 
 class MultisessionOnLoop(BlockDeviceCase, unittest.TestCase):
@@ -248,21 +209,21 @@ class MultisessionOnLoop(BlockDeviceCase, unittest.TestCase):
     views = ([], ["--session", "2"], ["--session", "1"], ["--sessions"])
 
     def test_three_sessions(self):
-        self.assertEqual(len(toc_starts(self.img)), 3)
+        self.assertEqual(len(readers.toc(self.img)), 3)
         d = raw_dump(self.dev, "--sessions")
         tops = sorted({p.split("/")[1] for p in d if p != "/"})
         self.assertEqual(tops, ["1", "2", "3"])
 
     def test_session_2_of_device_against_xorriso(self):
-        start = toc_starts(self.img)[1]
-        dest = os.path.join(_tmp.path, "x-multi-2")
-        L.run(["xorriso", "-osirrox", "on:auto_chmod_on", "-for_backup", "-load", "sbsector",
-               str(start), "-indev", self.img, "-extract", "/", dest])
-        ref = L.extraction_reference(L.walk(dest))
-        d = L.dump(self.dev, extra=["--session", "2"])
-        fail_diff(self, L.diff_trees(ref, d.records, fields=("type", "size", "sha256", "target",
-                                                             "mtime")),
-                  f"discfs-dump --session 2 {self.dev} against xorriso")
+        start = readers.toc(self.img)[1][0]
+        dest = os.path.join(M.path, "x-multi-2")
+        env.run(["xorriso", "-osirrox", "on:auto_chmod_on", "-for_backup", "-load", "sbsector",
+                 str(start), "-indev", self.img, "-extract", "/", dest])
+        ref = readers.extraction_reference(trees.walk(dest))
+        d = dump.dump(self.dev, extra=["--session", "2"])
+        env.fail_diff(self, trees.diff(ref, d.records, fields=("type", "size", "sha256", "target",
+                                                               "mtime")),
+                      f"discfs-dump --session 2 {self.dev} against xorriso")
 
 
 def grub_rescue():
@@ -277,15 +238,12 @@ def cut_multi_image():
     decides what reads and what reports an error."""
     def make():
         src = multi_image()
-        p = L.run(["xorriso", "-indev", src, "-toc"])
-        rows = [TOC_LINE.match(x.strip()) for x in L._txt(p.stdout).splitlines()]
-        rows = [(int(m.group(2)), int(m.group(3))) for m in rows if m]
-        start, size = rows[-1]
-        img = os.path.join(_tmp.path, "cut.iso")
+        start, size = readers.toc(src)[-1]
+        img = os.path.join(M.path, "cut.iso")
         with open(src, "rb") as a, open(img, "wb") as b:
             b.write(a.read((start + size - 8) * 2048))
         return img
-    return cached("cut", make)
+    return M.cached("cut", make)
 
 
 class BootOnLoop(BlockDeviceCase, unittest.TestCase):
@@ -310,31 +268,32 @@ class CutImageOnLoop(BlockDeviceCase, unittest.TestCase):
 class MissingDevice(unittest.TestCase):
 
     def check_refused(self, cmd, what):
-        p = L.run(cmd, check=False, timeout=120)
-        err = L._txt(p.stderr)
-        self.assertIsNone(L.sanitizer_report(err))
-        self.assertEqual(p.returncode, 3, f"{what}: exit {p.returncode}: {err!r}")
+        p = env.run(cmd, check=False, timeout=120)
+        err = env.txt(p.stderr)
+        self.assertIsNone(sanitizers.report(err))
+        self.assertEqual(p.returncode, env.EXIT_CANNOT_OPEN,
+                         f"{what}: exit {p.returncode}: {err!r}")
         lines = [x for x in err.splitlines() if x.strip()]
         self.assertEqual(len(lines), 1, f"{what}: one line expected: {lines!r}")
         self.assertIn("/dev/discfs-no-such-device", lines[0], f"{what}: must name the path")
 
     def test_dump(self):
-        self.check_refused([L.discfs_dump_bin(), "/dev/discfs-no-such-device"], "discfs-dump")
+        self.check_refused([env.discfs_dump_bin(), "/dev/discfs-no-such-device"], "discfs-dump")
 
     def test_mount(self):
-        L.require_binary(L.discfs_bin(), "discfs")
-        mnt = _tmp.sub("mnt-missing")
-        self.check_refused([L.discfs_bin(), "mount", "-f", "/dev/discfs-no-such-device", mnt],
+        env.require_binary(env.discfs_bin(), "discfs")
+        mnt = M.sub("mnt-missing")
+        self.check_refused([env.discfs_bin(), "mount", "-f", "/dev/discfs-no-such-device", mnt],
                            "discfs mount")
-        self.assertFalse(L.is_mountpoint_in_mountinfo(mnt))
-        self.check_refused([L.discfs_bin(), "mount", "-f", "--session", "2",
+        self.assertFalse(env.is_mounted(mnt))
+        self.check_refused([env.discfs_bin(), "mount", "-f", "--session", "2",
                             "/dev/discfs-no-such-device", mnt], "discfs mount --session 2")
 
     def test_info(self):
-        L.require_binary(L.discfs_bin(), "discfs")
-        self.check_refused([L.discfs_bin(), "info", "--json", "/dev/discfs-no-such-device"],
+        env.require_binary(env.discfs_bin(), "discfs")
+        self.check_refused([env.discfs_bin(), "info", "--json", "/dev/discfs-no-such-device"],
                            "discfs info --json")
 
 
 if __name__ == "__main__":
-    sys.exit(L.main(sys.argv[1:] + ["__main__"]))
+    unittest.main()

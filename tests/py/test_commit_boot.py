@@ -29,8 +29,8 @@ import subprocess
 import tempfile
 import unittest
 
-import discfs_testlib as lib
-from test_commit_engine import Spec, driver_bin, check_md5, xorriso, T0
+from test_commit_engine import Spec
+from testlib import env, readers, sanitizers
 
 GRUB_RESCUE = "/usr/lib/grub-rescue/grub-rescue-cdrom.iso"
 ISOLINUX_BIN = "/usr/lib/ISOLINUX/isolinux.bin"
@@ -39,8 +39,9 @@ GRUB2_BOOT_INFO = 2548
 
 
 def report(img, what):
-    r = xorriso("-indev", img, "-report_el_torito" if what == "el" else "-report_system_area",
-                "plain")
+    r = readers.xorriso_run("-indev", img,
+                            "-report_el_torito" if what == "el" else "-report_system_area",
+                            "plain")
     return [l for l in r.stdout.splitlines() if " : " in l]
 
 
@@ -65,7 +66,7 @@ def boot_paths(img):
 
 
 def iso_file_size(img, path):
-    r = xorriso("-indev", img, "-lsl", path)
+    r = readers.xorriso_run("-indev", img, "-lsl", path)
     line = [l for l in r.stdout.splitlines() if l.startswith("-")][0]
     return int(line.split()[4])
 
@@ -121,7 +122,7 @@ def mask_catalog_lbas(cat):
 def top_spec(img, extra):
     """A staged tree keeping every top-level entry of img whole, plus `extra` local files."""
     s = Spec()
-    r = xorriso("-indev", img, "-find", "/", "-maxdepth", "1", "-exec", "lsdl")
+    r = readers.xorriso_run("-indev", img, "-find", "/", "-maxdepth", "1", "-exec", "lsdl")
     for line in r.stdout.splitlines():
         path = line.split("'")[1] if "'" in line else None
         if not path or path == "/":
@@ -137,7 +138,7 @@ def top_spec(img, extra):
 
 def extract_boot_images(img, dest):
     os.makedirs(dest)
-    r = xorriso("-osirrox", "on", "-indev", img, "-extract_boot_images", dest)
+    r = readers.xorriso_run("-osirrox", "on", "-indev", img, "-extract_boot_images", dest)
     if r.returncode != 0:
         raise AssertionError(r.stderr[-2000:])
     out = {}
@@ -151,8 +152,8 @@ class CommitBootTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        lib.require_binary(driver_bin(), "commit_driver")
-        lib.require_tools("xorriso", "sfdisk")
+        env.require_binary(env.commit_driver_bin(), "commit_driver")
+        env.require_tools("xorriso", "sfdisk")
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="discfs-commitboot-")
@@ -166,10 +167,9 @@ class CommitBootTest(unittest.TestCase):
         self.n += 1
         sp = self.path("spec%d" % self.n)
         spec.write(sp)
-        r = subprocess.run([driver_bin(), "commit", img, sp], capture_output=True, text=True,
-                           timeout=lib.HANG_GUARD)
-        for marker in lib.SANITIZER_MARKERS:
-            self.assertNotIn(marker, r.stderr, r.stderr[-3000:])
+        r = subprocess.run([env.commit_driver_bin(), "commit", img, sp], capture_output=True,
+                           text=True, timeout=env.HANG_GUARD)
+        self.assertIsNone(sanitizers.report(r.stderr), r.stderr[-3000:])
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr[-3000:])
         if not allow_dropped:
             self.assertNotIn("does not keep all of the boot setup", r.stderr)
@@ -212,13 +212,13 @@ class CommitBootTest(unittest.TestCase):
                 f.write(os.urandom(200000 + i))
             spec = top_spec(ours, [("/added%d" % i, data)])
             session_lba = self.driver_commit(ours, spec)["start_lba"]
-            r = xorriso("-md5", "on", "-dev", ref, "-boot_image", "any", "replay", "-map",
-                        data, "/added%d" % i, "-commit")
+            r = readers.xorriso_run("-md5", "on", "-dev", ref, "-boot_image", "any", "replay",
+                                    "-map", data, "/added%d" % i, "-commit")
             self.assertEqual(r.returncode, 0, r.stderr[-2000:])
 
             # Same El Torito entries.
             self.assertEqual(el_torito(ours), entries0)
-            code, out = check_md5(ours)
+            code, out = readers.check_md5(ours)
             self.assertEqual(code, 0, out)
 
             # System area as xorriso's replay makes it, partitions sized for our image.
@@ -356,7 +356,7 @@ class CommitBootTest(unittest.TestCase):
             if i == 1:
                 self.assertIn(gap, self.last_stderr)
             self.assertEqual(el_torito(img), entries0)
-            self.assertEqual(check_md5(img)[0], 0)
+            self.assertEqual(readers.check_md5(img)[0], 0)
 
     def test_efi_boot_part_commit_succeeds(self):
         # -efi-boot-part --efi-boot-image: xorriso's own replay refuses to append ("No newly
@@ -413,7 +413,7 @@ class CommitBootTest(unittest.TestCase):
         with open(os.path.join(src, "a"), "w") as f:
             f.write("a\n")
         img = self.path("plain.iso")
-        r = xorriso("-md5", "on", "-dev", img, "-map", src, "/d", "-commit")
+        r = readers.xorriso_run("-md5", "on", "-dev", img, "-map", src, "/d", "-commit")
         self.assertEqual(r.returncode, 0, r.stderr)
         data = self.path("b")
         with open(data, "wb") as f:
@@ -422,7 +422,7 @@ class CommitBootTest(unittest.TestCase):
             self.driver_commit(img, top_spec(img, [("/b%d" % i, data)]))
             self.assertEqual(el_torito(img), [])
             self.assertFalse([k for k, _ in sysarea(img) if k.startswith("MBR")])
-            self.assertEqual(check_md5(img)[0], 0)
+            self.assertEqual(readers.check_md5(img)[0], 0)
         with open(img, "rb") as f:
             self.assertEqual(f.read(32768), bytes(32768))
 

@@ -12,14 +12,9 @@ import subprocess
 import tempfile
 import unittest
 
-import discfs_testlib as lib
+from testlib import env, readers, sanitizers, trees
 
 T0 = 1700000000
-
-
-def driver_bin():
-    return os.environ.get("DISCFS_COMMIT_DRIVER") or os.path.join(
-        os.path.dirname(lib.discfs_dump_bin()), "commit_driver")
 
 
 def sha(path):
@@ -27,47 +22,28 @@ def sha(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def xorriso(*args):
-    return subprocess.run(["xorriso", *args], capture_output=True, text=True,
-                          timeout=lib.HANG_GUARD)
-
-
 def head64k(path):
     with open(path, "rb") as f:
         return f.read(65536)
 
 
-def toc(img):
-    out = xorriso("-indev", img, "-toc").stdout + xorriso("-indev", img, "-toc").stderr
-    rows = [l for l in out.splitlines() if l.startswith("ISO session")]
-    return [(int(r.split(",")[1]), int(r.split(",")[2].strip().rstrip("s"))) for r in rows]
-
-
-def check_md5(img):
-    r = xorriso("-md5", "on", "-indev", img, "-check_md5", "FAILURE", "--",
-                "-check_md5_r", "FAILURE", "/", "--")
-    return r.returncode, r.stdout + r.stderr
+def shape(rec):
+    """What the commit engine's tests compare of one extracted entry."""
+    if rec.type == "lnk":
+        return ("l", rec.target)
+    if rec.type == "dir":
+        return ("d", oct(rec.mode))
+    if rec.type == "reg":
+        return ("f", oct(rec.mode), rec.sha256, rec.mtime)
+    return ("s", rec.type, rec.mode)
 
 
 def extract(img, dest):
-    r = xorriso("-osirrox", "on", "-indev", img, "-extract", "/", dest)
+    """{path: shape} of what `xorriso -osirrox on -extract / DEST` writes."""
+    r = readers.xorriso_run("-osirrox", "on", "-indev", img, "-extract", "/", dest)
     if r.returncode != 0:
         raise AssertionError("xorriso extract failed: " + r.stderr[-2000:])
-    tree = {}
-    for top, dirs, files in os.walk(dest):
-        for name in dirs + files:
-            p = os.path.join(top, name)
-            rel = "/" + os.path.relpath(p, dest)
-            st = os.lstat(p)
-            if os.path.islink(p):
-                tree[rel] = ("l", os.readlink(p))
-            elif os.path.isdir(p):
-                tree[rel] = ("d", oct(st.st_mode & 0o7777))
-            elif os.path.isfile(p):
-                tree[rel] = ("f", oct(st.st_mode & 0o7777), sha(p), int(st.st_mtime))
-            else:
-                tree[rel] = ("s", st.st_mode)
-    return tree
+    return {p: shape(rec) for p, rec in trees.walk(dest).items() if p != "/"}
 
 
 class Spec:
@@ -97,8 +73,8 @@ class CommitEngineTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        lib.require_binary(driver_bin(), "commit_driver")
-        lib.require_tools("xorriso")
+        env.require_binary(env.commit_driver_bin(), "commit_driver")
+        env.require_tools("xorriso")
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="discfs-commit-")
@@ -113,10 +89,9 @@ class CommitEngineTest(unittest.TestCase):
         return p
 
     def run_driver(self, *args, ok=True):
-        r = subprocess.run([driver_bin(), *args], capture_output=True, text=True,
-                           timeout=lib.HANG_GUARD)
-        for marker in lib.SANITIZER_MARKERS:
-            self.assertNotIn(marker, r.stderr, r.stderr[-3000:])
+        r = subprocess.run([env.commit_driver_bin(), *args], capture_output=True, text=True,
+                           timeout=env.HANG_GUARD)
+        self.assertIsNone(sanitizers.report(r.stderr), r.stderr[-3000:])
         res = json.loads(r.stdout.strip().splitlines()[-1])
         if ok:
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr[-3000:])
@@ -148,8 +123,8 @@ class CommitEngineTest(unittest.TestCase):
         r1 = self.commit(img, s)
         self.assertEqual((r1["session"], r1["start_lba"]), (1, 32))
         self.assertTrue(r1["verified"])
-        self.assertEqual(toc(img), [(32, r1["blocks"])])
-        self.assertEqual(check_md5(img)[0], 0)
+        self.assertEqual(readers.toc(img), [(32, r1["blocks"])])
+        self.assertEqual(readers.check_md5(img)[0], 0)
         hb = hashlib.sha256(big).hexdigest()
         self.expect_tree(img, {
             "/a": ("d", "0o755"), "/a/big": ("f", "0o644", hb, T0),
@@ -167,8 +142,8 @@ class CommitEngineTest(unittest.TestCase):
         r2 = self.commit(img, s)
         self.assertEqual(r2["session"], 2)
         self.assertLess(r2["blocks"], 200, "session 2 rewrote base data")
-        self.assertEqual(check_md5(img)[0], 0, check_md5(img)[1])
-        self.assertEqual([x[0] for x in toc(img)], [32, r2["start_lba"]])
+        self.assertEqual(readers.check_md5(img)[0], 0, readers.check_md5(img)[1])
+        self.assertEqual([x[0] for x in readers.toc(img)], [32, r2["start_lba"]])
         self.expect_tree(img, {
             "/c": ("d", "0o755"), "/c/big": ("f", "0o644", hb, T0),
             "/c/one": ("f", "0o600", sha(self.file(b"one\n")), T0),
@@ -184,15 +159,15 @@ class CommitEngineTest(unittest.TestCase):
         s.base("/big", "/c/big")
         r3 = self.commit(img, s)
         self.assertLess(r3["blocks"], 200)
-        self.assertEqual(len(toc(img)), 3)
-        self.assertEqual(check_md5(img)[0], 0, check_md5(img)[1])
+        self.assertEqual(len(readers.toc(img)), 3)
+        self.assertEqual(readers.check_md5(img)[0], 0, readers.check_md5(img)[1])
         self.expect_tree(img, {
             "/c": ("d", "0o755"), "/c/one": ("f", "0o600", sha(self.file(b"one\n")), T0),
             "/c/new": ("f", "0o644", sha(self.file(b"new\n")), T0),
             "/big": ("f", "0o644", hb, T0)})
         probe = self.run_driver("probe", img)
         self.assertEqual(probe["state"], "appendable")
-        self.assertEqual([x["start"] for x in probe["sessions"]], [x[0] for x in toc(img)])
+        self.assertEqual([x["start"] for x in probe["sessions"]], [x[0] for x in readers.toc(img)])
 
     def test_append_to_xorriso_image_keeps_md5(self):
         src = os.path.join(self.tmp, "src")
@@ -200,22 +175,22 @@ class CommitEngineTest(unittest.TestCase):
         with open(os.path.join(src, "old"), "wb") as f:
             f.write(os.urandom(300000))
         img = os.path.join(self.tmp, "x.iso")
-        r = xorriso("-md5", "on", "-dev", img, "-map", src, "/d", "--", "-commit")
+        r = readers.xorriso_run("-md5", "on", "-dev", img, "-map", src, "/d", "--", "-commit")
         self.assertEqual(r.returncode, 0, r.stderr)
         s = Spec()
         s.dir("/d", base="/d", whole=True)
         s.local("/n", self.file(b"n\n"))
         self.commit(img, s)
-        code, out = check_md5(img)
+        code, out = readers.check_md5(img)
         self.assertEqual(code, 0, out)
         self.assertIn("File contents and their MD5 checksums match", out)
-        r = xorriso("-md5", "on", "-indev", img, "-find", "/d/old", "-has_md5", "-exec",
-                    "lsdl", "--")
+        r = readers.xorriso_run("-md5", "on", "-indev", img, "-find", "/d/old", "-has_md5", "-exec",
+                                "lsdl", "--")
         self.assertIn("/d/old", r.stdout)
-        self.assertEqual(len(toc(img)), 2)
+        self.assertEqual(len(readers.toc(img)), 2)
 
     def test_append_to_single_session_at_lba0(self):
-        lib.require_tools("genisoimage")
+        env.require_tools("genisoimage")
         src = os.path.join(self.tmp, "src")
         os.makedirs(src)
         with open(os.path.join(src, "f"), "wb") as f:
@@ -229,8 +204,8 @@ class CommitEngineTest(unittest.TestCase):
         r = self.commit(img, s)
         # No session chain starts at LBA 32 here, so xorriso (like libisoburn) shows one
         # session from LBA 0 that now reaches the end of the new one.
-        self.assertEqual(toc(img), [(0, r["start_lba"] + r["blocks"])])
-        self.assertEqual(check_md5(img)[0], 0)
+        self.assertEqual(readers.toc(img), [(0, r["start_lba"] + r["blocks"])])
+        self.assertEqual(readers.check_md5(img)[0], 0)
         self.expect_tree(img, {"/f": ("f", "0o644", sha(self.file(b"from genisoimage\n")), T0),
                                "/g": ("f", "0o644", sha(self.file(b"g\n")), T0)})
 
@@ -277,8 +252,8 @@ class CommitEngineTest(unittest.TestCase):
         new = os.path.join(self.tmp, "new.iso")
         r = self.commit(img, s, "--to", new)
         self.assertEqual(sha(img), before)
-        self.assertEqual(toc(new), [(0, r["blocks"])])
-        self.assertEqual(check_md5(new)[0], 0)
+        self.assertEqual(readers.toc(new), [(0, r["blocks"])])
+        self.assertEqual(readers.check_md5(new)[0], 0)
         self.expect_tree(new, {"/f": ("f", "0o644", sha(self.file(b"first\n")), T0),
                                "/g": ("f", "0o644", sha(self.file(b"second\n")), T0)})
 
@@ -291,15 +266,15 @@ class CommitEngineTest(unittest.TestCase):
         res = self.commit(img, s, "--fail-before-activation", ok=False)
         self.assertIn("LBA 0..31", res["error"])
         self.assertEqual(head64k(img), head)
-        self.assertEqual(len(toc(img)), 1)
-        self.assertEqual(check_md5(img)[0], 0)
+        self.assertEqual(len(readers.toc(img)), 1)
+        self.assertEqual(readers.check_md5(img)[0], 0)
         res = self.commit(img, s, "--cancel-at", "1", ok=False)
         self.assertEqual(head64k(img), head)
-        self.assertEqual(len(toc(img)), 1)
+        self.assertEqual(len(readers.toc(img)), 1)
         r = self.commit(img, s)
         self.assertEqual(r["session"], 2)
-        self.assertEqual(len(toc(img)), 2)
-        self.assertEqual(check_md5(img)[0], 0)
+        self.assertEqual(len(readers.toc(img)), 2)
+        self.assertEqual(readers.check_md5(img)[0], 0)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ independent reader run on the same image:
   udfinfo confirms; a UDF-only image shows only UDF;
 - what is not an image exits 4 (a missing path 3) with one line on stderr.
 
-Run: /usr/bin/python3 -m discfs_testlib -v test_info   (from tests/py)
+Run: /usr/bin/python3 -m testlib -v test_info   (from tests/py)
 """
 
 import json
@@ -30,18 +30,17 @@ import os
 import re
 import shutil
 import struct
-import subprocess
 import unittest
 
-import discfs_testlib as T
+from testlib import env, sanitizers
 
 GRUB_RESCUE = "/usr/lib/grub-rescue/grub-rescue-cdrom.iso"
 
 
 def discfs_info(path, check=True):
-    p = T.run([T.discfs_bin(), "info", path, "--json"], check=False, timeout=120)
-    out, err = T._txt(p.stdout), T._txt(p.stderr)
-    report = T.sanitizer_report(err)
+    p = env.run([env.discfs_bin(), "info", path, "--json"], check=False, timeout=120)
+    out, err = env.txt(p.stdout), env.txt(p.stderr)
+    report = sanitizers.report(err)
     if report:
         raise AssertionError(f"sanitizer report from discfs info {path}: {report}")
     if check:
@@ -53,8 +52,8 @@ def discfs_info(path, check=True):
 
 def xorriso_toc(img):
     """Sessions [(number, start, blocks)] and the nwa xorriso reports."""
-    p = T.run(["xorriso", "-indev", img, "-toc"], timeout=120)
-    text = T._txt(p.stdout) + T._txt(p.stderr)
+    p = env.run(["xorriso", "-indev", img, "-toc"], timeout=120)
+    text = env.txt(p.stdout) + env.txt(p.stderr)
     sessions = [(int(m.group(1)), int(m.group(2)), int(m.group(3)))
                 for m in re.finditer(r"^ISO session\s*:\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)s",
                                      text, re.M)]
@@ -64,9 +63,9 @@ def xorriso_toc(img):
 
 def xorriso_el_torito(img):
     """Entries {n: dict} from -report_el_torito plain."""
-    p = T.run(["xorriso", "-indev", img, "-report_el_torito", "plain"], timeout=120)
+    p = env.run(["xorriso", "-indev", img, "-report_el_torito", "plain"], timeout=120)
     out = {}
-    for line in T._txt(p.stdout).splitlines():
+    for line in env.txt(p.stdout).splitlines():
         m = re.match(r"El Torito boot img :\s+(\d+)\s+(\S+)\s+([yn])\s+(\S+)\s+0x([0-9a-f]+)"
                      r"\s+0x([0-9a-f]+)\s+(\d+)\s+(\d+)", line)
         if m:
@@ -82,40 +81,40 @@ def xorriso_boot_sizes(img, tmp):
     -report_el_torito names one ("img path"), else the size of the eltorito_img<n>_*.img
     file -extract_boot_images writes (which pads tree files to whole blocks)."""
     dest = os.path.join(tmp, "boot-" + os.path.basename(img))
-    T.run(["xorriso", "-indev", img, "-osirrox", "on", "-extract_boot_images", dest],
-          timeout=120)
+    env.run(["xorriso", "-indev", img, "-osirrox", "on", "-extract_boot_images", dest],
+            timeout=120)
     sizes = {}
     for name in os.listdir(dest):
         m = re.match(r"eltorito_img(\d+)_", name)
         if m:
             sizes[int(m.group(1))] = os.path.getsize(os.path.join(dest, name))
-    p = T.run(["xorriso", "-indev", img, "-report_el_torito", "plain"], timeout=120)
-    for line in T._txt(p.stdout).splitlines():
+    p = env.run(["xorriso", "-indev", img, "-report_el_torito", "plain"], timeout=120)
+    for line in env.txt(p.stdout).splitlines():
         m = re.match(r"El Torito img path :\s+(\d+)\s+(/.*)$", line.strip())
         if m:
             out = os.path.join(dest, f"tree-file-{m.group(1)}")
-            T.run(["xorriso", "-indev", img, "-osirrox", "on", "-extract", m.group(2), out],
-                  timeout=120)
+            env.run(["xorriso", "-indev", img, "-osirrox", "on", "-extract", m.group(2), out],
+                    timeout=120)
             sizes[int(m.group(1))] = os.path.getsize(out)
     return sizes
 
 
 def isoinfo_d(img):
-    p = T.run(["isoinfo", "-d", "-i", img], timeout=60)
+    p = env.run(["isoinfo", "-d", "-i", img], timeout=60)
     fields = {}
-    for line in T._txt(p.stdout).splitlines():
+    for line in env.txt(p.stdout).splitlines():
         if ":" in line:
             k, _, v = line.partition(":")
             fields[k.strip()] = v.strip()
-    return fields, T._txt(p.stdout)
+    return fields, env.txt(p.stdout)
 
 
 def udfinfo_revision(img):
     """The UDF revision udfinfo (udftools) reads, or None without udfinfo."""
     if shutil.which("udfinfo") is None:
         return None
-    p = T.run(["udfinfo", img], check=False, timeout=60)
-    m = re.search(r"^udfrev=(\S+)", T._txt(p.stdout), re.M)
+    p = env.run(["udfinfo", img], check=False, timeout=60)
+    m = re.search(r"^udfrev=(\S+)", env.txt(p.stdout), re.M)
     return m.group(1) if m else None
 
 
@@ -139,12 +138,9 @@ def fat_image(path, total_sectors=2880):
 class InfoTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        T.require_binary(T.discfs_bin(), "discfs")
-        T.require_tools("xorriso", "genisoimage", "isoinfo")
-        p = T.run([T.discfs_bin(), "info", "--help"], check=False)
-        if p.returncode != 0:
-            raise unittest.SkipTest("this discfs has no `info` verb yet")
-        cls.tmp = T.TempDir()
+        env.require_binary(env.discfs_bin(), "discfs")
+        env.require_tools("xorriso", "genisoimage", "isoinfo")
+        cls.tmp = env.TempDir()
         cls.src = cls.tmp.sub("src")
         for i, n in enumerate((300000, 100000, 5000)):
             d = cls.tmp.sub("src", f"d{i + 1}")
@@ -163,8 +159,8 @@ class InfoTest(unittest.TestCase):
             args = ["xorriso", "-dev", img]
             if md5:
                 args += ["-md5", "on"]
-            T.run(args + ["-map", os.path.join(self.src, f"d{i + 1}"), f"/d{i + 1}",
-                          "-commit"], timeout=120)
+            env.run(args + ["-map", os.path.join(self.src, f"d{i + 1}"), f"/d{i + 1}",
+                            "-commit"], timeout=120)
 
     def check_sessions(self, img, layout):
         info = discfs_info(img)
@@ -193,9 +189,9 @@ class InfoTest(unittest.TestCase):
 
     def test_genisoimage_is_one_session_at_zero_with_its_ids(self):
         img = self.path("gen.iso")
-        T.run(["genisoimage", "-quiet", "-R", "-J", "-V", "VOL_LABEL", "-sysid", "SYSTEMX",
-               "-volset", "The Set", "-publisher", "Pub Lisher", "-p", "Prep Arer",
-               "-A", "App Lication", "-o", img, self.src])
+        env.run(["genisoimage", "-quiet", "-R", "-J", "-V", "VOL_LABEL", "-sysid", "SYSTEMX",
+                 "-volset", "The Set", "-publisher", "Pub Lisher", "-p", "Prep Arer",
+                 "-A", "App Lication", "-o", img, self.src])
         info = self.check_sessions(img, "single")
         self.assertEqual(info["sessions"][0]["start_lba"], 0)
         fields, text = isoinfo_d(img)
@@ -253,9 +249,9 @@ class InfoTest(unittest.TestCase):
     def test_bios_and_efi_entries_made_by_xorriso(self):
         root = self.make_bios_efi_tree("bootsrc")
         img = self.path("boot.iso")
-        T.run(["xorriso", "-as", "mkisofs", "-quiet", "-R", "-J", "--md5", "-o", img,
-               "-b", "boot/isolinux.bin", "-no-emul-boot", "-boot-load-size", "4",
-               "-eltorito-alt-boot", "-e", "boot/efi.img", "-no-emul-boot", root], timeout=120)
+        env.run(["xorriso", "-as", "mkisofs", "-quiet", "-R", "-J", "--md5", "-o", img,
+                 "-b", "boot/isolinux.bin", "-no-emul-boot", "-boot-load-size", "4",
+                 "-eltorito-alt-boot", "-e", "boot/efi.img", "-no-emul-boot", root], timeout=120)
         info = self.check_boot(img, expect_entries=2)
         self.assertEqual(info["boot"][0]["tree_path"], "/boot/isolinux.bin")
         self.assertEqual(info["boot"][1]["platform"], "efi")
@@ -265,11 +261,11 @@ class InfoTest(unittest.TestCase):
     def test_hidden_boot_image_gets_xorrisos_estimate(self):
         root = self.make_bios_efi_tree("hiddensrc")
         img = self.path("hidden.iso")
-        T.run(["xorriso", "-as", "mkisofs", "-quiet", "-R", "-o", img,
-               "-b", "boot/isolinux.bin", "-no-emul-boot", "-boot-load-size", "4",
-               "-hide", os.path.join(root, "boot", "isolinux.bin"), "-eltorito-alt-boot",
-               "-e", "boot/efi.img", "-no-emul-boot",
-               "-hide", os.path.join(root, "boot", "efi.img"), root], timeout=120)
+        env.run(["xorriso", "-as", "mkisofs", "-quiet", "-R", "-o", img,
+                 "-b", "boot/isolinux.bin", "-no-emul-boot", "-boot-load-size", "4",
+                 "-hide", os.path.join(root, "boot", "isolinux.bin"), "-eltorito-alt-boot",
+                 "-e", "boot/efi.img", "-no-emul-boot",
+                 "-hide", os.path.join(root, "boot", "efi.img"), root], timeout=120)
         info = self.check_boot(img, expect_entries=2)
         self.assertIsNone(info["boot"][0]["tree_path"])
         self.assertIsNone(info["boot"][1]["tree_path"])
@@ -278,8 +274,8 @@ class InfoTest(unittest.TestCase):
         root = self.tmp.sub("floppysrc")
         fat_image(os.path.join(root, "floppy.img"))
         img = self.path("floppy.iso")
-        T.run(["genisoimage", "-quiet", "-R", "-b", "floppy.img", "-c", "boot.cat",
-               "-o", img, root])
+        env.run(["genisoimage", "-quiet", "-R", "-b", "floppy.img", "-c", "boot.cat",
+                 "-o", img, root])
         info = self.check_boot(img, expect_entries=1)
         self.assertEqual(info["boot"][0]["emulation"], "fd1.44m")
         self.assertEqual(info["boot"][0]["size_bytes"], 1474560)
@@ -310,12 +306,12 @@ class InfoTest(unittest.TestCase):
         self.assertEqual(info["formats"]["joliet_level"], 3)
 
     def test_udf_only_image_from_mkudffs(self):
-        T.require_tools("mkudffs")
+        env.require_tools("mkudffs")
         img = self.path("udf201.img")
         with open(img, "wb") as f:
             f.truncate(8 * 1024 * 1024)
-        T.run(["mkudffs", "--media-type=hd", "--blocksize=2048", "--udfrev=0x0201",
-               "--label=UDFONLY", img])
+        env.run(["mkudffs", "--media-type=hd", "--blocksize=2048", "--udfrev=0x0201",
+                 "--label=UDFONLY", img])
         info = discfs_info(img)
         self.assertEqual(info["formats"]["udf"], "2.01")
         if udfinfo_revision(img):
@@ -328,8 +324,8 @@ class InfoTest(unittest.TestCase):
     def test_text_output_names_every_session(self):
         img = self.path("grown3t.iso")
         self.grow(img, 3)
-        p = T.run([T.discfs_bin(), "info", img])
-        text = T._txt(p.stdout)
+        p = env.run([env.discfs_bin(), "info", img])
+        text = env.txt(p.stdout)
         sessions, nwa = xorriso_toc(img)
         for n, start, blocks in sessions:
             self.assertRegex(text, rf"(?m)^\s+{n}\s+{start}\s+{blocks}\s*$")
@@ -344,12 +340,12 @@ class InfoTest(unittest.TestCase):
             f.write(bytes(70000))
         for path in (junk, zeros):
             rc, out, err = discfs_info(path, check=False)
-            self.assertEqual(rc, 4, f"{path}: {err}")
+            self.assertEqual(rc, env.EXIT_NOT_AN_IMAGE, f"{path}: {err}")
             self.assertEqual(out, "")
             self.assertEqual(len(err.strip().splitlines()), 1, err)
             self.assertIn("not an ISO 9660 image", err)
         rc, out, err = discfs_info(self.path("missing.iso"), check=False)
-        self.assertEqual(rc, 3)
+        self.assertEqual(rc, env.EXIT_CANNOT_OPEN)
         self.assertEqual(len(err.strip().splitlines()), 1, err)
 
 

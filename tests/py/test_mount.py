@@ -5,7 +5,7 @@ was made from (or what pycdlib/xorriso read) and compared field by field;
 ordinary tools (find, stat, cat, cmp, cp -a, du, ls -lR, mount) are run on it.
 
 Skips (with the reason) when /dev/fuse or fusermount3 is missing.
-Run: /usr/bin/python3 -m unittest -v test_mount   (from tests/py)
+Run: /usr/bin/python3 -m testlib -v test_mount   (from tests/py)
 """
 
 import errno
@@ -17,71 +17,41 @@ import subprocess
 import sys
 import unittest
 
-import discfs_testlib as L
+from testlib import env, images, mount, readers, sanitizers, sources, trees, upstream
 
-_tmp = None
-_cache = {}
-
-
-def setUpModule():
-    global _tmp
-    reason = L.fuse_unavailable_reason()
-    if reason:
-        raise unittest.SkipTest(reason)
-    L.require_binary(L.discfs_bin(), "discfs")
-    L.require_tools("xorriso", "genisoimage", "find", "stat", "cmp", "cp", "du", "ls")
-    L.require_pycdlib()
-    _tmp = L.TempDir(prefix="discfs-mount-")
-
-
-def tearDownModule():
-    if _tmp is not None:
-        _tmp.cleanup()
-
-
-def cached(key, make):
-    return L.memo(_cache, key, make)
-
+M = env.ModuleFixture("discfs-mount-", binaries=("discfs",), pycdlib=True, fuse=True,
+                      tools=("xorriso", "genisoimage", "find", "stat", "cmp", "cp", "du", "ls"))
+setUpModule, tearDownModule = M.set_up, M.tear_down
 
 
 def source(kind="full"):
     def make():
-        root = os.path.join(_tmp.path, "src-" + kind)
-        st = L.build_tree(root, very_long_symlink=(kind != "gen"))
-        return root, st, L.walk(root)
-    return cached(("src", kind), make)
+        root = os.path.join(M.path, "src-" + kind)
+        st = sources.build_tree(root, very_long_symlink=(kind != "gen"))
+        return root, st, trees.walk(root)
+    return M.cached(("src", kind), make)
 
 
 def image(name):
     """Images built once per module, on first use."""
     def make():
-        p = os.path.join(_tmp.path, name + ".iso")
+        p = os.path.join(M.path, name + ".iso")
         if name == "native":
-            return L.make_xorriso_native(p, source("full")[0])
+            return images.make_xorriso_native(p, source("full")[0])
         if name == "zisofs":
-            return L.make_zisofs(p, source("full")[0])
+            return images.make_zisofs(p, source("full")[0])
         if name == "genrj":
-            return L.make_genisoimage(p, source("gen")[0], ["-R", "-J"])
+            return images.make_genisoimage(p, source("gen")[0], ["-R", "-J"])
         if name == "genj":
-            return L.make_genisoimage(p, source("gen")[0], ["-J"])
+            return images.make_genisoimage(p, source("gen")[0], ["-J"])
         if name == "plain":
-            return L.make_genisoimage(p, source("gen")[0], [])
+            return images.make_genisoimage(p, source("gen")[0], [])
         raise KeyError(name)
-    return cached(("img", name), make)
+    return M.cached(("img", name), make)
 
 
 def new_mountpoint(name="mnt"):
-    return _tmp.sub("mnt-%s-%d" % (name, len(os.listdir(_tmp.path))))
-
-
-def without_rr_moved(tree):
-    t = dict(tree)
-    if "/rr_moved" in t and not any(p.startswith("/rr_moved/") for p in t):
-        del t["/rr_moved"]
-    return t
-
-
-fail_diff = L.fail_diff
+    return M.sub("mnt-%s-%d" % (name, len(os.listdir(M.path))))
 
 
 class MountedCase(unittest.TestCase):
@@ -97,7 +67,7 @@ class MountedCase(unittest.TestCase):
             raise unittest.SkipTest("abstract")
         cls.image = image(cls.image_name) if isinstance(cls.image_name, str) else None
         cls.mnt = new_mountpoint(cls.__name__)
-        cls.m = L.Mount(cls.image, cls.mnt, options=cls.mount_options, tree=cls.tree)
+        cls.m = mount.Mount(cls.image, cls.mnt, options=cls.mount_options, tree=cls.tree)
         cls.m.__enter__()
 
     @classmethod
@@ -115,7 +85,7 @@ class MountedCase(unittest.TestCase):
         return os.path.join(self.mnt, rel.lstrip("/"))
 
     def run_tool(self, cmd, **kw):
-        p = L.run(cmd, check=False, **kw)
+        p = env.run(cmd, check=False, **kw)
         self.m.check_alive()
         return p
 
@@ -131,31 +101,31 @@ class NativeImage(MountedCase):
     def setUpClass(cls):
         super().setUpClass()
         cls.src, cls.st, cls.src_tree = source("full")
-        cls.ref = L.pycdlib_tree(cls.image, "rr", data=False)   # what Rock Ridge recorded
+        cls.ref = readers.pycdlib_tree(cls.image, "rr", data=False)   # what Rock Ridge recorded
 
     def test_tree_matches_source(self):
-        got = L.walk(self.mnt)
+        got = trees.walk(self.mnt)
         fields = ("type", "mode", "uid", "gid", "size", "mtime", "target", "rdev", "sha256")
-        fail_diff(self, L.diff_trees(self.src_tree, got, fields=fields),
-                  "mounted tree differs from the source tree")
+        env.fail_diff(self, trees.diff(self.src_tree, got, fields=fields),
+                      "mounted tree differs from the source tree")
         probs = [f"{p!r}: nlink {got[p].nlink}, source has {r.nlink}"
                  for p, r in self.src_tree.items()
                  if r.type != "dir" and p in got and got[p].nlink != r.nlink]
-        probs += L.dir_nlink_problems(self.ref, got)
-        fail_diff(self, probs, "link counts")
+        probs += trees.dir_nlink_problems(self.ref, got)
+        env.fail_diff(self, probs, "link counts")
 
     def test_hard_links_share_inode(self):
-        got = L.walk(self.mnt, data=False)
-        self.assertEqual(L.link_groups(got), sorted(sorted(g) for g in self.st.hardlink_groups),
+        got = trees.walk(self.mnt, data=False)
+        self.assertEqual(trees.link_groups(got), sorted(sorted(g) for g in self.st.hardlink_groups),
                          "paths sharing st_ino must be exactly the source's hard links")
         for g in self.st.hardlink_groups:
             self.assertEqual({got[p].nlink for p in g}, {len(g)}, g)
-        fail_diff(self, L.inode_problems(got, self.st.hardlink_groups), "inode numbers")
+        env.fail_diff(self, trees.inode_problems(got, self.st.hardlink_groups), "inode numbers")
 
     def test_find_lists_every_entry(self):
         fmt = "%P\\t%y\\t%l\\t%m\\t%U\\t%G\\n"
         a = self.run_tool(["find", self.mnt, "-printf", fmt])
-        b = L.run(["find", self.src, "-printf", fmt])
+        b = env.run(["find", self.src, "-printf", fmt])
         self.assertEqual(a.returncode, 0, a.stderr.decode(errors="replace"))
         self.assertEqual(a.stderr, b"", "find must not warn (e.g. 'File system loop detected')")
         self.assertEqual(sorted(a.stdout.decode().splitlines()),
@@ -168,14 +138,14 @@ class NativeImage(MountedCase):
         for p, r in sorted(self.src_tree.items()):
             f = dfmt if r.type == "dir" else fmt
             a = self.run_tool(["stat", "-c", f, self.P(p) if p != "/" else self.mnt])
-            b = L.run(["stat", "-c", f, os.path.join(self.src, p.lstrip("/"))])
+            b = env.run(["stat", "-c", f, os.path.join(self.src, p.lstrip("/"))])
             if a.returncode != 0 or a.stdout != b.stdout:
-                probs.append(f"{p!r}: mount {a.stdout.decode().strip() or a.stderr.decode().strip()}"
-                             f" source {b.stdout.decode().strip()}")
-        fail_diff(self, probs, "stat(1) output")
+                shown = a.stdout.decode().strip() or a.stderr.decode().strip()
+                probs.append(f"{p!r}: mount {shown} source {b.stdout.decode().strip()}")
+        env.fail_diff(self, probs, "stat(1) output")
 
     def test_cat(self):
-        for rel in ("README", "empty", "name with spaces.txt", L.UNICODE_NAME,
+        for rel in ("README", "empty", "name with spaces.txt", sources.UNICODE_NAME,
                     "sizes/random_1MiB.bin", "links/relative", self.st.deep_file):
             a = self.run_tool(["cat", self.P(rel)])
             self.assertEqual(a.returncode, 0, f"cat {rel}: {a.stderr!r}")
@@ -190,16 +160,16 @@ class NativeImage(MountedCase):
             c = self.run_tool(["cmp", self.P(p), os.path.join(self.src, p.lstrip("/"))])
             if c.returncode != 0:
                 bad.append(f"{p}: {(c.stdout + c.stderr).decode(errors='replace').strip()}")
-        fail_diff(self, bad, "cmp")
+        env.fail_diff(self, bad, "cmp")
 
     def test_cp_a_copy_equals_source(self):
-        dest = _tmp.sub("cp-a-native", make=False)
+        dest = M.sub("cp-a-native", make=False)
         os.makedirs(dest)
         c = self.run_tool(["cp", "-a", self.mnt + "/.", dest])
         self.assertEqual(c.returncode, 0, f"cp -a failed: {c.stderr.decode(errors='replace')}")
-        got = L.walk(dest)
-        fail_diff(self, L.diff_trees(self.src_tree, got), "cp -a copy differs from the source")
-        self.assertEqual(L.link_groups(got), sorted(sorted(g) for g in self.st.hardlink_groups),
+        got = trees.walk(dest)
+        env.fail_diff(self, trees.diff(self.src_tree, got), "cp -a copy differs from the source")
+        self.assertEqual(trees.link_groups(got), sorted(sorted(g) for g in self.st.hardlink_groups),
                          "cp -a must recreate the hard links")
         shutil.rmtree(dest)
 
@@ -222,7 +192,7 @@ class NativeImage(MountedCase):
             shown = [p for p in g if p in listed]
             if len(shown) != 1:
                 probs.append(f"du must count hard links {g} once, listed {shown}")
-        fail_diff(self, probs, "du -ab")
+        env.fail_diff(self, probs, "du -ab")
         # Disk usage: an image's files occupy at least their size.
         usage = int(self.run_tool(["du", "-sB1", self.mnt]).stdout.split()[0])
         seen, total = set(), 0
@@ -264,14 +234,14 @@ class NativeImage(MountedCase):
     def test_ls_lR(self):
         args = ["ls", "-lRn", "--time-style=+%s", "--quoting-style=literal"]
         a = self.run_tool(args + [self.mnt])
-        b = L.run(args + [self.src])
+        b = env.run(args + [self.src])
         self.assertEqual(a.returncode, 0, a.stderr)
         got = self.parse_ls(a.stdout.decode(), self.mnt)
         want = self.parse_ls(b.stdout.decode(), self.src)
         probs = [f"{k!r}: mount {got.get(k)} source {v}" for k, v in sorted(want.items())
                  if got.get(k) != v]
         probs += [f"{k!r}: only in the mount" for k in sorted(set(got) - set(want))]
-        fail_diff(self, probs, "ls -lR")
+        env.fail_diff(self, probs, "ls -lR")
 
     def test_reads_at_any_offset(self):
         rel = "sizes/random_1MiB.bin"
@@ -393,12 +363,12 @@ class ZisofsImage(MountedCase):
     image_name = "zisofs"
 
     def test_tree_matches_source(self):
-        compressed = L.zisofs_files(self.image)
+        compressed = readers.zisofs_files(self.image)
         self.assertGreaterEqual(len(compressed), 3, "precondition: compressed files in image")
         src = source("full")[2]
-        got = L.walk(self.mnt)
+        got = trees.walk(self.mnt)
         fields = ("type", "mode", "uid", "gid", "size", "mtime", "target", "rdev", "sha256")
-        fail_diff(self, L.diff_trees(src, got, fields=fields), "zisofs mount vs source")
+        env.fail_diff(self, trees.diff(src, got, fields=fields), "zisofs mount vs source")
 
     def test_read_compressed_at_offsets(self):
         rel = "sizes/text_zeros_text.bin"
@@ -418,14 +388,15 @@ class GenisoimageRockRidge(MountedCase):
     image_name = "genrj"
 
     def test_tree_matches_independent_readers(self):
-        ref, _ = L.rock_ridge_reference(self.image, _tmp.path, "mount-genrj")
-        got = L.walk(self.mnt)
+        ref, _ = readers.rock_ridge_reference(self.image, M.path, "mount-genrj")
+        got = trees.walk(self.mnt)
         fields = ("type", "mode", "uid", "gid", "size", "mtime", "target", "rdev", "sha256")
-        fail_diff(self, L.diff_trees(without_rr_moved(ref), without_rr_moved(got), fields=fields),
-                  "genisoimage -R mount vs pycdlib/xorriso")
-        fail_diff(self, L.diff_trees(source("gen")[2], without_rr_moved(got),
-                                     fields=("type", "size", "sha256", "target")),
-                  "genisoimage -R mount vs source tree")
+        env.fail_diff(self, trees.diff(trees.without_rr_moved(ref), trees.without_rr_moved(got),
+                                       fields=fields),
+                      "genisoimage -R mount vs pycdlib/xorriso")
+        env.fail_diff(self, trees.diff(source("gen")[2], trees.without_rr_moved(got),
+                                       fields=("type", "size", "sha256", "target")),
+                      "genisoimage -R mount vs source tree")
         self.assertTrue(os.path.isfile(self.P(source("gen")[1].deep_file)))
 
 
@@ -436,22 +407,22 @@ class MultisessionImage(MountedCase):
     @classmethod
     def setUpClass(cls):
         def make():
-            work = _tmp.sub("multi")
+            work = M.sub("multi")
             img = os.path.join(work, "multi.iso")
-            expect = L.make_multisession(img, work)
+            expect = images.make_multisession(img, work)
             return img, expect
-        cls.img, cls.expect = cached("multi", make)
+        cls.img, cls.expect = M.cached("multi", make)
         cls.mnt = new_mountpoint("multi")
-        cls.m = L.Mount(cls.img, cls.mnt)
+        cls.m = mount.Mount(cls.img, cls.mnt)
         cls.m.__enter__()
         cls.image = cls.img
 
     def test_newest_session(self):
-        self.assertEqual(L.session_count(self.img), 3, "precondition: 3 sessions")
-        got = L.walk(self.mnt)
-        fail_diff(self, L.diff_trees(L.walk(self.expect), got,
-                                     fields=("type", "size", "sha256", "target")),
-                  "multisession mount vs what was committed")
+        self.assertEqual(readers.session_count(self.img), 3, "precondition: 3 sessions")
+        got = trees.walk(self.mnt)
+        env.fail_diff(self, trees.diff(trees.walk(self.expect), got,
+                                       fields=("type", "size", "sha256", "target")),
+                      "multisession mount vs what was committed")
         with open(self.P("rewrite.txt"), "rb") as f:
             self.assertEqual(f.read(), b"v3\n")
         self.assertFalse(os.path.exists(self.P("to_delete.txt")))
@@ -464,16 +435,14 @@ class BigFile(MountedCase):
 
     @classmethod
     def setUpClass(cls):
-        src = _tmp.sub("src-big")
-        cls.big = os.path.join(src, "big.bin")
-        cls.marks = L.make_sparse_big_file(cls.big)
-        with open(os.path.join(src, "small_after.txt"), "wb") as f:
-            f.write(b"after the big file\n")
-        cls.image = L.make_big_level3(os.path.join(_tmp.path, "big.iso"), src)
-        if L.pycdlib_extent_count(cls.image, "/BIG.BIN;1") < 2:
+        src = M.sub("src-big", make=False)
+        cls.big, cls.marks = sources.big_file_tree(src, "small_after.txt",
+                                                   b"after the big file\n")
+        cls.image = images.make_big_level3(os.path.join(M.path, "big.iso"), src)
+        if readers.pycdlib_extent_count(cls.image, "/BIG.BIN;1") < 2:
             raise RuntimeError("precondition: BIG.BIN should have several extents")
         cls.mnt = new_mountpoint("big")
-        cls.m = L.Mount(cls.image, cls.mnt)
+        cls.m = mount.Mount(cls.image, cls.mnt)
         cls.m.__enter__()
 
     def test_size(self):
@@ -499,7 +468,7 @@ class BigFile(MountedCase):
             self.assertEqual(f.read(), b"after the big file\n")
 
     def test_cmp_whole_file(self):
-        c = L.run(["cmp", self.P("big.bin"), self.big], check=False, timeout=600)
+        c = env.run(["cmp", self.P("big.bin"), self.big], check=False, timeout=600)
         self.m.check_alive()
         self.assertEqual(c.returncode, 0, (c.stdout + c.stderr).decode(errors="replace"))
 
@@ -512,15 +481,15 @@ class Options(unittest.TestCase):
 
     def test_uid_gid_options(self):
         mnt = new_mountpoint("uidgid")
-        with L.Mount(image("genj"), mnt, options=["uid=4321", "gid=8765"]):
-            got = L.walk(mnt, data=False)
+        with mount.Mount(image("genj"), mnt, options=["uid=4321", "gid=8765"]):
+            got = trees.walk(mnt, data=False)
         wrong = [(p, r.uid, r.gid) for p, r in got.items() if (r.uid, r.gid) != (4321, 8765)]
         self.assertFalse(wrong, f"uid=4321,gid=8765 not applied to: {wrong[:8]}")
 
     def test_umask_option(self):
         mnt = new_mountpoint("umask")
-        with L.Mount(image("genj"), mnt, options=["umask=027"]):
-            got = L.walk(mnt, data=False)
+        with mount.Mount(image("genj"), mnt, options=["umask=027"]):
+            got = trees.walk(mnt, data=False)
             # the owner can still read everything
             with open(os.path.join(mnt, "README"), "rb") as f:
                 f.read()
@@ -532,70 +501,70 @@ class Options(unittest.TestCase):
 
     def test_options_on_plain_iso(self):
         mnt = new_mountpoint("plainopts")
-        with L.Mount(image("plain"), mnt, options=["uid=1234", "gid=5678", "umask=077"]):
-            got = L.walk(mnt, data=False)
+        with mount.Mount(image("plain"), mnt, options=["uid=1234", "gid=5678", "umask=077"]):
+            got = trees.walk(mnt, data=False)
         wrong = [(p, r.uid, r.gid, oct(r.mode)) for p, r in got.items()
                  if (r.uid, r.gid) != (1234, 5678) or r.mode & 0o077]
         self.assertFalse(wrong, f"options not applied: {wrong[:8]}")
 
     def _check_joliet_view(self, mnt):
-        ref = L.pycdlib_tree(image("native"), "joliet")
-        got = L.walk(mnt)
-        fail_diff(self, L.diff_trees(ref, got, fields=("type", "size", "sha256", "mtime")),
-                  "Joliet view vs pycdlib's Joliet tree")
+        ref = readers.pycdlib_tree(image("native"), "joliet")
+        got = trees.walk(mnt)
+        env.fail_diff(self, trees.diff(ref, got, fields=("type", "size", "sha256", "mtime")),
+                      "Joliet view vs pycdlib's Joliet tree")
 
     def test_tree_joliet(self):
         mnt = new_mountpoint("joliet")
-        with L.Mount(image("native"), mnt, tree="joliet") as m:
+        with mount.Mount(image("native"), mnt, tree="joliet") as m:
             self._check_joliet_view(mnt)
             m.check_alive()
 
     def test_tree_joliet_as_o_option(self):
         mnt = new_mountpoint("joliet-o")
-        with L.Mount(image("native"), mnt, options=["tree=joliet"]):
+        with mount.Mount(image("native"), mnt, options=["tree=joliet"]):
             self._check_joliet_view(mnt)
 
     def test_tree_iso9660(self):
         mnt = new_mountpoint("iso9660")
-        ref = L.pycdlib_tree(image("native"), "iso", data=False)
-        with L.Mount(image("native"), mnt, tree="iso9660"):
-            got = L.walk(mnt, data=False)
-        fail_diff(self, L.diff_trees(ref, got, fields=("type",)), "ISO 9660 view names")
+        ref = readers.pycdlib_tree(image("native"), "iso", data=False)
+        with mount.Mount(image("native"), mnt, tree="iso9660"):
+            got = trees.walk(mnt, data=False)
+        env.fail_diff(self, trees.diff(ref, got, fields=("type",)), "ISO 9660 view names")
 
     def test_inode_numbers_stable_across_mounts(self):
         runs = []
         for n in range(2):
             mnt = new_mountpoint("stable%d" % n)
-            with L.Mount(image("native"), mnt):
-                runs.append({p: r.ino for p, r in L.walk(mnt, data=False).items()})
+            with mount.Mount(image("native"), mnt):
+                runs.append({p: r.ino for p, r in trees.walk(mnt, data=False).items()})
         changed = [p for p in runs[0] if runs[0][p] != runs[1].get(p)]
         self.assertFalse(changed, f"st_ino changed between mounts for {changed[:8]}")
 
     # --- the mount.fuse3 forms -------------------------------------------
 
     def _wait_unmounted(self, mnt):
-        if L.is_mountpoint_in_mountinfo(mnt):
+        if env.is_mounted(mnt):
             p = subprocess.run(["fusermount3", "-u", mnt], stderr=subprocess.PIPE)
             if p.returncode != 0:
                 subprocess.run(["fusermount3", "-uz", mnt])
                 self.fail(f"fusermount3 -u {mnt} failed: {p.stderr!r}")
-        self.assertFalse(L.is_mountpoint_in_mountinfo(mnt))
+        self.assertFalse(env.is_mounted(mnt))
 
-    def _daemonizing_mount(self, cmd, mnt, env=None):
+    def _daemonizing_mount(self, cmd, mnt, run_env=None):
         """Run a command that mounts and returns; the mount must be live on return."""
         dev0 = os.stat(mnt).st_dev
-        self.addCleanup(lambda: L.is_mountpoint_in_mountinfo(mnt) and subprocess.run(
+        self.addCleanup(lambda: env.is_mounted(mnt) and subprocess.run(
             ["fusermount3", "-uz", mnt]))
-        p = L.run(cmd, check=False, timeout=60, env=env)
+        p = env.run(cmd, check=False, timeout=60, env=run_env)
         err = p.stderr.decode(errors="replace")
-        rep = L.sanitizer_report(err)
+        rep = sanitizers.report(err)
         self.assertIsNone(rep, err)
         return p, err, dev0
 
     def test_mount_fuse3_argument_order(self):
         mnt = new_mountpoint("fuse3form")
         p, err, dev0 = self._daemonizing_mount(
-            [L.discfs_bin(), image("genj"), mnt, "-o", "ro,uid=4321"], mnt)
+            [env.discfs_bin(), image("genj"), mnt, "-o", "ro,uid=4321"], mnt)
         self.assertEqual(p.returncode, 0, f"discfs IMG MNT -o ro,uid=4321 failed: {err}")
         self.assertNotEqual(os.stat(mnt).st_dev, dev0, "the mount must be live when discfs returns")
         try:
@@ -607,7 +576,7 @@ class Options(unittest.TestCase):
 
     def test_mount_daemonizes_without_f(self):
         mnt = new_mountpoint("daemon")
-        p, err, dev0 = self._daemonizing_mount([L.discfs_bin(), "mount", image("native"), mnt],
+        p, err, dev0 = self._daemonizing_mount([env.discfs_bin(), "mount", image("native"), mnt],
                                                mnt)
         self.assertEqual(p.returncode, 0, err)
         self.assertNotEqual(os.stat(mnt).st_dev, dev0, "the mount must be live when discfs returns")
@@ -617,13 +586,13 @@ class Options(unittest.TestCase):
             self._wait_unmounted(mnt)
 
     def _mount_helper_env(self):
-        bindir = _tmp.sub("pathbin")
+        bindir = M.sub("pathbin")
         link = os.path.join(bindir, "discfs")
         if not os.path.lexists(link):
-            os.symlink(os.path.abspath(L.discfs_bin()), link)
-        env = dict(os.environ)
-        env["PATH"] = bindir + os.pathsep + env.get("PATH", "/usr/bin:/bin")
-        return env
+            os.symlink(os.path.abspath(env.discfs_bin()), link)
+        path_env = dict(os.environ)
+        path_env["PATH"] = bindir + os.pathsep + path_env.get("PATH", "/usr/bin:/bin")
+        return path_env
 
     def test_mount_t_fuse_discfs(self):
         helper = shutil.which("mount.fuse3") or ("/sbin/mount.fuse3"
@@ -631,9 +600,8 @@ class Options(unittest.TestCase):
         if not helper or not shutil.which("mount"):
             self.skipTest("mount(8) or /sbin/mount.fuse3 missing")
         mnt = new_mountpoint("mount-t")
-        env = self._mount_helper_env()
         p, err, dev0 = self._daemonizing_mount(["mount", "-t", "fuse.discfs", image("native"), mnt],
-                                               mnt, env=env)
+                                               mnt, run_env=self._mount_helper_env())
         if p.returncode != 0 and "discfs: not found" in err and \
                 not os.path.exists("/sbin/mount.fuse.discfs"):
             self.skipTest("mount(8) runs mount.fuse3 with a clean PATH (it is setuid), so a "
@@ -648,16 +616,16 @@ class Options(unittest.TestCase):
             self._wait_unmounted(mnt)
 
     def test_mount_fuse3_helper(self):
-        """What mount(8) and /etc/fstab (type fuse.discfs) run: mount.fuse3 finding discfs on PATH."""
+        """What mount(8) and /etc/fstab (type fuse.discfs) run: mount.fuse3 finding discfs on
+        PATH."""
         helper = shutil.which("mount.fuse3") or ("/sbin/mount.fuse3"
                                                  if os.path.exists("/sbin/mount.fuse3") else None)
         if not helper:
             self.skipTest("mount.fuse3 missing")
         mnt = new_mountpoint("helper")
-        env = self._mount_helper_env()
         p, err, dev0 = self._daemonizing_mount(
             [helper, image("native"), mnt, "-t", "fuse.discfs", "-o", "rw,nosuid,nodev"], mnt,
-            env=env)
+            run_env=self._mount_helper_env())
         self.assertEqual(p.returncode, 0, f"mount.fuse3 ... -t fuse.discfs failed: {err}")
         try:
             self.assertNotEqual(os.stat(mnt).st_dev, dev0)
@@ -672,7 +640,7 @@ class Options(unittest.TestCase):
             self.skipTest("mount(8) or /sbin/mount.fuse3 missing")
         mnt = new_mountpoint("hashform")
         p, err, dev0 = self._daemonizing_mount(
-            ["mount", "-t", "fuse", os.path.abspath(L.discfs_bin()) + "#" + image("native"), mnt,
+            ["mount", "-t", "fuse", os.path.abspath(env.discfs_bin()) + "#" + image("native"), mnt,
              "-o", "ro"], mnt)
         self.assertEqual(p.returncode, 0, f"mount -t fuse 'discfs#IMG' failed: {err}")
         try:
@@ -687,60 +655,52 @@ class RefusesNonImages(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        d = _tmp.sub("bad")
+        d = M.sub("bad")
         cls.bad = {}
         p = os.path.join(d, "random.bin")
         with open(p, "wb") as f:
-            f.write(L._rand_bytes(99, 1 << 20))
-        cls.bad["random 1 MiB"] = (p, (4,))
+            f.write(sources.rand_bytes(99, 1 << 20))
+        cls.bad["random 1 MiB"] = (p, env.EXIT_NOT_AN_IMAGE)
         p = os.path.join(d, "notes.txt")
         with open(p, "w") as f:
             f.write("just some text\nnot an image\n" * 10)
-        cls.bad["text file"] = (p, (3, 4))
+        cls.bad["text file"] = (p, env.EXIT_NOT_AN_IMAGE)
         p = os.path.join(d, "empty.iso")
         open(p, "wb").close()
-        cls.bad["empty file"] = (p, (3, 4))
-        p = _tmp.sub("bad", "a_directory")
-        cls.bad["directory"] = (p, (3, 4))
-        cls.bad["missing file"] = (os.path.join(d, "does-not-exist.iso"), (3,))
+        cls.bad["empty file"] = (p, env.EXIT_NOT_AN_IMAGE)
+        # A directory is no image file or block device: it cannot be read as one (3).
+        p = M.sub("bad", "a_directory")
+        cls.bad["directory"] = (p, env.EXIT_CANNOT_OPEN)
+        cls.bad["missing file"] = (os.path.join(d, "does-not-exist.iso"), env.EXIT_CANNOT_OPEN)
 
-    def check_refused(self, cmd, allowed, mnt):
+    def check_refused(self, cmd, code, mnt):
         dev0 = os.stat(mnt).st_dev
-        p = L.run(cmd, check=False, timeout=60)
+        p = env.run(cmd, check=False, timeout=60)
         try:
             err = p.stderr.decode(errors="replace")
-            self.assertIsNone(L.sanitizer_report(err), err)
-            self.assertIn(p.returncode, allowed, f"{cmd}: exit {p.returncode}, stderr {err!r}")
+            self.assertIsNone(sanitizers.report(err), err)
+            self.assertEqual(p.returncode, code, f"{cmd}: exit {p.returncode}, stderr {err!r}")
             lines = [l for l in err.strip().splitlines() if l.strip()]
             self.assertEqual(len(lines), 1, f"want a one-line message, got {err!r}")
             self.assertEqual(os.stat(mnt).st_dev, dev0, "something got mounted")
-            self.assertFalse(L.is_mountpoint_in_mountinfo(mnt), "something got mounted")
+            self.assertFalse(env.is_mounted(mnt), "something got mounted")
         finally:
-            if L.is_mountpoint_in_mountinfo(mnt):
+            if env.is_mounted(mnt):
                 subprocess.run(["fusermount3", "-uz", mnt])
 
     def test_refused(self):
-        for what, (path, allowed) in self.bad.items():
+        for what, (path, code) in self.bad.items():
             mnt = new_mountpoint("refuse")
-            for form, cmd in (("mount -f", [L.discfs_bin(), "mount", "-f", path, mnt]),
-                              ("mount (daemon)", [L.discfs_bin(), "mount", path, mnt]),
-                              ("fuse3 form", [L.discfs_bin(), path, mnt, "-o", "ro"])):
+            for form, cmd in (("mount -f", [env.discfs_bin(), "mount", "-f", path, mnt]),
+                              ("mount (daemon)", [env.discfs_bin(), "mount", path, mnt]),
+                              ("fuse3 form", [env.discfs_bin(), path, mnt, "-o", "ro"])):
                 with self.subTest(source=what, form=form):
-                    self.check_refused(cmd, allowed, mnt)
+                    self.check_refused(cmd, code, mnt)
 
 
 # ---------------------------------------------------------------------------
 # Other projects' images: a mount never crashes or hangs
 # ---------------------------------------------------------------------------
-
-def upstream_dir():
-    for d in (os.environ.get("DISCFS_TESTDATA"),
-              os.path.join(L.PROJECT, "..", "shared", "testdata"),
-              "/work/shared/testdata"):
-        if d and os.path.isdir(os.path.join(d, "upstream")):
-            return os.path.join(d, "upstream")
-    return None
-
 
 WALK_SCRIPT = r"""
 import os, sys, errno
@@ -770,49 +730,43 @@ for e in errs:
 
 
 class UpstreamImagesMount(unittest.TestCase):
-    """Every image from shared/testdata mounts (or is refused with 4/5) and walks cleanly."""
+    """Every image from shared/testdata mounts (or is refused with the exit code
+    upstream.REFUSED gives) and walks cleanly."""
 
     @classmethod
     def setUpClass(cls):
-        src = upstream_dir()
-        if not src:
-            raise unittest.SkipTest("shared/testdata/upstream not found (set DISCFS_TESTDATA)")
-        cls.dir = _tmp.sub("upstream")
-        for f in sorted(os.listdir(src)):
-            if f.endswith(".iso.xz"):
-                with open(os.path.join(cls.dir, f[:-3]), "wb") as out:
-                    L.run(["xz", "-dc", os.path.join(src, f)], stdout=out)
+        upstream.require_data()
+        cls.images = upstream.Images(M.sub("upstream"))
 
     def test_mount_and_walk_every_image(self):
-        for name in sorted(os.listdir(self.dir)):
+        for name in upstream.names():
             with self.subTest(image=name):
-                mnt = new_mountpoint("up")
-                m = L.Mount(os.path.join(self.dir, name), mnt, ready_guard=30)
+                self.mount_and_walk(name)
+
+    def mount_and_walk(self, name):
+        mnt = new_mountpoint("up")
+        with mount.Mount(self.images.path(name), mnt, ready_guard=30, report=True) as m:
+            if m.live:
+                # A mount whose root cannot be read is useless: such an image must be
+                # refused at mount time, as discfs-dump does.
                 try:
-                    m.__enter__()
-                except L.DaemonDied as e:
-                    rc = m.proc.returncode
-                    self.assertIn(rc, (3, 4, 5), f"{name}: {e}")
-                    self.assertIsNone(L.sanitizer_report(str(e)), str(e))
-                    continue
-                try:
-                    # A mount whose root cannot be read is useless: such an image
-                    # must be refused at mount time (exit 4/5), as discfs-dump does.
-                    try:
-                        os.stat(mnt)
-                        os.listdir(mnt)
-                    except OSError as e:
-                        self.fail(f"{name}: mounted, but its root gives {e!r}; the image "
-                                  f"should have been refused with exit 4/5")
-                    w = L.run([sys.executable, "-c", WALK_SCRIPT, mnt], check=False, timeout=120)
-                    m.check_alive()
-                    self.assertEqual(w.returncode, 0, w.stderr.decode(errors="replace"))
-                    out = w.stdout.decode(errors="replace").splitlines()
-                    bad = [l for l in out[1:] if not l.endswith(": EIO")]
-                    self.assertFalse(bad, f"{name}: errors other than EIO: {bad[:8]}")
-                finally:
-                    m.__exit__(None, None, None)
+                    os.stat(mnt)
+                    os.listdir(mnt)
+                except OSError as e:
+                    self.fail(f"{name}: mounted, but its root gives {e!r}; the image "
+                              f"should have been refused")
+                w = env.run([sys.executable, "-c", WALK_SCRIPT, mnt], check=False, timeout=120)
+                m.check_alive()
+        for pr in m.problems:
+            self.fail(f"{name}: {pr}")
+        self.assertEqual(m.refused if m.refused is not None else env.EXIT_OK,
+                         upstream.exit_code(name), f"{name}: {m.stderr[-2000:]}")
+        if m.live:
+            self.assertEqual(w.returncode, 0, w.stderr.decode(errors="replace"))
+            out = w.stdout.decode(errors="replace").splitlines()
+            bad = [line for line in out[1:] if not line.endswith(": EIO")]
+            self.assertFalse(bad, f"{name}: errors other than EIO: {bad[:8]}")
 
 
 if __name__ == "__main__":
-    sys.exit(L.main(sys.argv[1:] + ["__main__"]))
+    unittest.main()

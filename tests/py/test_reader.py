@@ -4,31 +4,18 @@ For every image flavour the records discfs-dump prints are compared field
 by field with what pycdlib reads and what `xorriso -osirrox` extracts, and,
 where the image maker keeps them, with the source tree itself.
 
-Run: /usr/bin/python3 -m unittest -v test_reader   (from tests/py)
+Run: /usr/bin/python3 -m testlib -v test_reader   (from tests/py)
 """
 
 import hashlib
 import os
-import sys
 import unittest
 
-import discfs_testlib as L
+from testlib import dump, env, images, readers, sources, trees, upstream
 
-_tmp = None
-_sources = {}
-
-
-def setUpModule():
-    global _tmp
-    L.require_binary(L.discfs_dump_bin(), "discfs-dump")
-    L.require_tools("xorriso", "genisoimage")
-    L.require_pycdlib()
-    _tmp = L.TempDir(prefix="discfs-reader-")
-
-
-def tearDownModule():
-    if _tmp is not None:
-        _tmp.cleanup()
+M = env.ModuleFixture("discfs-reader-", binaries=("discfs-dump",),
+                      tools=("xorriso", "genisoimage"), pycdlib=True)
+setUpModule, tearDownModule = M.set_up, M.tear_down
 
 
 def source(kind="full"):
@@ -36,19 +23,11 @@ def source(kind="full"):
 
     full: everything build_tree makes; gen: the same without the 390-byte
     symlink target that genisoimage cannot record."""
-    if kind not in _sources:
-        root = os.path.join(_tmp.path, "src-" + kind)
-        st = L.build_tree(root, very_long_symlink=(kind != "gen"))
-        _sources[kind] = (root, st, L.walk(root))
-    return _sources[kind]
-
-
-def without_rr_moved(tree):
-    """Drop an empty /rr_moved (relocation leftover readers may show or hide)."""
-    t = dict(tree)
-    if "/rr_moved" in t and not any(p.startswith("/rr_moved/") for p in t):
-        del t["/rr_moved"]
-    return t
+    def make():
+        root = os.path.join(M.path, "src-" + kind)
+        st = sources.build_tree(root, very_long_symlink=(kind != "gen"))
+        return root, st, trees.walk(root)
+    return M.cached(("src", kind), make)
 
 
 class DumpChecks:
@@ -66,14 +45,14 @@ class DumpChecks:
     @classmethod
     def dump_default(cls):
         if "_dump" not in cls.__dict__:          # not one inherited from a base flavour
-            cls._dump = L.dump(cls.image, tree=cls.tree_arg)
+            cls._dump = dump.dump(cls.image, tree=cls.tree_arg)
         return cls._dump
 
     normalize = staticmethod(lambda tree: tree)
 
     def diff(self, expected, actual, fields, what, subset=False):
-        lines = L.diff_trees(self.normalize(expected), self.normalize(actual), fields=fields,
-                             subset=subset)
+        lines = trees.diff(self.normalize(expected), self.normalize(actual), fields=fields,
+                           subset=subset)
         if lines:
             self.fail(f"{what}: discfs-dump differs from the independent reader:\n  " +
                       "\n  ".join(lines))
@@ -81,27 +60,7 @@ class DumpChecks:
     # --- checks -----------------------------------------------------------
 
     def test_walk_is_root_first_depth_first(self):
-        d = self.dump_default()
-        paths = list(d.raw)
-        self.assertTrue(paths, "discfs-dump printed nothing")
-        self.assertEqual(paths[0], "/", "first record must be the root")
-        seen = set()
-        for p in paths:
-            if p != "/":
-                parent = p.rsplit("/", 1)[0] or "/"
-                self.assertIn(parent, seen, f"{p!r} printed before its directory {parent!r}")
-                self.assertEqual(d.raw[parent]["type"], "dir")
-            seen.add(p)
-        # Depth first: once a directory's subtree is left, it is not re-entered.
-        closed = set()
-        stack = ["/"]
-        for p in paths[1:]:
-            parent = p.rsplit("/", 1)[0] or "/"
-            while stack and stack[-1] != parent:
-                closed.add(stack.pop())
-            self.assertNotIn(parent, closed, f"{p!r} printed after leaving {parent!r}")
-            if d.raw[p]["type"] == "dir":
-                stack.append(p)
+        env.fail_diff(self, dump.walk_order_problems(self.dump_default().raw), "dump order")
 
     def test_no_entry_reports_an_error(self):
         errs = {p: r.error for p, r in self.dump_default().records.items() if r.error}
@@ -123,12 +82,12 @@ class DumpChecks:
         d = self.dump_default().records
         missing = [p for p, r in d.items() if r.ino is None]
         self.assertFalse(missing, f"records without ino: {missing[:5]}")
-        probs = L.inode_problems(d, self.link_groups)
+        probs = trees.inode_problems(d, self.link_groups)
         if probs:
             self.fail("inode numbers:\n  " + "\n  ".join(probs[:40]))
 
     def test_no_data_option(self):
-        nd = L.dump(self.image, tree=self.tree_arg, data=False)
+        nd = dump.dump(self.image, tree=self.tree_arg, data=False)
         self.assertEqual(list(nd.raw), list(self.dump_default().raw),
                          "--no-data must list the same entries in the same order")
         with_sha = [p for p, o in nd.raw.items() if "sha256" in o]
@@ -145,14 +104,14 @@ class RockRidgeChecks(DumpChecks):
                      "sha256")
     recorded_hard_links = False
     # An emptied /rr_moved may be shown or hidden; nothing else may differ.
-    normalize = staticmethod(without_rr_moved)
+    normalize = staticmethod(trees.without_rr_moved)
 
     @classmethod
     def setup_reference(cls):
-        cls.ref, cls.extracted = L.rock_ridge_reference(cls.image, _tmp.path,
-                                                        cls.__name__)
+        cls.ref, cls.extracted = readers.rock_ridge_reference(cls.image, M.path,
+                                                              cls.__name__)
         # Hard links: what PX serial numbers say, and what the source had.
-        cls.px_groups = L.link_groups(cls.ref)
+        cls.px_groups = trees.link_groups(cls.ref)
         groups = list(cls.px_groups)
         if cls.source_kind:
             groups += source(cls.source_kind)[1].hardlink_groups
@@ -196,7 +155,7 @@ class RockRidgeChecks(DumpChecks):
     def test_directory_link_counts(self):
         if all(r.nlink is None for r in self.ref.values() if r.type == "dir"):
             self.skipTest("the reference reader cannot see the recorded directory link counts")
-        probs = L.dir_nlink_problems(self.ref, self.dump_default().records)
+        probs = trees.dir_nlink_problems(self.ref, self.dump_default().records)
         if probs:
             self.fail("directory link counts:\n  " + "\n  ".join(probs[:40]))
 
@@ -206,7 +165,7 @@ class RockRidgeChecks(DumpChecks):
         elif not self.px_groups:
             self.skipTest("the image records no hard links (no shared PX serial numbers)")
         d = self.dump_default().records
-        self.assertEqual(L.link_groups(d), self.px_groups,
+        self.assertEqual(trees.link_groups(d), self.px_groups,
                          "entries sharing an inode number must be exactly the recorded hard links")
         for g in self.px_groups:
             self.assertEqual({d[p].nlink for p in g}, {len(g)}, f"nlink of hard links {g}")
@@ -215,25 +174,30 @@ class RockRidgeChecks(DumpChecks):
         if not self.source_kind:
             self.skipTest("this maker does not keep the source's metadata")
         src = source(self.source_kind)[2]
-        d = without_rr_moved(self.dump_default().records)
+        d = trees.without_rr_moved(self.dump_default().records)
         self.diff(src, d, self.source_fields, "against the source tree")
         for g in source(self.source_kind)[1].hardlink_groups:
             self.assertEqual({d[p].nlink for p in g}, {len(g)}, f"nlink of hard links {g}")
 
+
+class OtherTreesChecks:
+    """The Joliet and plain ISO 9660 trees of an image that also has Rock Ridge, against
+    pycdlib's reading of those trees."""
+
     def test_joliet_tree(self):
-        iso = L.pycdlib_open(self.image)
+        iso = readers.pycdlib_open(self.image)
         has_joliet = iso.has_joliet()
         iso.close()
         if not has_joliet:
             self.skipTest("image has no Joliet tree")
-        ref = L.pycdlib_tree(self.image, "joliet")
-        d = L.dump(self.image, tree="joliet")
+        ref = readers.pycdlib_tree(self.image, "joliet")
+        d = dump.dump(self.image, tree="joliet")
         self.diff(ref, d.records, ("type", "size", "sha256", "mtime"), "--tree joliet")
         self.assertFalse([p for p, r in d.records.items() if r.error])
 
     def test_iso9660_tree(self):
-        ref = L.pycdlib_tree(self.image, "iso")
-        d = L.dump(self.image, tree="iso9660")
+        ref = readers.pycdlib_tree(self.image, "iso")
+        d = dump.dump(self.image, tree="iso9660")
         self.diff(ref, d.records, ("type",), "--tree iso9660 names")
         # Content of the entries that hold data (Rock Ridge symlinks and device
         # nodes are empty files to a plain ISO 9660 reader).
@@ -246,7 +210,7 @@ class RockRidgeChecks(DumpChecks):
 # Flavours
 # ---------------------------------------------------------------------------
 
-class XorrisoNative(RockRidgeChecks, unittest.TestCase):
+class XorrisoNative(RockRidgeChecks, OtherTreesChecks, unittest.TestCase):
     """xorriso native commands, Rock Ridge + Joliet, -hardlinks on."""
     source_kind = "full"
     recorded_hard_links = True
@@ -254,41 +218,41 @@ class XorrisoNative(RockRidgeChecks, unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         root = source("full")[0]
-        cls.image = L.make_xorriso_native(os.path.join(_tmp.path, "native.iso"), root)
+        cls.image = images.make_xorriso_native(os.path.join(M.path, "native.iso"), root)
         cls.setup_reference()
 
     def test_names_kept_exactly(self):
         d = self.dump_default().records
-        for name in (L.UNICODE_NAME, L.LONG_NAME, "name with spaces.txt",
-                     "Mixed.Case.Name.TXT", L.UNICODE_DIR + "/fichier.txt",
-                     L.LONG_DIR + "/inner.txt"):
+        for name in (sources.UNICODE_NAME, sources.LONG_NAME, "name with spaces.txt",
+                     "Mixed.Case.Name.TXT", sources.UNICODE_DIR + "/fichier.txt",
+                     sources.LONG_DIR + "/inner.txt"):
             self.assertIn("/" + name, d)
         self.assertIn(source("full")[1].deep_file, d)
 
 
-class XorrisoMkisofs(RockRidgeChecks, unittest.TestCase):
+class XorrisoMkisofs(RockRidgeChecks, OtherTreesChecks, unittest.TestCase):
     """xorriso -as mkisofs -R -J."""
     source_kind = "full"
 
     @classmethod
     def setUpClass(cls):
-        cls.image = L.make_xorriso_mkisofs(os.path.join(_tmp.path, "mkisofs.iso"),
-                                           source("full")[0])
+        cls.image = images.make_xorriso_mkisofs(os.path.join(M.path, "mkisofs.iso"),
+                                                source("full")[0])
         cls.setup_reference()
 
 
-class GenisoimageRJ(RockRidgeChecks, unittest.TestCase):
+class GenisoimageRJ(RockRidgeChecks, OtherTreesChecks, unittest.TestCase):
     """genisoimage -R -J: Rock Ridge 1.10 without serial numbers, deep dirs relocated."""
     source_kind = "gen"
 
     @classmethod
     def setUpClass(cls):
-        cls.image = L.make_genisoimage(os.path.join(_tmp.path, "genrj.iso"),
-                                       source("gen")[0], ["-R", "-J"])
+        cls.image = images.make_genisoimage(os.path.join(M.path, "genrj.iso"),
+                                            source("gen")[0], ["-R", "-J"])
         cls.setup_reference()
 
     def test_deep_directory_relocation_resolved(self):
-        iso_view = L.pycdlib_tree(self.image, "iso", data=False)
+        iso_view = readers.pycdlib_tree(self.image, "iso", data=False)
         self.assertTrue(any(p.startswith("/RR_MOVED/") for p in iso_view),
                         "precondition: genisoimage relocated the deep directories")
         d = self.dump_default().records
@@ -303,23 +267,23 @@ class GenisoimageJolietOnly(DumpChecks, unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.image = L.make_genisoimage(os.path.join(_tmp.path, "genj.iso"),
-                                       source("gen")[0], ["-J"])
-        cls.ref = L.pycdlib_tree(cls.image, "joliet")
+        cls.image = images.make_genisoimage(os.path.join(M.path, "genj.iso"),
+                                            source("gen")[0], ["-J"])
+        cls.ref = readers.pycdlib_tree(cls.image, "joliet")
         cls.link_groups = source("gen")[1].hardlink_groups
 
     def test_unicode_names_utf8(self):
         d = self.dump_default().records
-        self.assertIn("/" + L.UNICODE_NAME, d)
-        self.assertIn("/" + L.UNICODE_DIR + "/fichier.txt", d)
+        self.assertIn("/" + sources.UNICODE_NAME, d)
+        self.assertIn("/" + sources.UNICODE_DIR + "/fichier.txt", d)
 
     def test_explicit_joliet_tree_same_as_auto(self):
-        self.assertEqual(list(L.dump(self.image, tree="joliet", data=False).raw),
+        self.assertEqual(list(dump.dump(self.image, tree="joliet", data=False).raw),
                          list(self.dump_default().raw))
 
     def test_iso9660_tree(self):
-        ref = L.pycdlib_tree(self.image, "iso")
-        d = L.dump(self.image, tree="iso9660")
+        ref = readers.pycdlib_tree(self.image, "iso")
+        d = dump.dump(self.image, tree="iso9660")
         self.diff(ref, d.records, ("type", "size", "sha256", "mtime"), "--tree iso9660")
 
 
@@ -328,9 +292,9 @@ class GenisoimagePlain(DumpChecks, unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.image = L.make_genisoimage(os.path.join(_tmp.path, "plain.iso"),
-                                       source("gen")[0], [])
-        cls.ref = L.pycdlib_tree(cls.image, "iso")
+        cls.image = images.make_genisoimage(os.path.join(M.path, "plain.iso"),
+                                            source("gen")[0], [])
+        cls.ref = readers.pycdlib_tree(cls.image, "iso")
         cls.link_groups = source("gen")[1].hardlink_groups
 
     def test_names_as_recorded(self):
@@ -348,9 +312,9 @@ class GenisoimageLevel3(GenisoimagePlain):
 
     @classmethod
     def setUpClass(cls):
-        cls.image = L.make_genisoimage(os.path.join(_tmp.path, "level3.iso"),
-                                       source("gen")[0], ["-iso-level", "3"])
-        cls.ref = L.pycdlib_tree(cls.image, "iso")
+        cls.image = images.make_genisoimage(os.path.join(M.path, "level3.iso"),
+                                            source("gen")[0], ["-iso-level", "3"])
+        cls.ref = readers.pycdlib_tree(cls.image, "iso")
         cls.link_groups = source("gen")[1].hardlink_groups
 
     def test_names_as_recorded(self):
@@ -360,21 +324,21 @@ class GenisoimageLevel3(GenisoimagePlain):
         self.assertFalse([p for p in d if ";" in p], "';1' must be dropped")
 
 
-class PycdlibRockRidge109(RockRidgeChecks, unittest.TestCase):
+class PycdlibRockRidge109(RockRidgeChecks, OtherTreesChecks, unittest.TestCase):
     """Made with pycdlib's PyCdlib API: Rock Ridge 1.09 + Joliet, relocation by pycdlib."""
 
     @classmethod
     def setUpClass(cls):
-        root = os.path.join(_tmp.path, "src-pycdlib")
-        cls.st = L.build_tree(root, special=False)
-        cls.src = L.walk(root)
-        cls.image = L.make_pycdlib_image(os.path.join(_tmp.path, "pycdlib.iso"), root)
-        cls.ref = L.pycdlib_tree(cls.image, "rr")
+        root = os.path.join(M.path, "src-pycdlib")
+        cls.st = sources.build_tree(root, special=False)
+        cls.src = trees.walk(root)
+        cls.image = images.make_pycdlib_image(os.path.join(M.path, "pycdlib.iso"), root)
+        cls.ref = readers.pycdlib_tree(cls.image, "rr")
         cls.px_groups = []
         cls.link_groups = cls.st.hardlink_groups
 
     def test_matches_source_tree(self):
-        d = without_rr_moved(self.dump_default().records)
+        d = trees.without_rr_moved(self.dump_default().records)
         # pycdlib records its own times and no owners; names, types, content,
         # permissions of files and directories and symlink targets come from the source.
         self.diff(self.src, d, ("type", "size", "sha256", "target"), "against the source tree")
@@ -383,23 +347,21 @@ class PycdlibRockRidge109(RockRidgeChecks, unittest.TestCase):
 
 
 class Zisofs(RockRidgeChecks, unittest.TestCase):
-    """xorriso -zisofs + -set_filter_r --zisofs: compressed files read transparently."""
+    """xorriso -zisofs + -set_filter_r --zisofs: compressed files read transparently.
+
+    No OtherTreesChecks: pycdlib cannot parse images with ZF entries, and whether the
+    Joliet/ISO 9660 views of a zisofs file decode it is not specified."""
     source_kind = "full"
     recorded_hard_links = True
 
     @classmethod
     def setUpClass(cls):
-        cls.image = L.make_zisofs(os.path.join(_tmp.path, "zisofs.iso"), source("full")[0])
-        cls.compressed = L.zisofs_files(cls.image)
+        cls.image = images.make_zisofs(os.path.join(M.path, "zisofs.iso"), source("full")[0])
+        cls.compressed = readers.zisofs_files(cls.image)
         if len(cls.compressed) < 3:
-            raise RuntimeError(f"precondition: expected zisofs-compressed files, got {cls.compressed}")
+            raise RuntimeError(f"precondition: expected zisofs-compressed files, got "
+                               f"{cls.compressed}")
         cls.setup_reference()
-
-    def test_joliet_tree(self):
-        self.skipTest("pycdlib cannot parse images with ZF entries, and whether the Joliet/"
-                      "ISO 9660 views of a zisofs file decode it is not specified")
-
-    test_iso9660_tree = test_joliet_tree
 
     def test_compressed_files_decoded(self):
         d = self.dump_default().records
@@ -414,21 +376,18 @@ class BigMultiExtent(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.src = os.path.join(_tmp.path, "src-big")
-        os.makedirs(cls.src)
-        cls.big = os.path.join(cls.src, "big.bin")
-        cls.marks = L.make_sparse_big_file(cls.big)
-        with open(os.path.join(cls.src, "small_after.txt"), "wb") as f:
-            f.write(b"a small file stored after the big one\n")
-        cls.image = L.make_big_level3(os.path.join(_tmp.path, "big.iso"), cls.src)
-        n = L.pycdlib_extent_count(cls.image, "/BIG.BIN;1")
+        cls.src = os.path.join(M.path, "src-big")
+        cls.big, cls.marks = sources.big_file_tree(cls.src, "small_after.txt",
+                                                   b"a small file stored after the big one\n")
+        cls.image = images.make_big_level3(os.path.join(M.path, "big.iso"), cls.src)
+        n = readers.pycdlib_extent_count(cls.image, "/BIG.BIN;1")
         if n < 2:
             raise RuntimeError(f"precondition: BIG.BIN should have >= 2 extents, has {n}")
-        cls.src_sha = L.sha256_file(cls.big)
+        cls.src_sha = trees.sha256_file(cls.big)
         cls.size = os.path.getsize(cls.big)
 
     def test_size_and_digest_match_source(self):
-        d = L.dump(self.image).records
+        d = dump.dump(self.image).records
         self.assertIn("/big.bin", d)
         self.assertIsNone(d["/big.bin"].error)
         self.assertEqual(d["/big.bin"].size, self.size)
@@ -438,28 +397,28 @@ class BigMultiExtent(unittest.TestCase):
 
     def test_size_in_every_tree(self):
         for tree, name in (("joliet", "/big.bin"), ("iso9660", "/BIG.BIN")):
-            d = L.dump(self.image, tree=tree, data=False).records
+            d = dump.dump(self.image, tree=tree, data=False).records
             self.assertIn(name, d, f"--tree {tree}")
             self.assertEqual(d[name].size, self.size, f"--tree {tree}")
             self.assertEqual(len([p for p in d if p.lower() == "/big.bin"]), 1,
                              f"--tree {tree}: the extents must form one file")
 
 
-class Multisession(RockRidgeChecks, unittest.TestCase):
+class Multisession(RockRidgeChecks, OtherTreesChecks, unittest.TestCase):
     """Three sessions grown by xorriso -dev: the newest one is shown."""
     recorded_hard_links = False
 
     @classmethod
     def setUpClass(cls):
-        work = os.path.join(_tmp.path, "multi")
+        work = os.path.join(M.path, "multi")
         os.makedirs(work)
         cls.image = os.path.join(work, "multi.iso")
-        cls.expect_dir = L.make_multisession(cls.image, work)
-        n = L.session_count(cls.image)
+        cls.expect_dir = images.make_multisession(cls.image, work)
+        n = readers.session_count(cls.image)
         if n != 3:
             raise RuntimeError(f"precondition: xorriso should see 3 sessions, sees {n}")
         cls.setup_reference()
-        cls.expect = L.walk(cls.expect_dir)
+        cls.expect = trees.walk(cls.expect_dir)
 
     def test_newest_session_content(self):
         d = self.dump_default().records
@@ -475,7 +434,7 @@ class Multisession(RockRidgeChecks, unittest.TestCase):
                       "/keep.txt"):
             self.assertIn(there, d)
         self.assertEqual(d["/rewrite.txt"].sha256, hashlib.sha256(b"v3\n").hexdigest())
-        self.assertEqual(d["/rewrite.txt"].mtime, L.T1950)
+        self.assertEqual(d["/rewrite.txt"].mtime, sources.T1950)
 
 
 # ---------------------------------------------------------------------------
@@ -528,41 +487,20 @@ UPSTREAM_SYMLINKS = {
 }
 
 
-def upstream_dir():
-    for d in (os.environ.get("DISCFS_TESTDATA"),
-              os.path.join(L.PROJECT, "..", "shared", "testdata"),
-              "/work/shared/testdata"):
-        if d and os.path.isdir(os.path.join(d, "upstream")):
-            return os.path.join(d, "upstream")
-    return None
-
-
-def upstream_names():
-    d = upstream_dir()
-    if not d:
-        return []
-    return sorted(f[:-3] for f in os.listdir(d) if f.endswith(".iso.xz"))
-
-
 class UpstreamImages(unittest.TestCase):
     """Other projects' test images: no crash, and the same content as other readers."""
 
     @classmethod
     def setUpClass(cls):
-        src = upstream_dir()
-        if not src:
-            raise unittest.SkipTest("shared/testdata/upstream not found (set DISCFS_TESTDATA)")
-        cls.dir = os.path.join(_tmp.path, "upstream")
-        os.makedirs(cls.dir)
-        for name in upstream_names():
-            with open(os.path.join(cls.dir, name), "wb") as out:
-                L.run(["xz", "-dc", os.path.join(src, name + ".xz")], stdout=out)
+        upstream.require_data()
+        cls.dir = M.sub("upstream")
+        cls.images = upstream.Images(cls.dir)
 
     def robust(self, name):
-        img = os.path.join(self.dir, name)
-        d = L.dump(img, check=False, timeout=120)    # raises on sanitizer output / bad JSON
-        self.assertIn(d.returncode, (0, 3, 4, 5),
-                      f"discfs-dump exit {d.returncode} on {name}: {d.stderr[-2000:]}")
+        img = self.images.path(name)
+        d = dump.dump(img, check=False, timeout=120)    # raises on sanitizer output / bad JSON
+        self.assertEqual(d.returncode, upstream.exit_code(name),
+                         f"discfs-dump exit {d.returncode} on {name}: {d.stderr[-2000:]}")
         if d.returncode == 0:
             self.assertEqual(next(iter(d.raw), None), "/", "the walk must start at the root")
         else:
@@ -570,33 +508,34 @@ class UpstreamImages(unittest.TestCase):
 
     def compare(self, name):
         kind = UPSTREAM_REFERENCE[name]
-        img = os.path.join(self.dir, name)
+        img = self.images.path(name)
         fields = ("type", "size", "sha256", "mtime")
         if kind == "rr":
-            ref, _ = L.rock_ridge_reference(img, self.dir, name)
+            ref, _ = readers.rock_ridge_reference(img, self.dir, name)
             tree = "rockridge"
             fields = ("type", "mode", "uid", "gid", "size", "mtime", "target", "rdev",
                       "sha256")
         elif kind == "rr-x":
             dest = os.path.join(self.dir, "x-" + name)
-            L.xorriso_extract(img, dest)
-            ref = L.extraction_reference(L.walk(dest))
+            readers.xorriso_extract(img, dest)
+            ref = readers.extraction_reference(trees.walk(dest))
             tree = "rockridge"
             fields = ("type", "mode", "uid", "gid", "size", "mtime", "target", "sha256")
         else:
-            ref = L.pycdlib_tree(img, kind)
+            ref = readers.pycdlib_tree(img, kind)
             tree = {"joliet": "joliet", "iso": "iso9660"}[kind]
         for p, target in UPSTREAM_SYMLINKS.get(name, {}).items():
             ref[p] = ref[p]._replace(target=target, size=len(target))
-        d = L.dump(img, tree=tree)
-        lines = L.diff_trees(without_rr_moved(ref), without_rr_moved(d.records), fields=fields)
+        d = dump.dump(img, tree=tree)
+        lines = trees.diff(trees.without_rr_moved(ref), trees.without_rr_moved(d.records),
+                           fields=fields)
         if lines:
             self.fail(f"{name} (--tree {tree}) differs from the independent reader:\n  " +
                       "\n  ".join(lines))
 
 
 def _add_upstream_tests():
-    for name in upstream_names():
+    for name in upstream.names():
         ident = name[:-4].replace("-", "_").replace(".", "_")
         setattr(UpstreamImages, "test_robust_" + ident,
                 lambda self, n=name: self.robust(n))
@@ -609,4 +548,4 @@ _add_upstream_tests()
 
 
 if __name__ == "__main__":
-    sys.exit(L.main(sys.argv[1:] + ["__main__"]))
+    unittest.main()

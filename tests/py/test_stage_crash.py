@@ -18,15 +18,13 @@ import os
 import random
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import threading
 import time
 import unittest
 
-import discfs_testlib as L
-import stage_lib as S
+from testlib import env, mount, readers, sanitizers, stage, trees
 
 MiB = 1 << 20
 _T0 = time.monotonic()
@@ -39,48 +37,30 @@ def trace(what):
 
 
 # --------------------------------------------------------------------------
-# Trees: {"/path": ("d", mode) | ("f", mode, sha256) | ("l", target) | ("o", mode)}
+# Trees: {"/path": trees.Rec} holding type, permission bits, content digest, target
 # --------------------------------------------------------------------------
 
+def F(mode, sha):
+    """A regular file of the model."""
+    return trees.Rec(type="reg", mode=mode, sha256=sha)
+
+
+def D(mode):
+    """A directory of the model."""
+    return trees.Rec(type="dir", mode=mode)
+
+
 def snap(root):
-    """Every entry below root with its type, permission bits and content digest."""
-    out = {}
-
-    def fail(e):
-        raise e
-
-    for dirpath, dirnames, filenames in os.walk(root, onerror=fail):
-        rel_dir = os.path.relpath(dirpath, root)
-        rel_dir = "" if rel_dir == "." else "/" + rel_dir
-        for name in dirnames + filenames:
-            p = os.path.join(dirpath, name)
-            st = os.lstat(p)
-            mode = stat.S_IMODE(st.st_mode)
-            if stat.S_ISDIR(st.st_mode):
-                out[rel_dir + "/" + name] = ("d", mode)
-            elif stat.S_ISLNK(st.st_mode):
-                out[rel_dir + "/" + name] = ("l", os.readlink(p))
-            elif stat.S_ISREG(st.st_mode):
-                out[rel_dir + "/" + name] = ("f", mode, L.sha256_file(p))
-            else:
-                out[rel_dir + "/" + name] = ("o", mode)
-    return out
+    """Every entry below root (trees.walk) with what the model keeps of it: type,
+    permission bits (not of symlinks), content digest, symlink target."""
+    return {p: trees.Rec(type=r.type, mode=None if r.type == "lnk" else r.mode,
+                         sha256=r.sha256, target=r.target, error=r.error)
+            for p, r in trees.walk(root).items() if p != "/"}
 
 
-def tree_diff(expected, actual, max_lines=40):
-    lines = []
-    for p in sorted(set(expected) | set(actual)):
-        e, a = expected.get(p), actual.get(p)
-        if e != a:
-            lines.append(f"{p}: expected {e!r}, found {a!r}")
-    if len(lines) > max_lines:
-        lines = lines[:max_lines] + [f"... and {len(lines) - max_lines} more"]
-    return lines
-
-
-def sha_bytes(b):
-    import hashlib
-    return hashlib.sha256(b).hexdigest()
+def tree_diff(expected, actual):
+    return trees.diff(expected, actual, fields=("type", "mode", "sha256", "target"),
+                      max_lines=40)
 
 
 def head64k(path):
@@ -88,14 +68,7 @@ def head64k(path):
         return f.read(65536)
 
 
-def write_file(path, data, mode=None, fsync=False):
-    with open(path, "wb") as f:
-        f.write(data)
-        if fsync:
-            f.flush()
-            os.fsync(f.fileno())
-    if mode is not None:
-        os.chmod(path, mode)
+write_file = stage.write_file
 
 
 def make_source(root, seed):
@@ -113,63 +86,20 @@ def make_source(root, seed):
 
 def xorriso_grow(img, src, where="/"):
     """Appends a session mapping src to `where` with xorriso (MD5 tags on)."""
-    r = S.xorriso("-md5", "on", "-dev", img, "-map", src, where, "-commit")
+    r = readers.xorriso_run("-md5", "on", "-dev", img, "-map", src, where, "-commit")
     if r.returncode != 0:
         raise AssertionError("xorriso could not write the base session: " + r.stderr[-2000:])
 
 
-def commit_driver_bin():
-    return os.environ.get("DISCFS_COMMIT_DRIVER") or os.path.join(
-        os.path.dirname(L.discfs_dump_bin()), "commit_driver")
-
-
 # --------------------------------------------------------------------------
-# A stage daemon that may be killed
+# A commit whose daemon may be killed
 # --------------------------------------------------------------------------
-
-class CrashStage(S.Stage):
-    """S.Stage (`discfs stage -f`), plus kill -9 / SIGSTOP and the unmount a user does after
-    a daemon died (fusermount3 -u, or -uz when something still holds the dead mount)."""
-
-    killed = False
-
-    def signal(self, sig):
-        os.kill(self.proc.pid, sig)
-
-    def kill9(self):
-        """kill -9 the daemon and unmount what it leaves behind."""
-        try:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait(timeout=60)
-        self.killed = True
-        self._close_log()
-        unmount_dead(self.mountpoint)
-
-    def __exit__(self, exc_type, exc, tb):
-        if not self.killed:
-            return super().__exit__(exc_type, exc, tb)
-        unmount_dead(self.mountpoint)
-        self._remove_log()
-        return False
-
-
-def unmount_dead(mountpoint):
-    """Unmounts a stage mount whose daemon is gone; fails the test if it stays mounted."""
-    for args in (["-u"], ["-uz"]):
-        if not L.is_mountpoint_in_mountinfo(mountpoint):
-            break
-        subprocess.run(["fusermount3", *args, mountpoint], capture_output=True)
-    if L.is_mountpoint_in_mountinfo(mountpoint):
-        raise AssertionError(f"{mountpoint} is still mounted after fusermount3 -u and -uz")
-
 
 class CommitRun:
     """`discfs commit --json MNT` in the background, its output lines read as they come."""
 
     def __init__(self, mnt, *opts):
-        cmd = [L.discfs_bin(), "commit", "--json", *opts, mnt]
+        cmd = [env.discfs_bin(), "commit", "--json", *opts, mnt]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      stdin=subprocess.DEVNULL, text=True)
         self.events = []
@@ -203,7 +133,7 @@ class CommitRun:
 
     def wait(self):
         try:
-            rc = self.proc.wait(timeout=L.HANG_GUARD)
+            rc = self.proc.wait(timeout=env.HANG_GUARD)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             raise AssertionError("discfs commit hung after its daemon was killed")
@@ -211,7 +141,7 @@ class CommitRun:
         err = self.proc.stderr.read()
         self.proc.stderr.close()
         self.proc.stdout.close()
-        rep = L.sanitizer_report(err)
+        rep = sanitizers.report(err)
         if rep:
             raise AssertionError(f"sanitizer report from discfs commit: {rep}\n{err[-4000:]}")
         return rc, err
@@ -396,15 +326,14 @@ def apply_op(model, op):
     kind = op["op"]
     if kind == "write":
         old = model.get(op["path"])
-        mode = op["mode"] if op.get("mode") is not None else (old[1] if old else 0o644)
-        model[op["path"]] = ("f", mode, op["sha"])
+        mode = op["mode"] if op.get("mode") is not None else (old.mode if old else 0o644)
+        model[op["path"]] = F(mode, op["sha"])
     elif kind == "patch":
-        model[op["path"]] = ("f", model[op["path"]][1], op["sha"])
+        model[op["path"]] = F(model[op["path"]].mode, op["sha"])
     elif kind == "mkdir":
-        model[op["path"]] = ("d", 0o755)
+        model[op["path"]] = D(0o755)
     elif kind == "chmod":
-        old = model[op["path"]]
-        model[op["path"]] = (old[0], op["mode"]) + old[2:]
+        model[op["path"]] = model[op["path"]]._replace(mode=op["mode"])
     elif kind == "unlink":
         del model[op["path"]]
     elif kind == "rename":
@@ -429,20 +358,20 @@ def touched(op):
 class CrashBase(unittest.TestCase):
 
     def setUp(self):
-        L.require_fuse(self)
-        L.require_tools("xorriso")
-        self.tmp = L.TempDir(prefix="discfs-crash-")
+        mount.require_fuse(self)
+        env.require_tools("xorriso")
+        self.tmp = env.TempDir(prefix="discfs-crash-")
         self.addCleanup(self.tmp.cleanup)
-        S.use_private_dirs(self, self.tmp.path)
+        stage.use_private_dirs(self, self.tmp.path)
         self.mnt = self.tmp.sub("mnt")
         self.store = os.path.join(self.tmp.path, "store")
         self.img = os.path.join(self.tmp.path, "target.iso")
         self.src = self.tmp.sub("src")
 
     def stage(self, store=None, extra=()):
-        st = CrashStage(self.img, self.mnt, store=store or self.store, extra=extra)
+        st = stage.Stage(self.img, self.mnt, store=store or self.store, extra=extra)
         # Whatever happens, no daemon and no mount are left behind.
-        self.addCleanup(lambda: S.unmount_and_reap(self.mnt))
+        self.addCleanup(lambda: mount.unmount_and_reap(self.mnt))
         self.addCleanup(lambda: st.proc and st.proc.poll() is None and st.proc.kill())
         return st
 
@@ -454,36 +383,36 @@ class CrashBase(unittest.TestCase):
             extra = self.tmp.sub("extra%d" % i)
             write_file(os.path.join(extra, "x"), b"extra session %d\n" % i)
             xorriso_grow(self.img, extra, "/extra%d" % i)
-        rows = S.toc(self.img)
+        rows = readers.toc(self.img)
         self.assertEqual(len(rows), sessions, "xorriso did not grow the base image")
         return rows
 
     def assert_previous_sessions(self, toc0, head0):
         """The target still ends with its previous session and every MD5 there matches."""
-        self.assertEqual(S.toc(self.img), toc0, "the target's table of contents changed")
+        self.assertEqual(readers.toc(self.img), toc0, "the target's table of contents changed")
         self.assertEqual(head64k(self.img), head0, "LBA 0..31 of the target changed")
-        rc, out = S.check_md5(self.img)
+        rc, out = readers.check_md5(self.img)
         self.assertEqual(rc, 0, "xorriso -check_md5 fails on the target:\n" + out[-3000:])
 
     def assert_committed(self, toc0, expected, what):
         """A successful commit appended one session holding exactly `expected`."""
-        rows = S.toc(self.img)
+        rows = readers.toc(self.img)
         self.assertEqual(rows[:-1], toc0, f"{what}: earlier sessions changed")
         self.assertEqual(len(rows), len(toc0) + 1, f"{what}: no new session")
-        rc, out = S.check_md5(self.img)
+        rc, out = readers.check_md5(self.img)
         self.assertEqual(rc, 0, f"{what}: xorriso -check_md5 fails:\n" + out[-3000:])
         dest = self.tmp.sub("extract-%d" % len(rows), make=False)
-        r = S.xorriso("-osirrox", "on", "-indev", self.img, "-extract", "/", dest)
+        r = readers.xorriso_run("-osirrox", "on", "-indev", self.img, "-extract", "/", dest)
         self.assertEqual(r.returncode, 0, "xorriso -extract failed: " + r.stderr[-2000:])
-        L.fail_diff(self, tree_diff(expected, snap(dest)),
-                    f"{what}: the new session (xorriso -osirrox) differs from the stage")
+        env.fail_diff(self, tree_diff(expected, snap(dest)),
+                      f"{what}: the new session (xorriso -osirrox) differs from the stage")
 
 
 class KillDuringCopiesTest(CrashBase):
 
     def test_kill_9_during_copies_loses_nothing_that_returned(self):
         self.base_image()
-        toc0 = S.toc(self.img)
+        toc0 = readers.toc(self.img)
         journal = os.path.join(self.tmp.path, "journal")
         scratch = self.tmp.sub("scratch")
         st = self.stage()
@@ -499,7 +428,7 @@ class KillDuringCopiesTest(CrashBase):
             while True:
                 if writer.poll() is not None:
                     self.fail("the writer stopped before the kill:\n" +
-                              L._txt(writer.stdout.read())[-3000:])
+                              env.txt(writer.stdout.read())[-3000:])
                 st.check_alive()
                 if os.path.exists(journal):
                     done, _, big = read_journal(journal)
@@ -534,15 +463,15 @@ class KillDuringCopiesTest(CrashBase):
             self.check_against_model(model, in_flight, actual)
             # The store opened, works and reports; a commit succeeds and is complete.
             write_file(os.path.join(self.mnt, "after-remount"), b"written after the crash\n")
-            actual["/after-remount"] = ("f", 0o644, sha_bytes(b"written after the crash\n"))
-            status = S.status(self.mnt)
-            self.assertGreater(S.staged_count(status), 0, status)
-            res = S.commit(self.mnt)
+            actual["/after-remount"] = F(0o644, trees.sha256(b"written after the crash\n"))
+            status = stage.status(self.mnt)
+            self.assertGreater(stage.staged_count(status), 0, status)
+            res = stage.commit(self.mnt)
             trace("committed")
             self.assertTrue(res["verified"], res)
-            time.sleep(S.ATTR_TIMEOUT)
-            L.fail_diff(self, tree_diff(actual, snap(self.mnt)),
-                        "the stage after the commit differs from before it")
+            time.sleep(stage.ATTR_TIMEOUT)
+            env.fail_diff(self, tree_diff(actual, snap(self.mnt)),
+                          "the stage after the commit differs from before it")
         self.assert_committed(toc0, actual, "commit after kill -9")
         trace("checked")
 
@@ -575,8 +504,8 @@ class KillDuringCopiesTest(CrashBase):
         """actual == model, except what the one call in flight at the kill may have done."""
         actual = {p: r for p, r in actual.items() if p != "/big.bin"}
         if in_flight is None:
-            L.fail_diff(self, tree_diff(model, actual), "the remounted stage differs from "
-                        "what the calls that returned made")
+            env.fail_diff(self, tree_diff(model, actual), "the remounted stage differs from "
+                          "what the calls that returned made")
             return
         after = dict(model)
         try:
@@ -591,8 +520,8 @@ class KillDuringCopiesTest(CrashBase):
         def inside(t):
             return {p: r for p, r in t.items() if any(under(p, x) for x in tops)}
 
-        L.fail_diff(self, tree_diff(outside(model), outside(actual)),
-                    f"the remounted stage differs (call in flight: {in_flight})")
+        env.fail_diff(self, tree_diff(outside(model), outside(actual)),
+                      f"the remounted stage differs (call in flight: {in_flight})")
         got = inside(actual)
         if in_flight["op"] in ("write", "patch"):
             # Contents of a file being written when the daemon died are not promised; the
@@ -601,7 +530,7 @@ class KillDuringCopiesTest(CrashBase):
             if p in model:
                 self.assertIn(p, got, f"{p} vanished during an unfinished write")
             if p in got:
-                self.assertEqual(got[p][0], "f", f"{p} is no longer a regular file")
+                self.assertEqual(got[p].type, "reg", f"{p} is no longer a regular file")
             return
         ok = [inside(model)] + ([inside(after)] if after is not None else [])
         self.assertIn(got, ok, f"the call in flight ({in_flight}) left a state that is "
@@ -651,7 +580,7 @@ class CommitKillTest(CrashBase):
     def prepare(self, sessions=2, big=BIG):
         """A grown target and a stage with changes of every kind; returns (toc, head, tree)."""
         self.base_image(sessions)
-        toc0, head0 = S.toc(self.img), head64k(self.img)
+        toc0, head0 = readers.toc(self.img), head64k(self.img)
         st = self.stage()
         with st:
             m = self.mnt
@@ -675,21 +604,21 @@ class CommitKillTest(CrashBase):
         """Remounts the store: it shows `expected` and its daemon answers status."""
         st = self.stage()
         with st:
-            L.fail_diff(self, tree_diff(expected, snap(self.mnt)),
-                        f"{what}: the remounted stage lost staged changes")
-            self.assertGreater(S.staged_count(S.status(self.mnt)), 0)
+            env.fail_diff(self, tree_diff(expected, snap(self.mnt)),
+                          f"{what}: the remounted stage lost staged changes")
+            self.assertGreater(stage.staged_count(stage.status(self.mnt)), 0)
 
     def final_commit(self, toc0, expected, what):
         st = self.stage()
         with st:
-            res = S.commit(self.mnt)
+            res = stage.commit(self.mnt)
             self.assertEqual(res["session"], len(toc0) + 1, res)
             self.assertTrue(res["verified"], res)
         self.assert_committed(toc0, expected, what)
 
     def test_kill_before_session_write(self):
         toc0, head0, expected = self.prepare()
-        whole0 = L.sha256_file(self.img)
+        whole0 = trees.sha256_file(self.img)
         # (1) The commit waits for a file still open for writing: nothing is written yet.
         st = self.stage()
         with st:
@@ -697,7 +626,7 @@ class CommitKillTest(CrashBase):
             held.write(b"held open during the commit\n")
             held.flush()
             os.fsync(held.fileno())
-            expected["/new/held"] = ("f", 0o644, sha_bytes(b"held open during the commit\n"))
+            expected["/new/held"] = F(0o644, trees.sha256(b"held open during the commit\n"))
             run = CommitRun(self.mnt, "--wait", "60")
             time.sleep(1.5)
             self.assertIsNone(run.proc.poll(), "commit did not wait for the open file")
@@ -708,9 +637,10 @@ class CommitKillTest(CrashBase):
             except OSError:
                 pass
             rc, err = run.wait()
-        self.assertNotEqual(rc, 0, "discfs commit reported success but its daemon was killed")
+        self.assertEqual(rc, env.EXIT_COMMIT_FAILED,
+                         "discfs commit must fail (exit 8) when its daemon is killed")
         self.assertTrue(err.strip(), "discfs commit failed without a message")
-        self.assertEqual(L.sha256_file(self.img), whole0, "the target changed")
+        self.assertEqual(trees.sha256_file(self.img), whole0, "the target changed")
         self.assert_previous_sessions(toc0, head0)
         self.assert_staged(expected, "kill while commit waited for writers")
 
@@ -722,7 +652,7 @@ class CommitKillTest(CrashBase):
             time.sleep(0.3)
             st.kill9()
             rc, _ = run.wait()
-        self.assertNotEqual(rc, 0)
+        self.assertEqual(rc, env.EXIT_COMMIT_FAILED)
         self.assert_previous_sessions(toc0, head0)
         self.assert_staged(expected, "kill right after the commit started")
         self.final_commit(toc0, expected, "commit after kills before the write")
@@ -733,7 +663,7 @@ class CommitKillTest(CrashBase):
         st = self.stage()
         with st:
             run = CommitRun(self.mnt)
-            deadline = time.monotonic() + L.HANG_GUARD
+            deadline = time.monotonic() + env.HANG_GUARD
             while True:
                 size = os.stat(self.img).st_size
                 if size > size0 + 4 * MiB:
@@ -747,7 +677,7 @@ class CommitKillTest(CrashBase):
             prog = run.progress()
             st.kill9()
             rc, _ = run.wait()
-        self.assertNotEqual(rc, 0)
+        self.assertEqual(rc, env.EXIT_COMMIT_FAILED)
         self.assertFalse(any(e.get("event") == "done" for e in run.events))
         self.assertLess(size_at_kill, size0 + self.BIG,
                         f"the write was not caught in the middle (progress {prog})")
@@ -763,7 +693,7 @@ class CommitKillTest(CrashBase):
         st = self.stage()
         with st:
             run = CommitRun(self.mnt)
-            deadline = time.monotonic() + L.HANG_GUARD
+            deadline = time.monotonic() + env.HANG_GUARD
             while True:
                 prog = run.progress()
                 if prog and prog[0] >= prog[1] > 0:
@@ -773,14 +703,14 @@ class CommitKillTest(CrashBase):
                                   "seen complete: " + json.dumps(run.events[-3:]))
                 self.assertLess(time.monotonic(), deadline, "no progress from the commit")
                 time.sleep(0.002)
-            frozen_toc = S.toc(self.img)
+            frozen_toc = readers.toc(self.img)
             st.kill9()
             rc, _ = run.wait()
         self.assertGreater(os.stat(self.img).st_size, size0, "no session data was written")
         if frozen_toc != toc0:
             self.skipTest("timing: the daemon had already rewritten LBA 0..31 when it was "
                           "stopped (test_failure_before_activation_* covers this point)")
-        self.assertNotEqual(rc, 0)
+        self.assertEqual(rc, env.EXIT_COMMIT_FAILED)
         self.assert_previous_sessions(toc0, head0)
         self.assert_staged(expected, "kill after the write, before LBA 0..31")
         self.final_commit(toc0, expected, "commit after a kill before LBA 0..31")
@@ -789,7 +719,7 @@ class CommitKillTest(CrashBase):
         """A session written in full but never made the newest (the commit engine's
         fail_before_activation through tests/tools/commit_driver) is what a crash at that
         point leaves on the target; the stage and its next commit must not mind it."""
-        L.require_binary(commit_driver_bin(), "commit_driver")
+        env.require_binary(env.commit_driver_bin(), "commit_driver")
         toc0, head0, expected = self.prepare(big=4 * MiB)
         junk = os.path.join(self.tmp.path, "junk")
         write_file(junk, os.urandom(12 * MiB))
@@ -799,9 +729,9 @@ class CommitKillTest(CrashBase):
                     "D\t/base_a\t755\t0\t0\t1700000000\t/base_a\t1\n"
                     "F\t/junk\t644\t0\t0\t1700000000\tL\t%s\n" % junk)
         end0 = (toc0[-1][0] + toc0[-1][1]) * 2048  # where the newest session ends
-        r = subprocess.run([commit_driver_bin(), "commit", self.img, spec,
+        r = subprocess.run([env.commit_driver_bin(), "commit", self.img, spec,
                             "--fail-before-activation"], capture_output=True, text=True,
-                           timeout=L.HANG_GUARD)
+                           timeout=env.HANG_GUARD)
         self.assertNotEqual(r.returncode, 0, r.stdout)
         self.assertIn("LBA 0..31", r.stdout)
         self.assertGreater(os.stat(self.img).st_size, end0 + 12 * MiB,
@@ -822,14 +752,14 @@ class CommitKillTest(CrashBase):
         self.final_commit(toc0, expected, "commit")
         shutil.rmtree(self.store)
         shutil.copytree(saved, self.store)
-        toc1 = S.toc(self.img)
+        toc1 = readers.toc(self.img)
         st = self.stage()
         try:
             st.__enter__()
-        except L.DaemonDied as e:
+        except mount.DaemonDied as e:
             msg = str(e)
             self.assertIn("discard", msg, "the refusal does not say how to go on")
-            p = S.discard(store=self.store, check=False)
+            p = stage.discard(store=self.store, check=False)
             self.assertEqual(p.returncode, 0,
                              "the stage refused and advised 'discfs discard --store', which "
                              "then fails: " + p.err[-2000:] + "\nthe refusal was: " +
@@ -837,13 +767,13 @@ class CommitKillTest(CrashBase):
             st = self.stage()
             st.__enter__()
         try:
-            L.fail_diff(self, tree_diff(expected, snap(self.mnt)),
-                        "the stage after the restart does not show the committed session")
-            self.assertEqual(S.staged_count(S.status(self.mnt)), 0)
+            env.fail_diff(self, tree_diff(expected, snap(self.mnt)),
+                          "the stage after the restart does not show the committed session")
+            self.assertEqual(stage.staged_count(stage.status(self.mnt)), 0)
         finally:
             st.__exit__(None, None, None)
-        self.assertEqual(S.toc(self.img), toc1)
-        self.assertEqual(S.check_md5(self.img)[0], 0)
+        self.assertEqual(readers.toc(self.img), toc1)
+        self.assertEqual(readers.check_md5(self.img)[0], 0)
 
 
 # --------------------------------------------------------------------------
@@ -851,7 +781,7 @@ class CommitKillTest(CrashBase):
 # --------------------------------------------------------------------------
 
 def require_root(test):
-    if not L.is_root():
+    if not env.is_root():
         test.skipTest("mounting a tmpfs or loop file system for the store needs root")
 
 
@@ -919,16 +849,16 @@ class StoreDiskTest(CrashBase):
 
     def test_enospc_on_the_store_disk(self):
         st, keep = self.full_store_stage()
-        toc0 = S.toc(self.img)
+        toc0 = readers.toc(self.img)
         # Changes on a full disk: refused with ENOSPC (or done); the daemon lives on.
-        e = S.errno_of(os.mkdir, os.path.join(self.mnt, "dir/while-full"))
+        e = env.errno_of(os.mkdir, os.path.join(self.mnt, "dir/while-full"))
         self.assertIn(e, (0, errno.ENOSPC), f"mkdir on a full store: {errno.errorcode.get(e, e)}")
-        e = S.errno_of(write_file, os.path.join(self.mnt, "dir/small-while-full"), b"x" * 9000)
+        e = env.errno_of(write_file, os.path.join(self.mnt, "dir/small-while-full"), b"x" * 9000)
         self.assertIn(e, (0, errno.ENOSPC), f"a write on a full store: {errno.errorcode.get(e, e)}")
         st.check_alive()
-        self.assertIsInstance(S.status(self.mnt), dict)
+        self.assertIsInstance(stage.status(self.mnt), dict)
         for p, data in keep.items():
-            self.assertEqual(L.sha256_file(self.mnt + p), sha_bytes(data),
+            self.assertEqual(trees.sha256_file(self.mnt + p), trees.sha256(data),
                              f"{p} changed while the disk was full")
         # Room again (something else on that disk was deleted); then the stage cleans up.
         os.unlink(self.ballast)
@@ -943,8 +873,8 @@ class StoreDiskTest(CrashBase):
         # Full again, then room again through discard.
         n, err = write_until_error(os.path.join(self.mnt, "fill2"), limit=3 * MiB)
         self.assertIn(err, (0, errno.ENOSPC), f"second fill: {errno.errorcode.get(err, err)}")
-        S.discard(self.mnt, "/fill2")
-        time.sleep(S.ATTR_TIMEOUT)
+        stage.discard(self.mnt, "/fill2")
+        time.sleep(stage.ATTR_TIMEOUT)
         self.assertFalse(os.path.exists(os.path.join(self.mnt, "fill2")))
         write_file(os.path.join(self.mnt, "dir/after2"), b"after the discard\n")
         expected = snap(self.mnt)
@@ -952,21 +882,21 @@ class StoreDiskTest(CrashBase):
         # The store opens again after all this, and commits.
         st = self.stage()
         with st:
-            L.fail_diff(self, tree_diff(expected, snap(self.mnt)),
-                        "the remounted store differs")
-            S.commit(self.mnt)
+            env.fail_diff(self, tree_diff(expected, snap(self.mnt)),
+                          "the remounted store differs")
+            stage.commit(self.mnt)
         base = snap(self.src)
         self.assertEqual({p: expected[p] for p in base}, base)
-        self.assertEqual(expected["/keep1"][2], sha_bytes(keep["/keep1"]))
-        self.assertEqual(expected["/after"][2], sha_bytes(after))
+        self.assertEqual(expected["/keep1"].sha256, trees.sha256(keep["/keep1"]))
+        self.assertEqual(expected["/after"].sha256, trees.sha256(after))
         self.assert_committed(toc0, expected, "commit after ENOSPC")
 
     def test_rm_and_discard_free_a_full_store_disk(self):
         """A user whose store's disk is full frees room the obvious way: rm on the stage, or
         discfs discard. Both must work while the disk is full."""
         st, keep = self.full_store_stage()
-        e = S.errno_of(os.unlink, os.path.join(self.mnt, "fill"))
-        p = S.discard(self.mnt, "/fill", check=False) if e else None
+        e = env.errno_of(os.unlink, os.path.join(self.mnt, "fill"))
+        p = stage.discard(self.mnt, "/fill", check=False) if e else None
         self.assertEqual(e, 0, "rm of a staged file fails while the store's disk is full "
                          f"({errno.errorcode.get(e, e)}), so the user cannot make room; "
                          "discfs discard MNT /fill then " +
@@ -975,10 +905,10 @@ class StoreDiskTest(CrashBase):
         write_file(os.path.join(self.mnt, "after"), b"room again\n")
         n, err = write_until_error(os.path.join(self.mnt, "fill2"))
         self.assertEqual(err, errno.ENOSPC)
-        p = S.discard(self.mnt, check=False)
+        p = stage.discard(self.mnt, check=False)
         self.assertEqual(p.returncode, 0, "discfs discard (everything) fails while the "
                          "store's disk is full: " + p.err.strip())
-        time.sleep(S.ATTR_TIMEOUT)
+        time.sleep(stage.ATTR_TIMEOUT)
         self.assertEqual(snap(self.mnt), snap(self.src), "discard left staged changes")
         st.__exit__(None, None, None)
 
@@ -1050,7 +980,7 @@ class StoreDiskTest(CrashBase):
         the daemon lived, what was closed before is intact, and after an fsck the store opens
         and commits."""
         self.base_image()
-        toc0 = S.toc(self.img)
+        toc0 = readers.toc(self.img)
         subprocess.run(["mkfs.ext4", "-q", "-F", "-O", "^has_journal", dev], check=True,
                        capture_output=True)
         ext = self.tmp.sub("ext", make=False)
@@ -1074,14 +1004,14 @@ class StoreDiskTest(CrashBase):
                           f"writing on a failing disk gave {errno.errorcode.get(err, err)} "
                           f"after {n} bytes")
             st.check_alive()
-            e = S.errno_of(os.mkdir, os.path.join(self.mnt, "dir-on-failing-disk"))
+            e = env.errno_of(os.mkdir, os.path.join(self.mnt, "dir-on-failing-disk"))
             trace(f"failing disk: mkdir gave {errno.errorcode.get(e, e)}")
             self.assertIn(e, (0, errno.EIO, errno.ENOSPC, errno.EROFS))
             st.check_alive()
             for p, data in keep.items():
-                self.assertEqual(L.sha256_file(self.mnt + p), sha_bytes(data),
+                self.assertEqual(trees.sha256_file(self.mnt + p), trees.sha256(data),
                                  f"{p} changed when the disk started failing")
-            S.status(self.mnt)
+            stage.status(self.mnt)
             make_work()
         # The disk works again; the file system is checked as after any I/O error.
         umount(ext)
@@ -1094,14 +1024,15 @@ class StoreDiskTest(CrashBase):
         with st:
             now = snap(self.mnt)
             for p, data in keep.items():
-                self.assertEqual(now.get(p), ("f", 0o644, sha_bytes(data)), p)
-            self.assertEqual(now.get("/kept-dir"), ("d", 0o755))
+                self.assertEqual(now.get(p), F(0o644, trees.sha256(data)), p)
+            self.assertEqual(now.get("/kept-dir"), D(0o755))
             for p in ("/doomed", "/dir-on-failing-disk"):
                 if p in now:
-                    os.unlink(self.mnt + p) if now[p][0] == "f" else os.rmdir(self.mnt + p)
+                    os.unlink(self.mnt + p) if now[p].type == "reg" else os.rmdir(self.mnt + p)
             expected = snap(self.mnt)
-            S.commit(self.mnt)
+            stage.commit(self.mnt)
         self.assert_committed(toc0, expected, "commit after EIO")
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -4,10 +4,10 @@ with one clear line when the volume structures are gone); intact files match.
 
 The base image is a UDF-only file system made by mkudffs (hd, UDF 2.01) and
 filled by udfclient from a small source tree; the bytes to corrupt are found
-with udf_images.UdfLayout (a small Python parser: anchor -> VDS -> FSD -> FEs
+with udf.UdfLayout (a small Python parser: anchor -> VDS -> FSD -> FEs
 and FIDs), never by asking discfs.  Expectations come from the source tree and
-from where the damage is, checked by test_badinput's CaseRunner (same rules
-as the ISO 9660 hostile suite).
+from where the damage is, checked by hostile.CaseRunner (the rules of the ISO
+9660 hostile suite).
 
 Cases: bad tag checksum of a file entry, stale descriptor CRC of a file entry,
 a directory whose allocation descriptor points at its own file entry, a FID
@@ -18,79 +18,51 @@ backups remain: everything must read), the main sequence's logical volume
 descriptor damaged (the reserve sequence is intact: everything must read) and
 every anchor zeroed.
 
-Run: /usr/bin/python3 -m discfs_testlib -v test_udf_badinput   (from tests/py)
+Run: /usr/bin/python3 -m testlib -v test_udf_badinput   (from tests/py)
 """
 
 import errno
 import json
 import os
 import random
-import sys
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
+from testlib import dump, env, hostile, isolayout, images, mount, sources, trees, udf
 
-import discfs_testlib as L  # noqa: E402
-import test_badinput as B  # noqa: E402  (Expect, CaseRunner: shared rules)
-import udf_images as U  # noqa: E402
-
-SECTOR = U.SECTOR
-_tmp = None
+SECTOR = udf.SECTOR
+M = env.ModuleFixture("discfs-udfbad-", binaries=("discfs-dump", "discfs"),
+                      tools=("mkudffs", "udfclient", "find", "ls", "cat"),
+                      root="udfclient writes the base image with owners only as root")
+setUpModule, tearDownModule = M.set_up, M.tear_down
 _ctx = None
-
-
-def setUpModule():
-    global _tmp
-    L.require_binary(L.discfs_dump_bin(), "discfs-dump")
-    L.require_binary(L.discfs_bin(), "discfs")
-    L.require_tools("mkudffs", "udfclient", "find", "ls", "cat")
-    if not L.is_root():
-        raise unittest.SkipTest("udfclient writes the base image with owners only as root")
-    _tmp = L.TempDir(prefix="discfs-udfbad-")
-    B._tmp = _tmp            # CaseRunner makes its mount points there
-
-
-def tearDownModule():
-    if _tmp is not None:
-        _tmp.cleanup()
-
-
-def _write(root, rel, data):
-    p = os.path.join(root, rel)
-    os.makedirs(os.path.dirname(p), exist_ok=True)
-    with open(p, "wb") as f:
-        f.write(data)
-    os.utime(p, (L.T_ATIME, L.T2020))
 
 
 class Context:
     def __init__(self):
-        base = _tmp.sub("base")
+        base = M.sub("base")
         self.src = os.path.join(base, "src")
         r = random.Random(4321)
-        _write(self.src, "hello.txt", b"hello, udf\n")
-        _write(self.src, "data.bin", r.randbytes(5000))
-        _write(self.src, "empty", b"")
-        _write(self.src, "docs/readme.txt", b"read me first\n" * 300)
-        _write(self.src, "docs/notes.md", r.randbytes(3000))
-        _write(self.src, "docs/big.bin", r.randbytes(70000))
-        _write(self.src, "docs/zz_last.txt", b"the last file of /docs\n")
-        _write(self.src, "loopdir/inner.txt", b"inside loopdir\n")
-        _write(self.src, "loopdir/sub/deep.txt", b"inside loopdir/sub\n")
-        _write(self.src, "keep.txt", b"an innocent neighbour\n")
-        L.set_dir_times(self.src)
-        self.tree = L.walk(self.src)
+        sources.write(self.src, "hello.txt", b"hello, udf\n")
+        sources.write(self.src, "data.bin", r.randbytes(5000))
+        sources.write(self.src, "empty", b"")
+        sources.write(self.src, "docs/readme.txt", b"read me first\n" * 300)
+        sources.write(self.src, "docs/notes.md", r.randbytes(3000))
+        sources.write(self.src, "docs/big.bin", r.randbytes(70000))
+        sources.write(self.src, "docs/zz_last.txt", b"the last file of /docs\n")
+        sources.write(self.src, "loopdir/inner.txt", b"inside loopdir\n")
+        sources.write(self.src, "loopdir/sub/deep.txt", b"inside loopdir/sub\n")
+        sources.write(self.src, "keep.txt", b"an innocent neighbour\n")
+        sources.set_dir_times(self.src)
+        self.tree = trees.walk(self.src)
         self.img = os.path.join(base, "base.udf")
-        U.make_udfclient(self.img, "hd", "0x0201", self.src)
+        images.make_udfclient(self.img, "hd", "0x0201", self.src)
         with open(self.img, "rb") as f:
             self.data = f.read()
-        self.lay = U.UdfLayout(self.data)
+        self.lay = udf.UdfLayout(self.data)
         missing = set(self.tree) - set(self.lay.entries)
         if missing:
             raise RuntimeError(f"precondition: the layout parser misses {sorted(missing)[:5]}")
-        self.cases = _tmp.sub("cases")
+        self.cases = M.sub("cases")
 
     def entry(self, path):
         return self.lay.entries[path]
@@ -103,12 +75,8 @@ def ctx():
     return _ctx
 
 
-CASES = {}
-
-
-def case(fn):
-    CASES[fn.__name__] = fn
-    return fn
+CASES = hostile.Cases()
+case = CASES.case
 
 
 def _save(name, patch):
@@ -119,9 +87,9 @@ def _save(name, patch):
 def fe_bad_tag_checksum():
     c = ctx()
     e = c.entry("/docs/readme.txt")
-    p = U.Patch(c.data)
+    p = isolayout.Patch(c.data)
     p.put(e.fe_off + 4, bytes([c.data[e.fe_off + 4] ^ 0x5A]), "tag checksum")
-    return _save("fe_bad_tag_checksum", p), B.Expect(
+    return _save("fe_bad_tag_checksum", p), hostile.Expect(
         c.tree, eio_files={"/docs/readme.txt"},
         note="/docs/readme.txt's file entry has a wrong tag checksum")
 
@@ -130,12 +98,12 @@ def fe_bad_tag_checksum():
 def fe_stale_crc():
     c = ctx()
     e = c.entry("/data.bin")
-    p = U.Patch(c.data)
+    p = isolayout.Patch(c.data)
     # Change the recorded size (bytes 56..63 of the FE) and fix the tag checksum,
     # not the CRC: only the CRC tells the entry is damaged.
     p.put(e.fe_off + 56, (e.size + 3).to_bytes(8, "little"), "information length")
-    p.buf[e.fe_off + 4] = U.tag_checksum(p.buf[e.fe_off:e.fe_off + 16])
-    return _save("fe_stale_crc", p), B.Expect(
+    p.buf[e.fe_off + 4] = udf.tag_checksum(p.buf[e.fe_off:e.fe_off + 16])
+    return _save("fe_stale_crc", p), hostile.Expect(
         c.tree, eio_files={"/data.bin"},
         note="/data.bin's file entry body changed, descriptor CRC not updated")
 
@@ -144,22 +112,22 @@ def fe_stale_crc():
 def dir_ad_points_at_own_fe():
     c = ctx()
     e = c.entry("/loopdir/sub")
-    p = U.Patch(c.data)
+    p = isolayout.Patch(c.data)
     fe_lba = e.fe_off // SECTOR - c.lay.part_start
     if e.alloc_type in (0, 1) and e.ads:
         p.put(e.ad_off + 4, fe_lba.to_bytes(4, "little"), "extent position")
     else:
         # Inline directory (what udfclient writes): turn it into one long_ad
         # whose extent is the directory's own file entry.
-        flags = U.u16(c.data, e.fe_off + 16 + 18)
+        flags = udf.u16(c.data, e.fe_off + 16 + 18)
         p.put(e.fe_off + 16 + 18, ((flags & ~7) | 1).to_bytes(2, "little"), "ICB flags")
         l_ad_off = e.fe_off + (172 if e.tag == 261 else 212)
         p.put(l_ad_off, (16).to_bytes(4, "little"), "allocation descriptors length")
         p.put(e.ad_off, e.size.to_bytes(4, "little") + fe_lba.to_bytes(4, "little") +
               bytes(8), "long_ad at its own file entry")
-    U.seal_tag(p.buf, e.fe_off, (e.ad_off + 16) - (e.fe_off + 16)
-               if e.alloc_type == 3 else None)
-    return _save("dir_ad_points_at_own_fe", p), B.Expect(
+    udf.seal_tag(p.buf, e.fe_off, (e.ad_off + 16) - (e.fe_off + 16)
+                 if e.alloc_type == 3 else None)
+    return _save("dir_ad_points_at_own_fe", p), hostile.Expect(
         c.tree, eio_dirs={"/loopdir/sub"},
         note="/loopdir/sub's data extent is its own file entry (no FIDs there)")
 
@@ -167,14 +135,14 @@ def dir_ad_points_at_own_fe():
 def _fid_points_at(name, path, target):
     c = ctx()
     e, t = c.entry(path), c.entry(target)
-    p = U.Patch(c.data)
+    p = isolayout.Patch(c.data)
     t_lba = t.fe_off // SECTOR - c.lay.part_start
     p.put(e.fid_off + 20 + 4, t_lba.to_bytes(4, "little"), "FID ICB location")
-    U.seal_tag(p.buf, e.fid_off)
+    udf.seal_tag(p.buf, e.fid_off)
     parent = c.entry(path.rsplit("/", 1)[0] or "/")
     if parent.alloc_type == 3:           # the FID lives inside its directory's entry
-        U.seal_tag(p.buf, parent.fe_off)
-    return _save(name, p), B.Expect(
+        udf.seal_tag(p.buf, parent.fe_off)
+    return _save(name, p), hostile.Expect(
         c.tree, loops={path}, note=f"the FID of {path} points at {target}'s file entry")
 
 
@@ -192,7 +160,7 @@ def fid_loops_to_root():
 def indirect_entry_self_loop():
     c = ctx()
     e = c.entry("/data.bin")
-    p = U.Patch(c.data)
+    p = isolayout.Patch(c.data)
     lba = e.fe_off // SECTOR - c.lay.part_start
     ie = bytearray(SECTOR)
     ie[0:2] = (259).to_bytes(2, "little")          # indirect entry
@@ -202,9 +170,9 @@ def indirect_entry_self_loop():
     ie[16 + 11] = 3                                # file type: indirect entry
     ie[36:40] = SECTOR.to_bytes(4, "little")       # indirect ICB: length
     ie[40:44] = lba.to_bytes(4, "little")          # ... at itself
-    U.seal_tag(ie, 0, 36)
+    udf.seal_tag(ie, 0, 36)
     p.put(e.fe_off, bytes(ie), "indirect entry pointing at itself")
-    return _save("indirect_entry_self_loop", p), B.Expect(
+    return _save("indirect_entry_self_loop", p), hostile.Expect(
         c.tree, eio_files={"/data.bin"},
         note="/data.bin's ICB is an indirect entry that points at itself")
 
@@ -215,10 +183,10 @@ def file_extent_past_end():
     e = c.entry("/docs/notes.md")
     if e.alloc_type not in (0, 1) or not e.ads:
         raise unittest.SkipTest("precondition: /docs/notes.md has an extent")
-    p = U.Patch(c.data)
+    p = isolayout.Patch(c.data)
     p.put(e.ad_off + 4, (c.lay.part_len + 1000).to_bytes(4, "little"), "extent position")
-    U.seal_tag(p.buf, e.fe_off)
-    return _save("file_extent_past_end", p), B.Expect(
+    udf.seal_tag(p.buf, e.fe_off)
+    return _save("file_extent_past_end", p), hostile.Expect(
         c.tree, eio_files={"/docs/notes.md"},
         note="/docs/notes.md's extent lies 1000 blocks past the partition end")
 
@@ -227,16 +195,16 @@ def file_extent_past_end():
 def dir_fids_garbage():
     c = ctx()
     e = c.entry("/docs")
-    p = U.Patch(c.data)
+    p = isolayout.Patch(c.data)
     r = random.Random(77)
     if e.alloc_type in (0, 1) and e.ads:
         s, end = e.spans(c.lay.part_start)[0]
         p.put(s, r.randbytes(end - s), "random directory content")
     else:
-        ln = U.u32(c.data, e.fe_off + (172 if e.tag == 261 else 212))
+        ln = udf.u32(c.data, e.fe_off + (172 if e.tag == 261 else 212))
         p.put(e.ad_off, r.randbytes(ln), "random inline directory content")
-        U.seal_tag(p.buf, e.fe_off)
-    return _save("dir_fids_garbage", p), B.Expect(
+        udf.seal_tag(p.buf, e.fe_off)
+    return _save("dir_fids_garbage", p), hostile.Expect(
         c.tree, eio_dirs={"/docs"}, note="/docs's FIDs are random bytes")
 
 
@@ -258,8 +226,8 @@ def truncated_inside_file_data():
         elif gone or any(b > cut for a, b in spans):
             if c.tree[path].size or gone:
                 eio_files.add(path)
-    p = U.Patch(c.data[:cut])
-    return _save("truncated_inside_file_data", p), B.Expect(
+    p = isolayout.Patch(c.data[:cut])
+    return _save("truncated_inside_file_data", p), hostile.Expect(
         c.tree, eio_files=eio_files, eio_dirs=eio_dirs, fragile=fragile,
         note=f"cut in the middle of /docs/big.bin's data at byte {cut}")
 
@@ -268,8 +236,8 @@ def _anchors(data):
     """Sectors holding an anchor volume descriptor pointer (tag identifier 2 whose tag
     location is its own sector): mkudffs writes them at 256, N-257 and N-1."""
     n = len(data) // SECTOR
-    return [s for s in range(n) if U.u16(data, s * SECTOR) == 2 and
-            U.u32(data, s * SECTOR + 12) == s]
+    return [s for s in range(n) if udf.u16(data, s * SECTOR) == 2 and
+            udf.u32(data, s * SECTOR + 12) == s]
 
 
 @case
@@ -278,11 +246,11 @@ def main_anchor_zeroed():
     backups = [s for s in _anchors(c.data) if s != 256]
     if 256 not in _anchors(c.data) or not backups:
         raise RuntimeError(f"precondition: anchors at 256 and a backup, found {_anchors(c.data)}")
-    p = U.Patch(c.data)
+    p = isolayout.Patch(c.data)
     p.put(256 * SECTOR, bytes(SECTOR), "anchor at 256")
     # The backup anchors (N-257, N-1) remain: ECMA-167 3/8.4.2.1 has readers use them,
     # and nothing else is damaged, so the whole tree must read as the source.
-    return _save("main_anchor_zeroed", p), B.Expect(
+    return _save("main_anchor_zeroed", p), hostile.Expect(
         c.tree, note=f"the anchor at sector 256 is zeroed; backups at {backups} remain")
 
 
@@ -290,17 +258,17 @@ def main_anchor_zeroed():
 def lvd_broken_reserve_intact():
     c = ctx()
     a = c.lay.anchor
-    res_len, res_loc = U.u32(c.data, a + 24), U.u32(c.data, a + 28)
-    reserve = [U.u16(c.data, (res_loc + i) * SECTOR) for i in range(res_len // SECTOR)]
+    res_len, res_loc = udf.u32(c.data, a + 24), udf.u32(c.data, a + 28)
+    reserve = [udf.u16(c.data, (res_loc + i) * SECTOR) for i in range(res_len // SECTOR)]
     if 6 not in reserve or c.lay.lvd_off // SECTOR in range(res_loc, res_loc + len(reserve)):
         raise RuntimeError(f"precondition: a logical volume descriptor in the reserve "
                            f"sequence (tags there: {reserve})")
-    p = U.Patch(c.data)
+    p = isolayout.Patch(c.data)
     # The main sequence's logical volume descriptor: garbage after its tag (the CRC
     # no longer matches) and a wrong tag checksum.
     p.put(c.lay.lvd_off + 16, random.Random(5).randbytes(400), "main LVD body")
     p.put(c.lay.lvd_off + 4, bytes([c.data[c.lay.lvd_off + 4] ^ 0x33]), "main LVD tag checksum")
-    return _save("lvd_broken_reserve_intact", p), B.Expect(
+    return _save("lvd_broken_reserve_intact", p), hostile.Expect(
         c.tree, note="the main sequence's logical volume descriptor is damaged; the reserve "
                      "sequence is intact")
 
@@ -308,55 +276,25 @@ def lvd_broken_reserve_intact():
 @case
 def all_anchors_zeroed():
     c = ctx()
-    p = U.Patch(c.data)
+    p = isolayout.Patch(c.data)
     anchors = _anchors(c.data)
     if len(anchors) < 2:
         raise RuntimeError(f"precondition: backup anchors expected, found {anchors}")
     for s in anchors:
         p.put(s * SECTOR, bytes(SECTOR), f"anchor at {s}")
-    return _save("all_anchors_zeroed", p), B.Expect(
-        c.tree, refuse={4, 5}, note="every anchor volume descriptor pointer is zeroed")
+    return _save("all_anchors_zeroed", p), hostile.Expect(
+        c.tree, refuse=env.EXIT_NOT_AN_IMAGE,
+        note="every anchor volume descriptor pointer is zeroed: no UDF volume is left")
 
 
 class HostileUdf(unittest.TestCase):
     """One _dump and one _mount test per case."""
-    _built = {}
-
-    def get(self, name):
-        if name not in self._built:
-            self._built[name] = CASES[name]()
-        return self._built[name]
 
 
-def _add(name):
-    def t_dump(self):
-        img, exp = self.get(name)
-        B.CaseRunner(self, name, img, exp).run_dump()
-
-    def t_mount(self):
-        why = L.fuse_unavailable_reason()
-        if why:
-            self.skipTest(why)
-        img, exp = self.get(name)
-        B.CaseRunner(self, name, img, exp).run_mount()
-
-    setattr(HostileUdf, "test_%s_dump" % name, t_dump)
-    setattr(HostileUdf, "test_%s_mount" % name, t_mount)
-
-
-for _name in CASES:
-    _add(_name)
+CASES.add_tests(HostileUdf, M)
 
 
 NOBODY = 65534
-
-
-class _UserMount(L.Mount):
-    """L.Mount with the daemon run as uid/gid NOBODY (setpriv): "the mounting user"."""
-
-    def command(self):
-        return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-                L.discfs_bin(), "mount", "-f", self.image, self.mountpoint]
 
 
 class HiddenAndOwners(unittest.TestCase):
@@ -371,28 +309,28 @@ class HiddenAndOwners(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         c = ctx()
-        p = U.Patch(c.data)
+        p = isolayout.Patch(c.data)
         e = c.entry(cls.HIDDEN)
         p.put(e.fid_off + 18, bytes([c.data[e.fid_off + 18] | 0x01]), "FID hidden bit")
-        U.seal_tag(p.buf, e.fid_off)
+        udf.seal_tag(p.buf, e.fid_off)
         root = c.entry("/")
         if root.alloc_type == 3:                 # the FID lives inside the root's entry
-            U.seal_tag(p.buf, root.fe_off)
+            udf.seal_tag(p.buf, root.fe_off)
         for path, uid, gid in ((cls.UNSET, 0xFFFFFFFF, 0xFFFFFFFF), (cls.SET, 1234, 5678)):
             f = c.entry(path)
             p.put(f.fe_off + 36, uid.to_bytes(4, "little") + gid.to_bytes(4, "little"),
                   f"uid/gid of {path}")
-            U.seal_tag(p.buf, f.fe_off)
-        d = _tmp.sub("hidden-owners")
-        os.chmod(_tmp.path, 0o711)
+            udf.seal_tag(p.buf, f.fe_off)
+        d = M.sub("hidden-owners")
+        os.chmod(M.path, 0o711)
         os.chmod(d, 0o755)
         cls.img = p.write(os.path.join(d, "hidden_owners.udf"))
         os.chmod(cls.img, 0o644)
         cls.want = {q: r for q, r in c.tree.items() if q != cls.HIDDEN}
 
     def test_dump(self):
-        d = L.dump(self.img)
-        lines = L.diff_trees(self.want, d.records, fields=("type", "size", "sha256"))
+        d = dump.dump(self.img)
+        lines = trees.diff(self.want, d.records, fields=("type", "size", "sha256"))
         self.assertFalse(lines, "the hidden entry must be left out, the rest read:\n" +
                          "\n".join(lines))
         self.assertEqual((d.records[self.UNSET].uid, d.records[self.UNSET].gid), (0, 0),
@@ -400,11 +338,8 @@ class HiddenAndOwners(unittest.TestCase):
         self.assertEqual((d.records[self.SET].uid, d.records[self.SET].gid), (1234, 5678))
 
     def test_mount_as_another_user(self):
-        why = L.fuse_unavailable_reason()
-        if why:
-            self.skipTest(why)
-        L.require_tools("setpriv")
-        mnt = _tmp.sub("mnt-hidden-owners")
+        mount.require_fuse(self, user=(NOBODY, NOBODY))
+        mnt = M.sub("mnt-hidden-owners")
         os.chown(mnt, NOBODY, NOBODY)
         names = [self.UNSET, self.SET, self.HIDDEN]
         script = ("import os,sys,json\nout={}\n"
@@ -412,11 +347,11 @@ class HiddenAndOwners(unittest.TestCase):
                   "  try:\n    st=os.lstat(sys.argv[1]+p); out[p]=[st.st_uid,st.st_gid]\n"
                   "  except OSError as e:\n    out[p]=e.errno\n"
                   "out['ls']=sorted(os.listdir(sys.argv[1]))\nprint(json.dumps(out))\n")
-        with _UserMount(self.img, mnt):
-            r = L.run(["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
-                       "/usr/bin/python3", "-c", script, mnt] + names, check=False)
-        self.assertEqual(r.returncode, 0, L._txt(r.stderr))
-        got = json.loads(L._txt(r.stdout))
+        with mount.Mount(self.img, mnt, user=(NOBODY, NOBODY)):
+            r = env.run(mount.as_user(NOBODY, NOBODY, [env.PYTHON, "-c", script, mnt] + names),
+                        check=False)
+        self.assertEqual(r.returncode, 0, env.txt(r.stderr))
+        got = json.loads(env.txt(r.stdout))
         self.assertEqual(got[self.UNSET], [NOBODY, NOBODY],
                          "an unset owner shows as the mounting user")
         self.assertEqual(got[self.SET], [1234, 5678], "a recorded owner shows as recorded")
@@ -430,8 +365,8 @@ class BaseImageIntact(unittest.TestCase):
 
     def test_dump(self):
         c = ctx()
-        d = L.dump(c.img)
-        lines = L.diff_trees(c.tree, d.records, fields=("type", "size", "sha256"))
+        d = dump.dump(c.img)
+        lines = trees.diff(c.tree, d.records, fields=("type", "size", "sha256"))
         self.assertFalse(lines, "\n".join(lines))
 
 
@@ -440,19 +375,18 @@ class Fallbacks(unittest.TestCase):
     of two copies of a sequence (the anchors have no log line: finding one is the norm)."""
 
     def test_main_anchor_zeroed_reads_everything(self):
-        img, exp = HostileUdf._built.get("main_anchor_zeroed") or main_anchor_zeroed()
+        img, exp = CASES.build("main_anchor_zeroed")
         with open(img, "rb") as f:
             data = f.read()
         self.assertNotIn(256, _anchors(data), "precondition: no anchor at 256")
-        d = L.dump(img)
-        lines = L.diff_trees(exp.tree, d.records, fields=("type", "size", "sha256"))
+        d = dump.dump(img)
+        lines = trees.diff(exp.tree, d.records, fields=("type", "size", "sha256"))
         self.assertFalse(lines, "read through the backup anchors:\n" + "\n".join(lines))
 
     def test_lvd_broken_says_reserve(self):
-        img, exp = HostileUdf._built.get("lvd_broken_reserve_intact") or \
-            lvd_broken_reserve_intact()
-        d = L.dump(img)
-        lines = L.diff_trees(exp.tree, d.records, fields=("type", "size", "sha256"))
+        img, exp = CASES.build("lvd_broken_reserve_intact")
+        d = dump.dump(img)
+        lines = trees.diff(exp.tree, d.records, fields=("type", "size", "sha256"))
         self.assertFalse(lines, "read through the reserve sequence:\n" + "\n".join(lines))
         self.assertIn("reserve", d.stderr, "one log line says the reserve copy is read\n"
                                            f"stderr: {d.stderr[-1500:]}")
@@ -461,4 +395,4 @@ class Fallbacks(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    sys.exit(L.main(sys.argv[1:] + ["__main__"]))
+    unittest.main()

@@ -1,11 +1,11 @@
 """UDF images made by other people's writers (tests/data/udf, see PROVENANCE.tsv).
 
-The images were written by tsMuxer (BD-ROM UDF 2.50, metadata partition), Mac OS X newfs_udf (UDF 2.60 with a metadata partition,
-4096-byte blocks), Nero (BD-R UDF 2.60 with a VAT; CD UDF 2.01 bridge) and Heart
-Solutions' UDF writer (write-once UDF 2.01 with a VAT), and come from the public test
-data of util-linux (libblkid) and udfv.  No writer on the project machines makes a
-metadata-partition or VAT image holding files, so these are the only independent
-check of those paths.
+The images were written by tsMuxer (BD-ROM UDF 2.50, metadata partition), Mac OS X
+newfs_udf (UDF 2.60 with a metadata partition, 4096-byte blocks), Nero (BD-R UDF 2.60
+with a VAT; CD UDF 2.01 bridge) and Heart Solutions' UDF writer (write-once UDF 2.01 with
+a VAT), and come from the public test data of util-linux (libblkid) and udfv.  No writer
+on the project machines makes a metadata-partition or VAT image holding files, so these
+are the only independent check of those paths.
 
 tsmuxer-bd-2.50-metadata.iso was made on a project machine with tsMuxer's own
 UDF 2.50 writer (a BD-ROM layout with a duplicated metadata mirror); 7-Zip and
@@ -22,7 +22,7 @@ independent readers that can read it (test_udf.UdfChecks does the comparing):
 
 A reader that cannot read an image is a skipped subtest with its reason.
 
-Run: /usr/bin/python3 -m discfs_testlib -v test_udf_real   (from tests/py)
+Run: /usr/bin/python3 -m testlib -v test_udf_real   (from tests/py)
 """
 
 import csv
@@ -35,25 +35,12 @@ import struct
 import subprocess
 import unittest
 
-import discfs_testlib as L
-import test_udf as T
-import udf_images as U
+import test_udf
+from testlib import dump, env, mount, trees, udf
 
-DATA = os.path.join(L.PROJECT, "tests", "data", "udf")
-_tmp = None
-
-
-def setUpModule():
-    global _tmp
-    L.require_binary(L.discfs_dump_bin(), "discfs-dump")
-    _tmp = L.TempDir(prefix="discfs-udf-real-")
-    T._tmp = _tmp               # UdfChecks keeps its work files in test_udf's temp dir
-
-
-def tearDownModule():
-    if _tmp is not None:
-        _tmp.cleanup()
-    T._tmp = None
+DATA = os.path.join(env.PROJECT, "tests", "data", "udf")
+M = env.ModuleFixture("discfs-udf-real-", binaries=("discfs-dump",))
+setUpModule, tearDownModule = M.set_up, M.tear_down
 
 
 def provenance():
@@ -63,7 +50,7 @@ def provenance():
 
 def unpack(name):
     """The image tests/data/udf/NAME.xz, decompressed into the temp dir (once)."""
-    out = os.path.join(_tmp.path, name)
+    out = os.path.join(M.path, name)
     if not os.path.exists(out):
         with lzma.open(os.path.join(DATA, name + ".xz")) as f:
             data = f.read()
@@ -74,12 +61,12 @@ def unpack(name):
 
 
 def udfclient_tree(img, dest, block_size):
-    """{path: Rec} of what udfclient's `mget` extracts (as U.udfclient_tree, for any
+    """{path: Rec} of what udfclient's `mget` extracts (as udf.udfclient_tree, for any
     block size; umask 0 so the extracted permission bits are the recorded ones)."""
     if shutil.which("udfclient") is None:
-        raise U.ReaderUnavailable("udfclient is not installed")
-    if not L.is_root():
-        raise U.ReaderUnavailable("udfclient restores owners only as root")
+        raise udf.ReaderUnavailable("udfclient is not installed")
+    if not env.is_root():
+        raise udf.ReaderUnavailable("udfclient restores owners only as root")
     os.makedirs(dest, exist_ok=True)
     work = dest + ".work"
     shutil.copyfile(img, work)
@@ -89,19 +76,19 @@ def udfclient_tree(img, dest, block_size):
                            input="".join(ln + "\n" for ln in lines).encode(), cwd=dest,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120,
                            preexec_fn=lambda: os.umask(0))
-        return p.returncode, L._txt(p.stdout)
+        return p.returncode, env.txt(p.stdout)
     try:
         rc, out = talk(["ls", "quit"])
         vols = re.findall(r"^d\S+\s+-?\d+\s+-?\d+\s+\d+\s+(\S.*:.*)$", out, re.M)
         if rc != 0 or not vols:
-            raise U.ReaderUnavailable(f"udfclient finds no logical volume: {out[-500:]}")
+            raise udf.ReaderUnavailable(f"udfclient finds no logical volume: {out[-500:]}")
         rc, out = talk(['cd "%s"' % vols[0], "mget .", "quit"])
         if rc != 0:
             raise RuntimeError(f"udfclient failed on {img} (exit {rc}):\n{out[-3000:]}")
     finally:
         os.unlink(work)
     return {p: r._replace(nlink=None, ino=None, atime=None, ctime=None, mtime=None)
-            for p, r in L.walk(dest).items()}
+            for p, r in trees.walk(dest).items()}
 
 
 def udfinfo_counts(img, block_size):
@@ -109,12 +96,12 @@ def udfinfo_counts(img, block_size):
     logical volume integrity descriptor)."""
     if shutil.which("udfinfo") is None:
         raise unittest.SkipTest("udfinfo (udftools) is not installed")
-    p = L.run(["udfinfo", "--blocksize=%d" % block_size, img], check=False)
-    text = L._txt(p.stdout)
+    p = env.run(["udfinfo", "--blocksize=%d" % block_size, img], check=False)
+    text = env.txt(p.stdout)
     files = re.search(r"^numfiles=(\d+)$", text, re.M)
     dirs = re.search(r"^numdirs=(\d+)$", text, re.M)
     if not files or not dirs:
-        raise unittest.SkipTest(f"udfinfo reports no counts: {L._txt(p.stderr)[-300:]}")
+        raise unittest.SkipTest(f"udfinfo reports no counts: {env.txt(p.stderr)[-300:]}")
     return int(files.group(1)), int(dirs.group(1))
 
 
@@ -132,7 +119,8 @@ class ProvenanceTest(unittest.TestCase):
                                      row["sha256_uncompressed"], f"{name} changed")
 
 
-class RealImage(T.UdfChecks):
+class RealImage(test_udf.UdfChecks):
+    fixture = M
     name = None
     block_size = 2048
     expect = None           # {path: type} every reader agrees on (a floor, not the reference)
@@ -143,7 +131,7 @@ class RealImage(T.UdfChecks):
 
     def readers(self):
         r = super().readers()
-        work = os.path.join(_tmp.path, "ref-" + type(self).__name__)
+        work = os.path.join(M.path, "ref-" + type(self).__name__)
         r["udfclient"] = (lambda: udfclient_tree(self.image, work + "-udfclient-real",
                                                  self.block_size),
                           ("type", "size", "sha256", "mode"))
@@ -200,21 +188,23 @@ class MetadataChecks(RealImage):
         data = bytearray(data)
         for blk in blocks:
             data[blk * self.block_size + 4] ^= 0xFF      # tag checksum no longer matches
-        out = os.path.join(_tmp.path, type(self).__name__ + "-" + what + ".udf")
+        out = os.path.join(M.path, type(self).__name__ + "-" + what + ".udf")
         with open(out, "wb") as f:
             f.write(data)
         return out
 
     def test_mirror_used_when_metadata_file_entry_is_damaged(self):
         img = self.damaged("meta-fe", self.image_bytes(), [self.part_start + self.meta_fe])
-        self.assertEqual(L.dump(img, tree="udf").raw, self.dumped().raw,
+        self.assertEqual(dump.dump(img, tree="udf").raw, self.dumped().raw,
                          "with the metadata file's entry damaged the mirror must serve")
 
     def test_both_metadata_entries_damaged_is_a_clean_error(self):
         img = self.damaged("meta-both", self.image_bytes(),
                            [self.part_start + self.meta_fe, self.part_start + self.mirror_fe])
-        got = L.dump(img, tree="udf", check=False)      # raises on a sanitizer report
-        self.assertNotEqual(got.returncode, 0, "an unreadable metadata partition must fail")
+        got = dump.dump(img, tree="udf", check=False)      # raises on a sanitizer report
+        # No readable UDF file system is left: "not an ISO 9660 or UDF image" (exit 4).
+        self.assertEqual(got.returncode, env.EXIT_NOT_AN_IMAGE,
+                         "an unreadable metadata partition must fail")
         self.assertIn("metadata", got.stderr)
         self.assertLess(len(got.stderr.strip().splitlines()), 6, got.stderr)
 
@@ -271,7 +261,7 @@ class TsmuxerBd(MetadataChecks, unittest.TestCase):
         data = self.image_bytes()
         root_fe, _ = self.root_blocks(data)
         img = self.damaged("root-fe", data, [root_fe])
-        self.assertEqual(L.dump(img, tree="udf").raw, self.dumped().raw)
+        self.assertEqual(dump.dump(img, tree="udf").raw, self.dumped().raw)
 
     def test_mirror_serves_a_damaged_directory_block(self):
         # UDF 2.60 2.2.13.1: the mirror is a duplicate of the metadata file for when the
@@ -279,7 +269,7 @@ class TsmuxerBd(MetadataChecks, unittest.TestCase):
         data = self.image_bytes()
         _, root_dir = self.root_blocks(data)
         img = self.damaged("root-fids", data, [root_dir])
-        self.assertEqual(L.dump(img, tree="udf").raw, self.dumped().raw)
+        self.assertEqual(dump.dump(img, tree="udf").raw, self.dumped().raw)
 
     def test_stream_file_spans_many_blocks(self):
         # The clip (117 blocks) is data in the physical partition, mapped through
@@ -303,9 +293,9 @@ class HeartVat(RealImage, unittest.TestCase):
 
     def test_photo_is_a_jpeg(self):
         # Content check that needs no other UDF reader: the file is a whole JPEG.
-        mnt = _tmp.sub("heart-jpeg")
-        T.fuse_or_skip(self)
-        with L.Mount(self.image, mnt, tree="udf"):
+        mnt = M.sub("heart-jpeg")
+        mount.require_fuse(self)
+        with mount.Mount(self.image, mnt, tree="udf"):
             with open(os.path.join(mnt, "sample.jpg"), "rb") as f:
                 data = f.read()
         self.assertEqual(len(data), 106069)

@@ -14,7 +14,7 @@ Which reader is authoritative is decided per image (see IMAGES below):
            device numbers) from pycdlib, sizes and content from an
            `xorriso -osirrox on -extract / DIR` extraction (which also decodes
            zisofs); the two must agree on paths and types
-           (discfs_testlib.rock_ridge_reference).  Symlink targets come from
+           (readers.rock_ridge_reference).  Symlink targets come from
            libarchive (the library under bsdtar, loaded with ctypes from the
            system's libarchive.so): SL records with empty components or
            with ROOT components in the middle (old mkisofs writes ".///file"
@@ -60,39 +60,20 @@ shows Rock Ridge by default and the UDF tree through `--tree udf`.
 
 Malformed and fuzzed images (and images of kinds not listed in IMAGES) must
 never crash, hang or make a sanitizer report, whether dumped or mounted;
-discfs may refuse them (exit 4 or 5).  If it mounts one, the mount point
-itself must work and every name must be sane.
+discfs refuses those that upstream.REFUSED names, with the exit code given there,
+and opens the others.  If it mounts one, the mount point itself must work and
+every name must be sane.
 
-Run: /usr/bin/python3 -m unittest -v test_upstream   (from tests/py)
+Run: /usr/bin/python3 -m testlib -v test_upstream   (from tests/py)
 """
 
 import os
 import re
-import shutil
-import sys
 import unittest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-if HERE not in sys.path:
-    sys.path.insert(0, HERE)
-
-import discfs_testlib as L  # noqa: E402
-import hostile as H  # noqa: E402
-import udf_images as U  # noqa: E402
-
-
-def _data_dir():
-    for cand in (os.environ.get("DISCFS_UPSTREAM_DATA"),
-                 os.path.join(L.PROJECT, "tests", "data", "upstream"),
-                 os.path.normpath(os.path.join(L.PROJECT, "..", "shared", "testdata",
-                                               "upstream")),
-                 "/work/shared/testdata/upstream"):
-        if cand and os.path.isfile(os.path.join(cand, "MANIFEST.tsv")):
-            return cand
-    return None
-
-
-DATA = _data_dir()
+from testlib import dump, env, hostile, isolayout, mount, readers, sanitizers, trees, udf
+from testlib import probe as probe_
+from testlib import upstream
 
 # Per image: how it is judged (see the module docstring) and why.
 IMAGES = {
@@ -140,53 +121,23 @@ IMAGES = {
 RR_FIELDS = ("type", "size", "sha256", "target", "rdev", "mode", "uid", "gid", "mtime")
 PLAIN_FIELDS = ("type", "size", "sha256", "mtime")
 
-_tmp = None
-_images = {}        # file -> (path of the decompressed image, sha256 ok?, expected, got)
+M = env.ModuleFixture("discfs-upstream-", binaries=("discfs-dump", "discfs"),
+                      tools=("xz", "xorriso"))
+tearDownModule = M.tear_down
+_images = None
 _refs = {}
 
 
 def setUpModule():
-    global _tmp
-    if DATA is None:
-        raise unittest.SkipTest("the upstream test images are not there (set "
-                                "DISCFS_UPSTREAM_DATA to the directory with MANIFEST.tsv)")
-    L.require_binary(L.discfs_dump_bin(), "discfs-dump")
-    L.require_binary(L.discfs_bin(), "discfs")
-    L.require_tools("xz", "xorriso")
-    _tmp = L.TempDir(prefix="discfs-upstream-")
-
-
-def tearDownModule():
-    if _tmp is not None:
-        _tmp.cleanup()
-
-
-def manifest():
-    if DATA is None:
-        return []
-    return H.read_manifest(os.path.join(DATA, "MANIFEST.tsv"))
+    global _images
+    upstream.require_data()
+    M.set_up()
+    _images = upstream.Images(M.sub("images"))
 
 
 def image(xz_name):
     """Decompress one image (once) and check it against the manifest."""
-    if xz_name not in _images:
-        row = next(r for r in manifest() if r[0] == xz_name)
-        dest = os.path.join(_tmp.sub("images"), xz_name[:-3])
-        got = H.xz_decompress(os.path.join(DATA, xz_name), dest)
-        _images[xz_name] = (dest, got == row[3], row[3], got)
-    path, ok, want, got = _images[xz_name]
-    if not ok:
-        raise AssertionError(f"{xz_name}: sha256 of the decompressed image is {got}, "
-                             f"MANIFEST.tsv says {want}: the test data is damaged")
-    return path
-
-
-def without_rr_moved(tree):
-    """Drop an empty /rr_moved (a relocation leftover that readers may show or hide)."""
-    t = dict(tree)
-    if "/rr_moved" in t and not any(p.startswith("/rr_moved/") for p in t):
-        del t["/rr_moved"]
-    return t
+    return _images.path(xz_name[:-3])
 
 
 # ---------------------------------------------------------------------------
@@ -194,15 +145,15 @@ def without_rr_moved(tree):
 # ---------------------------------------------------------------------------
 
 def _extract(img, name):
-    dest = os.path.join(_tmp.path, "x-" + name)
+    dest = os.path.join(M.path, "x-" + name)
     if not os.path.isdir(dest):
-        L.xorriso_extract(img, dest)
-    return L.walk(dest)
+        readers.xorriso_extract(img, dest)
+    return trees.walk(dest)
 
 
 def _agree(a, b, what_a, what_b, img, fields=("type",)):
     """Raise if two readers disagree on paths or on fields (then neither is a reference)."""
-    a, b = without_rr_moved(a), without_rr_moved(b)
+    a, b = trees.without_rr_moved(a), trees.without_rr_moved(b)
     if set(a) != set(b):
         raise RuntimeError(f"{what_a} and {what_b} disagree on the paths of {img}: only "
                            f"{what_a}: {sorted(set(a) - set(b))[:8]}, only {what_b}: "
@@ -217,23 +168,23 @@ def _agree(a, b, what_a, what_b, img, fields=("type",)):
 
 def rr_reference(img, name):
     try:
-        ref, ext = L.rock_ridge_reference(img, _tmp.path, name)
+        ref, ext = readers.rock_ridge_reference(img, M.path, name)
         pyc = True
     except Exception as e:                   # pycdlib refuses the whole image
         if "Rock Ridge" not in str(e) and "SUSP" not in str(e):
             raise
         ext = _extract(img, name)
-        ref = L.extraction_reference(ext)
+        ref = readers.extraction_reference(ext)
         pyc = False
     if not pyc or any(r.type == "lnk" and r.uid is None for r in ref.values()):
         # What an extraction cannot carry over: symlink owners and modes, link counts.
-        lsdl = H.xorriso_lsdl(img)
+        lsdl = readers.xorriso_lsdl(img)
         for p, r in list(ref.items()):
             if p in lsdl and r.type != "dir":
                 kind, perm, nlink, uid, gid = lsdl[p]
                 if r.type == "lnk":
                     ref[p] = r._replace(mode=perm, uid=uid, gid=gid)
-    targets = H.libarchive_symlinks(img)
+    targets = readers.libarchive_symlinks(img)
     for p, r in list(ref.items()):
         if r.type != "lnk":
             continue
@@ -251,57 +202,40 @@ def rr_reference(img, name):
         ref[p] = r._replace(target=t, size=len(os.fsencode(t)))
         # Link counts are not compared (directories' st_nlink is not part of this test).
         ref[p] = ref[p]._replace(nlink=None, ino=None, atime=None, ctime=None)
-    return without_rr_moved(ref), RR_FIELDS
-
-
-_7z_formats = {}
-
-
-def sevenzip_format(img):
-    """The format 7-Zip opens img as when not told ("Iso", "Udf", ...): it prefers a UDF
-    bridge to the ISO 9660/Joliet tree, so its default listing is a reference only for
-    the tree it really read."""
-    if img not in _7z_formats:
-        exe = shutil.which("7z") or shutil.which("7za")
-        if not exe:
-            raise unittest.SkipTest("7z is not installed")
-        p = H.run_guarded([exe, "l", "-slt", img], env=dict(os.environ, TZ="UTC", LC_ALL="C"))
-        m = re.search(r"^Type = (\S+)$", H.txt(p.stdout), re.M)
-        _7z_formats[img] = m.group(1) if m else None
-    return _7z_formats[img]
+    return trees.without_rr_moved(ref), RR_FIELDS
 
 
 def joliet_reference(img, name):
-    ref = L.pycdlib_tree(img, "joliet")
+    ref = readers.pycdlib_tree(img, "joliet")
     ext = _extract(img, name)
     _agree(ref, ext, "pycdlib (Joliet)", "xorriso", img, ("type", "size", "sha256"))
-    if sevenzip_format(img) == "Iso":
-        sz = H.sevenzip_listing(img)
+    if readers.sevenzip_format(img) == "Iso":
+        sz = readers.sevenzip_listing(img)
         _agree(ref, sz, "pycdlib (Joliet)", "7-Zip", img, ("type", "size", "mtime"))
     return ref, PLAIN_FIELDS
 
 
 def iso_reference(img, name):
-    ref = L.pycdlib_tree(img, "iso")
+    ref = readers.pycdlib_tree(img, "iso")
     ext = _extract(img, name)
     _agree(ref, ext, "pycdlib (ISO 9660)", "xorriso", img, ("type", "size", "sha256"))
-    if sevenzip_format(img) == "Iso":
-        _agree(ref, H.sevenzip_listing(img), "pycdlib (ISO 9660)", "7-Zip", img,
+    if readers.sevenzip_format(img) == "Iso":
+        _agree(ref, readers.sevenzip_listing(img), "pycdlib (ISO 9660)", "7-Zip", img,
                ("type", "size", "mtime"))
     return ref, PLAIN_FIELDS
 
 
 def iso_xorriso_reference(img, name):
     ext = _extract(img, name)
-    if sevenzip_format(img) != "Iso":
-        raise AssertionError(f"{img}: 7-Zip reads it as {sevenzip_format(img)}, not as ISO "
+    if readers.sevenzip_format(img) != "Iso":
+        raise AssertionError(f"{img}: 7-Zip reads it as {readers.sevenzip_format(img)}, not as ISO "
                              f"9660: no reference for the dates")
-    sz = H.sevenzip_listing(img)
+    sz = readers.sevenzip_listing(img)
     _agree(ext, sz, "xorriso", "7-Zip", img, ("type", "size"))
     ref = {}
     for p, r in ext.items():
-        ref[p] = L.Rec(type=r.type, size=r.size, sha256=r.sha256,
-                       mtime=sz[p].mtime if p != "/" else None)
+        ref[p] = trees.Rec(type=r.type, size=r.size, sha256=r.sha256,
+                           mtime=sz[p].mtime if p != "/" else None)
     return ref, PLAIN_FIELDS
 
 
@@ -321,13 +255,13 @@ def has_udf(img):
 
 
 # The independent UDF readers: name, how to read, the fields each reports reliably
-# (udf_images.READERS has the reasons).  pycdlib leaves unset owners (-1) out.
+# (testlib/udf.py, READERS, has the reasons).  pycdlib leaves unset owners (-1) out.
 UDF_READERS = (
-    ("pycdlib", lambda img, work: U.pycdlib_udf_tree(img),
+    ("pycdlib", lambda img, work: udf.pycdlib_udf_tree(img),
      ("type", "size", "sha256", "mtime", "mode", "uid", "gid", "target")),
-    ("7-Zip", lambda img, work: U.sevenzip_tree(img, os.path.join(work, "7z-udf")),
+    ("7-Zip", lambda img, work: udf.sevenzip_tree(img, os.path.join(work, "7z-udf")),
      ("type", "size", "sha256", "mtime")),
-    ("libudfread", lambda img, work: U.udfread_tree(img, work),
+    ("libudfread", lambda img, work: udf.udfread_tree(img, work),
      ("type", "size", "sha256")),
 )
 
@@ -335,12 +269,12 @@ UDF_READERS = (
 def udf_reference(img, name):
     """The UDF tree as every independent reader that opens img reads it; at least two
     must open it, and they must agree on paths and on the fields they share."""
-    work = _tmp.sub("udf-" + name)
+    work = M.sub("udf-" + name)
     got, missing = [], []
     for who, read, fields in UDF_READERS:
         try:
             got.append((who, read(img, work), fields))
-        except unittest.SkipTest as e:          # U.ReaderUnavailable: cannot open it
+        except unittest.SkipTest as e:          # udf.ReaderUnavailable: cannot open it
             missing.append(f"{who}: {e}")
     if len(got) < 2:
         raise unittest.SkipTest(f"{name}: fewer than two independent UDF readers open it "
@@ -358,7 +292,7 @@ def udf_reference(img, name):
                 if v is not None:
                     vals[f] = v
                     break
-        ref[p] = L.Rec(**vals)
+        ref[p] = trees.Rec(**vals)
     return ref, fields
 
 
@@ -411,20 +345,20 @@ def max_depth(tree):
 ENDLESS = 500
 
 
-def dump_safety(test, d, what, depth_limit=ENDLESS):
+def dump_safety(test, d, what, code, depth_limit=ENDLESS):
+    """discfs-dump ended with exit `code`, without a sanitizer report, printing only JSON
+    objects (and log lines), sane paths each once, and no endless tree."""
     rep = d.sanitizer()
     test.assertIsNone(rep, f"{what}: sanitizer report from discfs-dump: {rep}\n{d.describe()}")
-    test.assertIn(d.returncode, (0, 3, 4, 5), f"{what}: discfs-dump crashed or failed oddly\n"
-                                             f"{d.describe()}")
+    test.assertEqual(d.returncode, code, f"{what}: discfs-dump exit code\n{d.describe()}")
     test.assertFalse(d.bad_lines, f"{what}: discfs-dump printed lines that are neither JSON "
                                   f"nor log lines: {d.bad_lines[:3]}")
     if d.returncode == 0:
-        probs = H.path_problems(set(d.records), {p: o.get("type") for p, o in d.records.items()})
-        probs += [f"{p!r} printed twice" for p in d.duplicates]
+        probs = hostile.dump_name_problems(d)
         if probs:
-            test.fail(H.abbreviate(f"{what}: discfs-dump prints bad paths:\n  " +
-                                   "\n  ".join(probs[:20])))
-        depth = max(p.count("/") for p in d.records)
+            test.fail(hostile.abbreviate(f"{what}: discfs-dump prints bad paths:\n  " +
+                                         "\n  ".join(probs[:20])))
+        depth = max(p.count("/") for p in d.raw)
         test.assertLessEqual(depth, depth_limit, f"{what}: discfs-dump shows paths {depth} "
                                                  f"levels deep (an endless tree?)")
 
@@ -433,29 +367,21 @@ def mount_safety(test, m, probe, tools, what):
     if "root_error" in probe:
         test.fail(f"{what}: `discfs mount` went live, but the mount point itself gives "
                   f"{probe['root_error']} (stat fails): a mount that cannot be used must be "
-                  f"refused instead\n--- daemon log ---\n{m.stderr_now()[-2000:]}")
-    probs = list(probe["problems"])
-    for d, (dots, dotdots) in sorted(probe["dots"].items()):
-        if dots > 1 or dotdots > 1:
-            probs.append(f"{d!r}: readdir returns '.' {dots} times and '..' {dotdots} times")
-    ents = probe["entries"]
-    probs += H.path_problems(set(ents), {p: e.get("type") for p, e in ents.items()})
-    for p, e in sorted(ents.items()):
-        if e.get("lstat_error") in ("ENOENT", "ENAMETOOLONG", "EINVAL"):
-            probs.append(f"{p!r} is listed but cannot be looked up ({e['lstat_error']})")
+                  f"refused instead\n--- daemon log ---\n{m.stderr[-2000:]}")
+    probs = hostile.name_problems(probe)
     for p, (rc, _, err) in sorted(tools["cat"].items()):
         if rc != 0 and "Input/output error" not in err:
             probs.append(f"{p!r}: cat fails, but not with EIO: {err.strip()!r}")
     for p, err in sorted(probe["listing_errors"].items()):
         if err != "EIO":
             probs.append(f"{p!r}: listing fails with {err}, not EIO")
-    probs += H.tool_loop_reports(tools)
+    probs += probe_.tool_loop_reports(tools)
     if probs:
-        test.fail(H.abbreviate(f"{what}: the mount:\n  " + "\n  ".join(probs[:30])))
+        test.fail(hostile.abbreviate(f"{what}: the mount:\n  " + "\n  ".join(probs[:30])))
 
 
 def diff(test, ref, got, fields, what):
-    lines = L.diff_trees(without_rr_moved(ref), without_rr_moved(got), fields=fields)
+    lines = trees.diff(trees.without_rr_moved(ref), trees.without_rr_moved(got), fields=fields)
     if lines:
         test.fail(f"{what} differs from the independent readers:\n  " + "\n  ".join(lines))
 
@@ -471,14 +397,13 @@ class UpstreamImages(unittest.TestCase):
         name = xz_name[:-3]
         kind, why = IMAGES.get(name, ("malformed", "not described in IMAGES"))
         img = image(xz_name)
-        d = H.run_dump(img)
-        dump_safety(self, d, f"{name} ({why})")
+        d = dump.run(img)
+        dump_safety(self, d, f"{name} ({why})", upstream.exit_code(name))
         if kind == "malformed":
             return
-        self.assertEqual(d.returncode, 0, f"{name}: discfs-dump must read it\n{d.describe()}")
         view = auto_view(xz_name)
         ref, fields = reference(xz_name, view)
-        got = H.dump_to_recs(d)
+        got = d.records
         errs = {p: r.error for p, r in got.items() if r.error}
         with self.subTest(check="no entry reports an error"):
             self.assertFalse(errs, f"{name}: entries with errors: {dict(list(errs.items())[:8])}")
@@ -497,11 +422,11 @@ class UpstreamImages(unittest.TestCase):
                 self.joliet_view(img, name)
         if kind == "udf":
             with self.subTest(check="--tree iso9660 is refused"):
-                r = H.run_dump(img, tree="iso9660", data=False)
+                r = dump.run(img, tree="iso9660", data=False)
                 self.assertIsNone(r.sanitizer(), r.describe())
-                self.assertIn(r.returncode, (4, 5), f"{name} has no ISO 9660 tree: "
-                                                    f"--tree iso9660 must be refused\n"
-                                                    f"{r.describe()}")
+                self.assertNotEqual(r.returncode, env.EXIT_OK, f"{name} has no ISO 9660 tree: "
+                                                               f"--tree iso9660 must be refused\n"
+                                                               f"{r.describe()}")
                 self.assertEqual(len(r.stderr.strip().splitlines()), 1,
                                  f"one line saying why:\n{r.stderr}")
 
@@ -510,10 +435,9 @@ class UpstreamImages(unittest.TestCase):
         name = xz_name[:-3]
         img = image(xz_name)
         ref, fields = reference(xz_name, view)
-        d = H.run_dump(img, tree=TREE_ARG[view])
-        dump_safety(self, d, f"{name} --tree {TREE_ARG[view]}")
-        self.assertEqual(d.returncode, 0, d.describe())
-        got = H.dump_to_recs(d)
+        d = dump.run(img, tree=TREE_ARG[view])
+        dump_safety(self, d, f"{name} --tree {TREE_ARG[view]}", env.EXIT_OK)
+        got = d.records
         errs = {p: r.error for p, r in got.items() if r.error}
         self.assertFalse(errs, f"{name} --tree {TREE_ARG[view]}: entries with errors: "
                                f"{dict(list(errs.items())[:8])}")
@@ -523,29 +447,26 @@ class UpstreamImages(unittest.TestCase):
         """`discfs-dump --tree joliet` of a Rock Ridge + Joliet image against pycdlib's
         Joliet tree, or (where pycdlib refuses the image) 7-Zip's, which reads Joliet
         (unless a UDF bridge is there, which it prefers)."""
-        if not H.IsoImage(img).has_joliet():
+        if not isolayout.IsoImage(img).has_joliet():
             return
         try:
-            ref, who = L.pycdlib_tree(img, "joliet"), "pycdlib's Joliet tree"
+            ref, who = readers.pycdlib_tree(img, "joliet"), "pycdlib's Joliet tree"
         except Exception:
-            if sevenzip_format(img) != "Iso":
+            if readers.sevenzip_format(img) != "Iso":
                 self.skipTest("pycdlib refuses the image and 7-Zip reads its UDF tree: no "
                               "Joliet reference")
-            ref, who = H.sevenzip_tree(img, os.path.join(_tmp.path, "7z-" + name)), "7-Zip"
-        d = H.run_dump(img, tree="joliet")
-        dump_safety(self, d, f"{name} --tree joliet")
-        self.assertEqual(d.returncode, 0, d.describe())
-        diff(self, ref, H.dump_to_recs(d), ("type", "size", "sha256"),
+            ref, who = readers.sevenzip_tree(img, os.path.join(M.path, "7z-" + name)), "7-Zip"
+        d = dump.run(img, tree="joliet")
+        dump_safety(self, d, f"{name} --tree joliet", env.EXIT_OK)
+        diff(self, ref, d.records, ("type", "size", "sha256"),
              f"{name}: discfs-dump --tree joliet (reference: {who})")
 
     def run_mount(self, xz_name):
-        why_not = L.fuse_unavailable_reason()
-        if why_not:
-            self.skipTest(why_not)
+        mount.require_fuse(self)
         name = xz_name[:-3]
         kind, why = IMAGES.get(name, ("malformed", "not described in IMAGES"))
         img = image(xz_name)
-        mnt = _tmp.sub("mnt-" + name)
+        mnt = M.sub("mnt-" + name)
         if kind == "malformed":
             ref = fields = None
             limit = ENDLESS
@@ -553,24 +474,24 @@ class UpstreamImages(unittest.TestCase):
             view = auto_view(xz_name)
             ref, fields = reference(xz_name, view)
             limit = max_depth(ref) + 2
-        with H.DaemonMount(img, mnt) as m:
+        with mount.Mount(img, mnt, env=sanitizers.without_leak_check(), report=True) as m:
             if m.live:
-                probe = H.probe_mount(mnt, max_depth=limit)
-                tools = (H.explore_with_tools(mnt, probe) if "root_error" not in probe
+                probe = probe_.probe_mount(mnt, max_depth=limit)
+                tools = (probe_.explore_with_tools(mnt, probe) if "root_error" not in probe
                          else {"cat": {}})
         for pr in m.problems:
             self.fail(f"{name}: {pr}")
+        code = upstream.exit_code(name)
         if m.refused is not None:
-            if kind == "malformed":
-                self.assertIn(m.refused, (4, 5), f"{name}: exit code of the refused mount\n"
-                                                 f"{m.stderr[-3000:]}")
-                return
-            self.fail(f"{name}: discfs refused to mount a well-formed image (exit "
-                      f"{m.refused})\n{m.stderr[-3000:]}")
+            self.assertEqual(m.refused, code, f"{name}: exit code of the refused mount\n"
+                                              f"{m.stderr[-3000:]}")
+            return
+        if code != env.EXIT_OK:
+            self.fail(f"{name}: mounted, but must be refused with exit {code}")
         mount_safety(self, m, probe, tools, f"{name} ({why})")
         if kind == "malformed":
             return
-        got = H.probe_to_recs(probe)
+        got = probe_.probe_to_recs(probe)
         with self.subTest(check=f"tree (auto: {view})"):
             diff(self, ref, got, fields, f"{name}: the mount, showing {view} ({why})")
         with self.subTest(check="cat"):
@@ -592,7 +513,7 @@ def _test_name(xz_name):
 
 
 def _generate():
-    for row in manifest():
+    for row in upstream.manifest():
         xz_name = row[0]
 
         def t_dump(self, xz_name=xz_name):
@@ -614,7 +535,7 @@ _generate()
 class Manifest(unittest.TestCase):
     def test_every_image_decompresses_to_its_manifest_checksum(self):
         bad = []
-        for row in manifest():
+        for row in upstream.manifest():
             try:
                 image(row[0])
             except AssertionError as e:
@@ -622,11 +543,28 @@ class Manifest(unittest.TestCase):
         self.assertFalse(bad, "\n".join(bad))
 
     def test_every_image_is_classified(self):
-        names = {r[0][:-3] for r in manifest()}
+        names = {r[0][:-3] for r in upstream.manifest()}
         self.assertFalse(sorted(names - set(IMAGES)),
                          "images in MANIFEST.tsv without a reference decision in IMAGES "
                          "(they are treated as malformed: crash checks only)")
 
 
+class DocumentedExitCodes(unittest.TestCase):
+    """Where discfs and man/discfs.1 disagree on an exit code (reported; the C++ is not
+    changed by the test suite).  An expected failure: once they agree, unittest reports an
+    unexpected success and this test must become a plain one."""
+
+    @unittest.expectedFailure
+    def test_tree_a_udf_only_image_lacks_is_exit_5(self):
+        """man/discfs.1: "Asking for a tree the image does not have is an error (exit status
+        5)", as --tree udf of an image without UDF answers.  --tree iso9660, joliet or
+        rockridge of a UDF-only image answers 4 ("not an ISO 9660 image: a UDF image
+        without an ISO 9660 tree")."""
+        img = image("cdio-udf102.iso.xz")
+        for tree in ("iso9660", "joliet", "rockridge"):
+            r = dump.run(img, tree=tree, data=False)
+            self.assertEqual(r.returncode, env.EXIT_UNSUPPORTED, r.describe())
+
+
 if __name__ == "__main__":
-    sys.exit(L.main(sys.argv[1:] + ["test_upstream"]))
+    unittest.main()

@@ -8,35 +8,29 @@ on the source; `user.discfs.md5` with `md5sum` of the source file and with
 what `xorriso -find ... -exec get_md5` reports.  Images without AAIP show
 no attributes.
 
-Run: /usr/bin/python3 -m discfs_testlib -v test_xattr   (from tests/py)
+Run: /usr/bin/python3 -m testlib -v test_xattr   (from tests/py)
 """
 
 import hashlib
 import os
 import random
-import subprocess
 import unittest
 
-import discfs_testlib as L
+from testlib import dump, env, images, mount, stage
 
 MD5_NAME = "user.discfs.md5"
 
-_tmp = None
+M = env.ModuleFixture("discfs-xattr-", binaries=("discfs-dump",),
+                      tools=("xorriso", "genisoimage", "setfattr", "getfattr", "setfacl",
+                             "getfacl"))
+tearDownModule = M.tear_down
 _src = None
-_images = {}
 
 
 def setUpModule():
-    global _tmp, _src
-    L.require_binary(L.discfs_dump_bin(), "discfs-dump")
-    L.require_tools("xorriso", "genisoimage", "setfattr", "getfattr", "setfacl", "getfacl")
-    _tmp = L.TempDir(prefix="discfs-xattr-")
-    _src = build_source(os.path.join(_tmp.path, "src"))
-
-
-def tearDownModule():
-    if _tmp is not None:
-        _tmp.cleanup()
+    global _src
+    M.set_up()
+    _src = build_source(os.path.join(M.path, "src"))
 
 
 # --------------------------------------------------------------------------
@@ -64,7 +58,7 @@ def build_source(root):
 
     rnd = random.Random(4242)
     os.setxattr(root, "user.rootattr", b"on the root")
-    L.run(["setfattr", "-n", "user.foo", "-v", "bar", wfile("files/plain.txt", b"plain\n")])
+    env.run(["setfattr", "-n", "user.foo", "-v", "bar", wfile("files/plain.txt", b"plain\n")])
     wfile("files/binary.bin", rnd.randbytes(5000))
     os.setxattr(P("files/binary.bin"), "user.bin", bytes(range(256)))
     os.setxattr(P("files/binary.bin"), "user.nul", b"\x00\x00\x00")
@@ -77,20 +71,20 @@ def build_source(root):
                 rnd.randbytes(3500))
     os.setxattr(wfile("files/long_name.txt", b"long name\n"), "user." + "n" * 200,
                 b"a 205-byte name")
-    L.run(["setfacl", "-m", "u:1234:rwx,g:5678:r-x", wfile("files/acl.txt", b"acl\n")])
+    env.run(["setfacl", "-m", "u:1234:rwx,g:5678:r-x", wfile("files/acl.txt", b"acl\n")])
     both = wfile("files/acl_and_attr.bin", rnd.randbytes(70000))
-    L.run(["setfacl", "-m", "u:4321:r--,g:8765:rw-,m::rw-", both])
+    env.run(["setfacl", "-m", "u:4321:r--,g:8765:rw-,m::rw-", both])
     os.setxattr(both, "user.with_acl", b"yes")
     os.setxattr(wfile("files/hard_a", b"hard-linked\n"), "user.hard", b"shared by two names")
     os.link(P("files/hard_a"), P("files/hard_b"))
     wfile("files/noattr.txt", b"nothing recorded\n")
     wfile("files/empty", b"")
     os.makedirs(P("dirs/acl_dir"))
-    L.run(["setfacl", "-m", "u:4321:r-x", P("dirs/acl_dir")])
-    L.run(["setfacl", "-d", "-m", "u:1234:rwx,g:5678:r-x", P("dirs/acl_dir")])
+    env.run(["setfacl", "-m", "u:4321:r-x", P("dirs/acl_dir")])
+    env.run(["setfacl", "-d", "-m", "u:1234:rwx,g:5678:r-x", P("dirs/acl_dir")])
     wfile("dirs/acl_dir/inherits.txt", b"inherits the default ACL\n")
     os.makedirs(P("dirs/default_only"))
-    L.run(["setfacl", "-d", "-m", "u:1234:rwx", P("dirs/default_only")])
+    env.run(["setfacl", "-d", "-m", "u:1234:rwx", P("dirs/default_only")])
     os.makedirs(P("dirs/attr_dir/sub"))
     os.setxattr(P("dirs/attr_dir"), "user.dir", b"directory attribute")
     os.setxattr(P("dirs/attr_dir/sub"), "user.sub", b"nested")
@@ -108,23 +102,24 @@ def image(kind):
     MD5s), 'on' (-xattr on -acl on -md5 on), 'relocated' (-for_backup with Rock Ridge
     relocation of deep directories), 'none' (xorriso defaults: no AAIP) and 'genisoimage'
     (-R -J, which knows no AAIP)."""
-    if kind in _images:
-        return _images[kind]
-    img = os.path.join(_tmp.path, kind + ".iso")
+    return M.cached(("image", kind), lambda: _make_image(kind))
+
+
+def _make_image(kind):
+    img = os.path.join(M.path, kind + ".iso")
     if kind == "backup":
-        L.run(["xorriso", "-for_backup", "-joliet", "on", "-outdev", img,
-               "-map", _src, "/"])
+        env.run(["xorriso", "-for_backup", "-joliet", "on", "-outdev", img,
+                 "-map", _src, "/"])
     elif kind == "on":
-        L.run(["xorriso", "-xattr", "on", "-acl", "on", "-md5", "on", "-joliet", "on",
-               "-outdev", img, "-map", _src, "/"])
+        env.run(["xorriso", "-xattr", "on", "-acl", "on", "-md5", "on", "-joliet", "on",
+                 "-outdev", img, "-map", _src, "/"])
     elif kind == "relocated":
-        L.run(["xorriso", "-for_backup", "-compliance", "deep_paths_off", "-outdev", img,
-               "-map", _src, "/"])
+        env.run(["xorriso", "-for_backup", "-compliance", "deep_paths_off", "-outdev", img,
+                 "-map", _src, "/"])
     elif kind == "none":
-        L.run(["xorriso", "-joliet", "on", "-outdev", img, "-map", _src, "/"])
+        env.run(["xorriso", "-joliet", "on", "-outdev", img, "-map", _src, "/"])
     elif kind == "genisoimage":
-        L.make_genisoimage(img, _src, ["-R", "-J"])
-    _images[kind] = img
+        images.make_genisoimage(img, _src, ["-R", "-J"])
     return img
 
 
@@ -135,9 +130,9 @@ def image(kind):
 def getfattr_tree(root):
     """{'/rel': {name: hexvalue}} from `getfattr -R -d -m - -e hex` (paths with none left
     out)."""
-    p = L.run(["getfattr", "-R", "-d", "-m", "-", "-e", "hex", "."], cwd=root, check=False)
+    p = env.run(["getfattr", "-R", "-d", "-m", "-", "-e", "hex", "."], cwd=root, check=False)
     out, cur = {}, None
-    for line in L._txt(p.stdout).splitlines():
+    for line in env.txt(p.stdout).splitlines():
         if line.startswith("# file: "):
             rel = line[len("# file: "):]
             cur = "/" if rel == "." else "/" + rel[2:] if rel.startswith("./") else "/" + rel
@@ -147,15 +142,15 @@ def getfattr_tree(root):
             assert value.startswith("0x"), line
             out[cur][name] = value[2:]
     if p.returncode != 0 and not out:
-        raise AssertionError(f"getfattr failed on {root}: {L._txt(p.stderr)[-2000:]}")
+        raise AssertionError(f"getfattr failed on {root}: {env.txt(p.stderr)[-2000:]}")
     return {k: v for k, v in out.items() if v}
 
 
 def getfacl_tree(root):
     """{'/rel': text} from `getfacl -R -n` (numeric ids), one block per entry."""
-    p = L.run(["getfacl", "-R", "-n", "-p", "."], cwd=root)
+    p = env.run(["getfacl", "-R", "-n", "-p", "."], cwd=root)
     out, cur = {}, None
-    for line in L._txt(p.stdout).splitlines():
+    for line in env.txt(p.stdout).splitlines():
         if line.startswith("# file: "):
             rel = line[len("# file: "):]
             cur = "/" if rel == "." else "/" + rel[2:] if rel.startswith("./") else "/" + rel
@@ -180,10 +175,10 @@ def md5_of(path):
 
 def xorriso_md5s(img):
     """{'/path': md5} as `xorriso -md5 on -indev IMG -find / -exec get_md5` reports it."""
-    p = L.run(["xorriso", "-md5", "on", "-indev", img, "-find", "/", "-type", "f",
-               "-exec", "get_md5", "--"])
+    p = env.run(["xorriso", "-md5", "on", "-indev", img, "-find", "/", "-type", "f",
+                 "-exec", "get_md5", "--"])
     out = {}
-    for line in L._txt(p.stdout).splitlines():
+    for line in env.txt(p.stdout).splitlines():
         digest, _, path = line.partition("  ")
         if len(digest) == 32 and path.startswith("/"):
             out[path] = digest
@@ -192,7 +187,7 @@ def xorriso_md5s(img):
 
 def dump_xattrs(img, tree=None):
     """{'/path': {name: hexvalue}} from `discfs-dump --xattrs` (paths with none left out)."""
-    d = L.dump(img, tree=tree, data=False, extra=["--xattrs"])
+    d = dump.dump(img, tree=tree, data=False, extra=["--xattrs"])
     for path, raw in d.raw.items():
         if raw.get("error"):
             raise AssertionError(f"discfs-dump reports an error for {path}: {raw['error']}")
@@ -283,7 +278,7 @@ class Md5(unittest.TestCase):
                 self.assertEqual(bytes.fromhex(got_hex).decode(), want, f"{kind}: {f}")
 
     def test_directories_have_no_md5(self):
-        d = L.dump(image("backup"), data=False, extra=["--xattrs"])
+        d = dump.dump(image("backup"), data=False, extra=["--xattrs"])
         for path, raw in d.raw.items():
             if raw["type"] != "reg":
                 self.assertNotIn(MD5_NAME, raw.get("xattrs", {}), path)
@@ -298,8 +293,8 @@ class NoAaip(unittest.TestCase):
 class DamagedAaip(unittest.TestCase):
     def test_mangled_al_entries_never_crash(self):
         """Random bytes over the AL entries and continuation areas of a real image: the
-        dump finishes without a sanitizer report (L.dump checks) and names damage as
-        errors, not crashes."""
+        dump finishes (exit 0: damage inside one entry is that entry's error, never the
+        walk's) without a sanitizer report (dump.dump checks)."""
         with open(image("backup"), "rb") as f:
             data = f.read()
         spots = []
@@ -315,11 +310,11 @@ class DamagedAaip(unittest.TestCase):
             for spot in rnd.sample(spots, 6):
                 for _ in range(rnd.randint(1, 8)):
                     buf[spot + rnd.randint(2, 60)] = rnd.randrange(256)
-            path = os.path.join(_tmp.path, "mangled-%d.iso" % n)
+            path = os.path.join(M.path, "mangled-%d.iso" % n)
             with open(path, "wb") as f:
                 f.write(buf)
-            d = L.dump(path, data=False, extra=["--xattrs"], check=False)
-            self.assertIn(d.returncode, (0, 1), f"mangled image {n}: {d.stderr[-2000:]}")
+            d = dump.dump(path, data=False, extra=["--xattrs"], check=False)
+            self.assertEqual(d.returncode, env.EXIT_OK, f"mangled image {n}: {d.stderr[-2000:]}")
             self.assertIn("/files", d.raw, f"mangled image {n}: the tree is gone")
             os.unlink(path)
 
@@ -329,14 +324,14 @@ class MountAttributes(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        reason = L.fuse_unavailable_reason()
+        reason = mount.fuse_unavailable_reason()
         if reason:
             raise unittest.SkipTest(reason)
-        L.require_binary(L.discfs_bin(), "discfs")
+        env.require_binary(env.discfs_bin(), "discfs")
 
     def mounted(self, kind):
-        mnt = _tmp.sub("mnt-" + kind + "-" + self._testMethodName)
-        return L.Mount(image(kind), mnt), mnt
+        mnt = M.sub("mnt-" + kind + "-" + self._testMethodName)
+        return mount.Mount(image(kind), mnt), mnt
 
     def test_getfattr_and_getfacl_match_the_source(self):
         want_attrs = getfattr_tree(_src)
@@ -354,8 +349,8 @@ class MountAttributes(unittest.TestCase):
                 for path in sorted(want_acl):
                     self.assertEqual(got_acl[path], want_acl[path], f"{kind}: getfacl of {path}")
                 # One attribute by name, as an application asks for it.
-                p = L.run(["getfattr", "--only-values", "-n", "user.foo",
-                           os.path.join(mnt, "files/plain.txt")])
+                p = env.run(["getfattr", "--only-values", "-n", "user.foo",
+                             os.path.join(mnt, "files/plain.txt")])
                 self.assertEqual(p.stdout, b"bar")
                 m.check_alive()
 
@@ -363,12 +358,12 @@ class MountAttributes(unittest.TestCase):
         m, mnt = self.mounted("backup")
         with m:
             for f in source_files():
-                p = L.run(["getfattr", "--only-values", "-n", MD5_NAME,
-                           os.path.join(mnt, f.lstrip("/"))])
-                self.assertEqual(L._txt(p.stdout), md5_of(os.path.join(_src, f.lstrip("/"))),
+                p = env.run(["getfattr", "--only-values", "-n", MD5_NAME,
+                             os.path.join(mnt, f.lstrip("/"))])
+                self.assertEqual(env.txt(p.stdout), md5_of(os.path.join(_src, f.lstrip("/"))),
                                  f)
                 # And what the mount reads back has that MD5.
-                self.assertEqual(md5_of(os.path.join(mnt, f.lstrip("/"))), L._txt(p.stdout), f)
+                self.assertEqual(md5_of(os.path.join(mnt, f.lstrip("/"))), env.txt(p.stdout), f)
 
     def test_missing_attribute_is_enodata(self):
         m, mnt = self.mounted("backup")
@@ -393,15 +388,15 @@ class MountAttributes(unittest.TestCase):
             with m:
                 for rel in ("files/plain.txt", "dirs/acl_dir", ""):
                     path = os.path.join(mnt, rel)
-                    p = L.run(["getfattr", "-d", "-m", "-", path], check=False)
-                    err = L._txt(p.stderr)
+                    p = env.run(["getfattr", "-d", "-m", "-", path], check=False)
+                    err = env.txt(p.stderr)
                     self.assertTrue(
                         (p.returncode == 0 and not p.stdout.strip()) or
                         (p.returncode != 0 and "Operation not supported" in err),
                         f"{kind} {rel}: getfattr rc {p.returncode} out {p.stdout!r} err {err}")
-                    p = L.run(["getfattr", "-n", "user.foo", path], check=False)
+                    p = env.run(["getfattr", "-n", "user.foo", path], check=False)
                     self.assertNotEqual(p.returncode, 0, f"{kind} {rel}: user.foo is shown")
-                    err = L._txt(p.stderr)
+                    err = env.txt(p.stderr)
                     self.assertTrue("No such attribute" in err or "not supported" in err, err)
                 # getfacl falls back to the mode: owner, group and other only.
                 acl = "\n".join(getfacl_tree(mnt).values())
@@ -420,31 +415,25 @@ class StagedChangesKeepAttributes(unittest.TestCase):
     with xorriso restoring the committed session to disk, getfattr and getfacl."""
 
     def setUp(self):
-        reason = L.fuse_unavailable_reason()
-        if reason:
-            self.skipTest(reason)
-        L.require_binary(L.discfs_bin(), "discfs")
-        import stage_lib as S
-        self.S = S
-        self.tmp = L.TempDir(prefix="discfs-xattr-stage-")
+        mount.require_fuse(self)
+        self.tmp = env.TempDir(prefix="discfs-xattr-stage-")
         self.addCleanup(self.tmp.cleanup)
-        S.use_private_dirs(self, self.tmp.path)
+        stage.use_private_dirs(self, self.tmp.path)
 
     def extract(self, img, name):
         dest = os.path.join(self.tmp.path, name)
-        L.run(["xorriso", "-osirrox", "on", "-xattr", "on", "-acl", "on", "-indev", img,
-               "-extract", "/", dest])
+        env.run(["xorriso", "-osirrox", "on", "-xattr", "on", "-acl", "on", "-indev", img,
+                 "-extract", "/", dest])
         return dest
 
     def test_rewritten_base_files_keep_xattrs_and_acls(self):
-        S = self.S
         img = os.path.join(self.tmp.path, "target.iso")
         with open(image("backup"), "rb") as a, open(img, "wb") as b:
             b.write(a.read())
         mnt = self.tmp.sub("mnt")
         changed = ["/files/plain.txt", "/files/binary.bin", "/files/acl_and_attr.bin",
                    "/files/acl.txt", "/files/long_value.bin"]
-        with S.Stage(img, mnt, store=os.path.join(self.tmp.path, "store")):
+        with stage.Stage(img, mnt, store=os.path.join(self.tmp.path, "store")):
             with open(os.path.join(mnt, "files/plain.txt"), "ab") as f:
                 f.write(b"appended in the stage\n")
             with open(os.path.join(mnt, "files/binary.bin"), "wb") as f:
@@ -457,7 +446,7 @@ class StagedChangesKeepAttributes(unittest.TestCase):
             os.chmod(os.path.join(mnt, "files/acl.txt"), 0o600)
             with open(os.path.join(mnt, "files/long_value.bin"), "ab") as f:
                 f.write(b"x")
-            S.commit(mnt)
+            stage.commit(mnt)
         out = self.extract(img, "out")
         want = getfattr_tree(_src)
         got = getfattr_tree(out)

@@ -1,8 +1,7 @@
-"""UDF images made by independent writers, and independent UDF readers.
+"""Independent UDF readers, and a UDF layout parser to locate the bytes a test corrupts.
 
-Used by test_udf.py and test_udf_badinput.py.  Nothing here asks discfs
-anything: images are written by pycdlib, genisoimage, mkudffs + udfclient,
-and read back by pycdlib (its UDF side), libudfread (tests/tools/udfread_dump.c),
+Nothing here asks discfs anything (the writers are in images.py).  Images are read
+back by pycdlib (its UDF side), libudfread (tests/tools/udfread_dump.c),
 7-Zip (`7z -tudf`), udfclient (`mget` extraction) and, where the kernel has a
 udf driver, `mount -t udf`.  Every reader is asked only what it reports
 reliably (see READERS below); a reader that cannot open an image flavour says
@@ -28,176 +27,16 @@ READERS (what each one is trusted for):
 
 import calendar
 import hashlib
-import io
 import json
 import os
 import re
 import shutil
-import stat
 import subprocess
-import unittest
 
-import hostile
-
-import discfs_testlib as L
+from testlib import env, readers, trees
 
 SECTOR = 2048
-HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-class ReaderUnavailable(unittest.SkipTest):
-    """This reader cannot read this image (or is not installed): the reason."""
-
-
-# --------------------------------------------------------------------------
-# Source trees
-# --------------------------------------------------------------------------
-
-LONG_NAME = ("long_udf_name_" + "abcdefghijklmnopqrstuvwxyz0123456789" * 6)[:200] + ".txt"
-UNICODE_NAME = "Ünïcødé — 日本語 ñ.txt"
-SIZES = [0, 1, 2047, 2048, 2049, (1 << 20) + 7]
-T_OLD = L.utc(1999, 12, 31, 23, 59, 59)
-T_NEW = L.utc(2033, 5, 18, 3, 33, 20)
-
-
-class Source:
-    def __init__(self, root):
-        self.root = root
-        self.symlinks = {}          # '/path' -> target
-        self.hardlinks = []         # [['/a', '/b'], ...]
-        self.modes = {}             # '/path' -> mode bits set on purpose
-        self.owned = []             # paths chowned 1234:5678
-        self.tree = None            # L.walk(root) after building
-
-
-def build_source(root, unicode=True, links=True, owners=True):
-    """A small tree with the features the brief lists.
-
-    unicode: include a non-ASCII name (udfclient mangles them, see make_udfclient).
-    links: include a symlink and a hard link (udfclient follows/duplicates them)."""
-    s = Source(root)
-    os.makedirs(root, exist_ok=True)
-
-    def P(rel):
-        return os.path.join(root, rel.lstrip("/"))
-
-    def wfile(rel, data, mode=0o644, mtime=L.T2020):
-        p = P(rel)
-        os.makedirs(os.path.dirname(p), exist_ok=True)
-        with open(p, "wb") as f:
-            f.write(data)
-        os.chmod(p, mode)
-        os.utime(p, (L.T_ATIME, mtime))
-        return p
-
-    wfile("README.txt", b"udf test tree\n")
-    for n in SIZES:
-        wfile("sizes/size_%d.bin" % n, L._rand_bytes(n + 11, n))
-    wfile("a/b/c/d/leaf.txt", b"four levels down\n")
-    wfile("a/mid.txt", b"one level down\n")
-    wfile(LONG_NAME, b"a 204 character name\n")
-    if unicode:
-        wfile(UNICODE_NAME, "unicode content é\n".encode())
-        wfile("répertoire_ß/fichier.txt", b"in a unicode dir\n")
-    wfile("modes/private", b"0700\n", mode=0o700)
-    wfile("modes/public", b"0644\n", mode=0o644)
-    wfile("modes/setuid", b"#!/bin/sh\n", mode=0o4755)
-    s.modes = {"/modes/private": 0o700, "/modes/public": 0o644, "/modes/setuid": 0o4755}
-    wfile("times/old", b"1999\n", mtime=T_OLD)
-    wfile("times/new", b"2033\n", mtime=T_NEW)
-    wfile("owners/u1234_g5678", b"owned\n")
-    if links:
-        wfile("links/target.txt", b"link target\n")
-        os.symlink("target.txt", P("links/rel"))
-        os.symlink("../a/b/c/d/leaf.txt", P("links/up"))
-        s.symlinks = {"/links/rel": "target.txt", "/links/up": "../a/b/c/d/leaf.txt"}
-        os.link(P("links/target.txt"), P("links/hard"))
-        s.hardlinks = [["/links/hard", "/links/target.txt"]]
-    if owners and L.is_root():
-        os.chown(P("owners/u1234_g5678"), 1234, 5678)
-        s.owned = ["/owners/u1234_g5678"]
-        os.chmod(P("modes/setuid"), 0o4755)         # chown clears setuid
-    L.set_dir_times(root)
-    s.tree = L.walk(root)
-    return s
-
-
-# --------------------------------------------------------------------------
-# Writers
-# --------------------------------------------------------------------------
-
-def make_pycdlib_udf(img, src, iso_stub_only=False, udf="2.60"):
-    """pycdlib image with a UDF tree holding everything under src.
-
-    The ISO 9660 tree holds either the same files under generated 8.3 names
-    (iso_stub_only=False) or only /README.TXT, a stub saying "use UDF" (like
-    Windows install discs).  Symlinks: UDF symlinks; hard links: UDF hard links.
-    Returns the stub's bytes (or None)."""
-    import pycdlib
-    iso = pycdlib.PyCdlib()
-    iso.new(interchange_level=3, udf=udf, vol_ident="DISCFS_UDF")
-    files = []
-    counter = [0]
-    seen = {}
-    stub = None
-    if iso_stub_only:
-        stub = b"This disc holds its files in the UDF file system.\n"
-        iso.add_fp(io.BytesIO(stub), len(stub), iso_path="/README.TXT;1")
-
-    def iso_name(is_dir):
-        counter[0] += 1
-        return ("D%06d" % counter[0]) if is_dir else ("F%06d.DAT;1" % counter[0])
-
-    def walk(sdir, idir, udir):
-        for name in sorted(os.listdir(sdir)):
-            sp = os.path.join(sdir, name)
-            lst = os.lstat(sp)
-            up = udir.rstrip("/") + "/" + name
-            ip = None if iso_stub_only else idir.rstrip("/") + "/" + iso_name(
-                stat.S_ISDIR(lst.st_mode))
-            if stat.S_ISDIR(lst.st_mode):
-                iso.add_directory(iso_path=ip, udf_path=up)
-                walk(sp, ip, up)
-            elif stat.S_ISLNK(lst.st_mode):
-                iso.add_symlink(udf_symlink_path=up, udf_target=os.readlink(sp))
-            elif stat.S_ISREG(lst.st_mode):
-                key = (lst.st_dev, lst.st_ino)
-                if lst.st_nlink > 1 and key in seen:
-                    iso.add_hard_link(udf_old_path=seen[key], udf_new_path=up)
-                    continue
-                f = open(sp, "rb")
-                files.append(f)
-                iso.add_fp(f, lst.st_size, iso_path=ip, udf_path=up)
-                seen[key] = up
-
-    try:
-        walk(src, "/", "/")
-        iso.write(img)
-    finally:
-        iso.close()
-        for f in files:
-            f.close()
-    return stub
-
-
-def make_genisoimage_udf(img, src):
-    """genisoimage -udf -R -J: ISO 9660 + Rock Ridge + Joliet + UDF 1.02 bridge."""
-    L.run(["genisoimage", "-quiet", "-input-charset", "utf-8", "-V", "DISCFS_GENUDF",
-           "-udf", "-R", "-J", "-joliet-long", "-o", img, src])
-    return img
-
-
-def make_mkudffs(img, media, rev, blocks=32768):
-    """An empty UDF file system from mkudffs (2048-byte blocks, sparse file)."""
-    if os.path.exists(img):
-        os.unlink(img)
-    p = L.run(["mkudffs", "--media-type=" + media, "--udfrev=" + rev, "--blocksize=2048",
-               "--vid=DISCFS_" + media.upper(), "--lvid=DISCFS_LV", img, str(blocks)],
-              check=False)
-    if p.returncode != 0:
-        raise unittest.SkipTest(f"mkudffs --media-type={media} --udfrev={rev} cannot make "
-                                f"this image: {L._txt(p.stderr).strip()[-300:]}")
-    return img
+ReaderUnavailable = readers.ReaderUnavailable
 
 
 def udfclient_session(img, cwd, commands, timeout=120):
@@ -211,7 +50,7 @@ def udfclient_session(img, cwd, commands, timeout=120):
                                timeout=timeout)
         except subprocess.TimeoutExpired as e:
             raise AssertionError(f"udfclient hung on {img}") from e
-        return p.returncode, L._txt(p.stdout)
+        return p.returncode, env.txt(p.stdout)
     rc, out = talk(["ls", "quit"])
     vols = re.findall(r"^d\S+\s+-?\d+\s+-?\d+\s+\d+\s+(\S.*:.*)$", out, re.M)
     if rc != 0 or not vols:
@@ -222,39 +61,6 @@ def udfclient_session(img, cwd, commands, timeout=120):
     return out
 
 
-def make_udfclient(img, media, rev, src):
-    """mkudffs, then udfclient copies every top-level entry of src into it.
-
-    udfclient follows symlinks and writes each hard link as its own file, and
-    writes names with characters outside Latin-1 mangled: build src with
-    links=False, unicode=False."""
-    make_mkudffs(img, media, rev)
-    names = sorted(os.listdir(src))
-    out = udfclient_session(img, src, ["mput " + " ".join('"%s"' % n for n in names)])
-    bad = [ln for ln in out.splitlines()
-           if ln.startswith("While ") or "discs full" in ln or "Can't" in ln]
-    if bad:
-        raise RuntimeError(f"udfclient could not write {img}: {bad[:5]}")
-    return img
-
-
-def make_genisoimage_big(img, src):
-    """genisoimage -udf -allow-limited-size: a > 4 GiB file whose UDF entry has
-    the full size (the ISO 9660 record is cut); written through a pipe and
-    `cp --sparse=always` so the image costs no disk space."""
-    g = subprocess.Popen(["genisoimage", "-quiet", "-udf", "-allow-limited-size",
-                          "-iso-level", "3", "-V", "DISCFS_BIGUDF", "-o", "-", src],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    c = subprocess.run(["cp", "--sparse=always", "/dev/stdin", img], stdin=g.stdout,
-                       stderr=subprocess.PIPE)
-    g.stdout.close()
-    err = L._txt(g.stderr.read())
-    rc = g.wait()
-    if rc != 0 or c.returncode != 0:
-        raise RuntimeError(f"making {img} failed: genisoimage {rc}: {err[-2000:]}")
-    return img
-
-
 # --------------------------------------------------------------------------
 # Readers
 # --------------------------------------------------------------------------
@@ -263,7 +69,7 @@ def udfread_dump_bin(workdir):
     """tests/tools/udfread_dump: the built one (UDFREAD_DUMP, or next to
     discfs-dump), else compiled here with gcc -ludfread -lcrypto."""
     cand = [os.environ.get("UDFREAD_DUMP"),
-            os.path.join(os.path.dirname(L.discfs_dump_bin()), "udfread_dump")]
+            os.path.join(os.path.dirname(env.discfs_dump_bin()), "udfread_dump")]
     for c in cand:
         if c and os.path.isfile(c) and os.access(c, os.X_OK):
             return c
@@ -272,72 +78,35 @@ def udfread_dump_bin(workdir):
         if shutil.which("gcc") is None or not os.path.exists("/usr/include/udfread/udfread.h"):
             raise ReaderUnavailable("libudfread reader unavailable: needs gcc and "
                                     "libudfread-dev (and libssl-dev)")
-        srcf = os.path.join(L.PROJECT, "tests", "tools", "udfread_dump.c")
-        p = L.run(["gcc", "-std=c11", "-O1", "-o", out, srcf, "-ludfread", "-lcrypto"],
-                  check=False)
+        srcf = os.path.join(env.PROJECT, "tests", "tools", "udfread_dump.c")
+        p = env.run(["gcc", "-std=c11", "-O1", "-o", out, srcf, "-ludfread", "-lcrypto"],
+                    check=False)
         if p.returncode != 0:
-            raise ReaderUnavailable("cannot compile udfread_dump: " + L._txt(p.stderr)[-500:])
+            raise ReaderUnavailable("cannot compile udfread_dump: " + env.txt(p.stderr)[-500:])
     return out
 
 
 def udfread_tree(img, workdir):
     """{path: Rec(type, size, sha256)} as libudfread reads img."""
-    p = L.run([udfread_dump_bin(workdir), img], check=False)
+    p = env.run([udfread_dump_bin(workdir), img], check=False)
     if p.returncode == 3:
         raise ReaderUnavailable("libudfread cannot open this image: " +
-                                L._txt(p.stderr).strip().replace("\n", " / ")[-300:])
+                                env.txt(p.stderr).strip().replace("\n", " / ")[-300:])
     if p.returncode != 0:
-        raise RuntimeError(f"udfread_dump failed ({p.returncode}): {L._txt(p.stderr)[-1000:]}")
+        raise RuntimeError(f"udfread_dump failed ({p.returncode}): {env.txt(p.stderr)[-1000:]}")
     out = {}
-    for line in L._txt(p.stdout).splitlines():
+    for line in env.txt(p.stdout).splitlines():
         o = json.loads(line)
         t = o["type"]
-        out[o["path"]] = L.Rec(type=t if t in ("dir", "reg") else None,
-                               size=o.get("size") if t != "dir" else None,
-                               sha256=o.get("sha256"), error=o.get("error"))
+        out[o["path"]] = trees.Rec(type=t if t in ("dir", "reg") else None,
+                                   size=o.get("size") if t != "dir" else None,
+                                   sha256=o.get("sha256"), error=o.get("error"))
     return out
 
 
 def sevenzip_tree(img, dest):
     """{path: Rec(type, size, sha256, mtime)} from `7z l -slt -tudf` and `7z x -tudf`."""
-    exe = shutil.which("7z") or shutil.which("7za")
-    if not exe:
-        raise ReaderUnavailable("7z is not installed")
-    env = dict(os.environ, TZ="UTC", LC_ALL="C.UTF-8")
-    p = L.run([exe, "l", "-slt", "-tudf", img], check=False, env=env)
-    text = L._txt(p.stdout) + L._txt(p.stderr)
-    if p.returncode != 0 or "Can not open the file as" in text or \
-            "Cannot open the file as" in text:
-        errs = [ln.strip() for ln in text.splitlines() if ln.strip() and "ERROR" in ln.upper()]
-        detail = re.findall(r"^(Unsupported feature|.*[Ee]rror.*)$", text, re.M)
-        raise ReaderUnavailable(f"7-Zip cannot open this image as UDF: "
-                                f"{'; '.join((errs + detail)[-3:])}")
-    body = text.split("----------\n", 1)[1] if "----------\n" in text else ""
-    out = {"/": L.Rec(type="dir")}
-    for block in body.split("\n\n"):
-        kv = {}
-        for line in block.splitlines():
-            if " = " in line:
-                k, v = line.split(" = ", 1)
-                kv[k] = v
-        if "Path" not in kv:
-            continue
-        is_dir = kv.get("Folder") == "+"
-        mtime = None
-        m = re.match(r"(\d+)-(\d+)-(\d+) (\d+):(\d+):(\d+)", kv.get("Modified", ""))
-        if m:
-            mtime = L.utc(*map(int, m.groups()))
-        out["/" + kv["Path"]] = L.Rec(type="dir" if is_dir else "reg", mtime=mtime,
-                                      size=None if is_dir else int(kv.get("Size") or 0))
-    if not os.path.isdir(dest):
-        p = L.run([exe, "x", "-y", "-tudf", "-o" + dest, img], check=False, env=env)
-        if p.returncode != 0:
-            raise RuntimeError(f"7z x failed on {img}: {L._txt(p.stdout)[-1500:]}")
-    ext = L.walk(dest)
-    if set(ext) != set(out):
-        raise RuntimeError(f"7-Zip's listing and extraction of {img} disagree: "
-                           f"{sorted(set(ext) ^ set(out))[:8]}")
-    return {p: r._replace(sha256=ext[p].sha256) for p, r in out.items()}
+    return readers.sevenzip_tree(img, dest, udf=True)
 
 
 def udfclient_tree(img, dest):
@@ -345,21 +114,21 @@ def udfclient_tree(img, dest):
     extracts (run as root, so owners are restored; times are not)."""
     if shutil.which("udfclient") is None:
         raise ReaderUnavailable("udfclient is not installed")
-    if not L.is_root():
+    if not env.is_root():
         raise ReaderUnavailable("udfclient restores owners only as root")
     os.makedirs(dest, exist_ok=True)
     work = dest + ".work"
     shutil.copyfile(img, work)          # udfclient -W may touch the image; read a copy
     out = udfclient_session(work, dest, ["mget ."])
     os.unlink(work)
-    ext = L.walk(dest)
+    ext = trees.walk(dest)
     return {p: r._replace(nlink=None, ino=None, atime=None, ctime=None, mtime=None)
             for p, r in ext.items()}, out
 
 
 def kernel_tree(img, mnt):
     """What the kernel's udf driver shows (mount -o ro,loop -t udf), or skip."""
-    if not L.is_root():
+    if not env.is_root():
         raise ReaderUnavailable("kernel udf mount needs root")
     with open("/proc/filesystems") as f:
         has = any(line.split()[-1] == "udf" for line in f if line.strip())
@@ -370,9 +139,9 @@ def kernel_tree(img, mnt):
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     if p.returncode != 0:
         raise ReaderUnavailable("the kernel cannot mount UDF here (" +
-                                L._txt(p.stderr).strip().splitlines()[0][:200] + ")")
+                                env.txt(p.stderr).strip().splitlines()[0][:200] + ")")
     try:
-        return L.walk(mnt)
+        return trees.walk(mnt)
     finally:
         subprocess.run(["umount", mnt])
 
@@ -465,11 +234,11 @@ def pycdlib_udf_tree(img, data=True):
 
         def rec(fe, path):
             t = "dir" if fe.is_dir() else "lnk" if fe.is_symlink() else "reg"
-            r = L.Rec(type=t, mode=udf_perms_to_mode(fe.perms, fe.icb_tag.flags),
-                      uid=None if fe.uid == 0xFFFFFFFF else fe.uid,
-                      gid=None if fe.gid == 0xFFFFFFFF else fe.gid,
-                      nlink=fe.file_link_count, mtime=udf_time(fe.mod_time),
-                      atime=udf_time(fe.access_time))
+            r = trees.Rec(type=t, mode=udf_perms_to_mode(fe.perms, fe.icb_tag.flags),
+                          uid=None if fe.uid == 0xFFFFFFFF else fe.uid,
+                          gid=None if fe.gid == 0xFFFFFFFF else fe.gid,
+                          nlink=fe.file_link_count, mtime=udf_time(fe.mod_time),
+                          atime=udf_time(fe.access_time))
             if t == "reg":
                 r = r._replace(size=fe.get_data_length())
                 if data:
@@ -649,7 +418,3 @@ class UdfLayout:
                     name = decode_dstring_name(name_b)
                     self._visit(path.rstrip("/") + "/" + name, icb_lba, pos, depth + 1)
                 pos += total
-
-
-# The byte patcher the ISO 9660 hostile-image suite uses.
-Patch = hostile.Patch
