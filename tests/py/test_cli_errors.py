@@ -6,14 +6,15 @@ exception that was not an imagecore::Error ended the process in std::terminate (
 "terminate called after throwing ...").  The inputs here are real ones that did that:
 
 - a store whose database holds a pending session that is not a number (damaged, or edited
-  by hand): `discfs status --store` and `discfs discard --store` -> 1, internal error;
+  by hand): `discfs status --store` and `discfs discard --store` ended in std::stoull;
+  now the store says so -> 3, cannot open, naming store.db and the bad value;
 - `discfs stage` run from a directory that has been removed: the target's absolute path
   cannot be made -> 3, cannot open, naming the target.
 
 And `discfs stage -o user,noauto,_netdev,...` (what fstab and mount.fuse3 pass) mounts, as
 `discfs mount` does: those options are not handed on to libfuse, which refused them.
 
-Run: /usr/bin/python3 -m discfs_testlib -v test_cli_errors   (from tests/py)
+Run: /usr/bin/python3 -m testlib -v test_cli_errors   (from tests/py)
 """
 
 import json
@@ -22,29 +23,28 @@ import sqlite3
 import unittest
 from unittest import mock
 
-import discfs_testlib as T
+from testlib import env, mount, sanitizers
 
-EXIT_INTERNAL = 1
-EXIT_CANNOT_OPEN = 3
+EXIT_CANNOT_OPEN = env.EXIT_CANNOT_OPEN
 
 
 class CliErrors(unittest.TestCase):
     def setUp(self):
-        T.require_binary(T.discfs_bin(), "discfs")
-        self.tmp = T.TempDir(prefix="discfs-cli-errors-")
+        env.require_binary(env.discfs_bin(), "discfs")
+        self.tmp = env.TempDir(prefix="discfs-cli-errors-")
         self.addCleanup(self.tmp.cleanup)
         # The stage registry and default stores go below the test's directory.
         self.env = dict(os.environ, XDG_RUNTIME_DIR=self.tmp.sub("run"),
                         XDG_STATE_HOME=self.tmp.sub("state"))
 
     def discfs(self, *args, cwd=None):
-        p = T.run([T.discfs_bin()] + list(args), check=False, timeout=120, env=self.env,
+        p = env.run([env.discfs_bin()] + list(args), check=False, timeout=120, env=self.env,
                   cwd=cwd)
-        err = T._txt(p.stderr)
-        report = T.sanitizer_report(err)
+        err = env.txt(p.stderr)
+        report = sanitizers.report(err)
         if report:
             self.fail(f"sanitizer report from discfs {' '.join(args)}: {report}\n{err}")
-        self.out = T._txt(p.stdout)
+        self.out = env.txt(p.stdout)
         return p.returncode, err
 
     def assert_one_line(self, err, starts_with):
@@ -68,39 +68,43 @@ class CliErrors(unittest.TestCase):
         db.close()
         return store
 
-    def test_status_of_a_damaged_store_is_an_internal_error(self):
+    def test_status_of_a_damaged_store_names_the_damage(self):
         store = self.damaged_store()
         rc, err = self.discfs("status", "--store", store)
-        self.assertEqual(rc, EXIT_INTERNAL, err)
-        self.assert_one_line(err, "discfs: internal error: ")
+        self.assertEqual(rc, EXIT_CANNOT_OPEN, err)
+        line = self.assert_one_line(err, f"discfs: {store}/store.db: ")
+        self.assertIn("'x'", line)
+        self.assertIn("damaged", line)
 
-    def test_discard_of_a_damaged_store_is_an_internal_error(self):
+    def test_discard_of_a_damaged_store_names_the_damage(self):
         store = self.damaged_store()
         rc, err = self.discfs("discard", "--store", store)
-        self.assertEqual(rc, EXIT_INTERNAL, err)
-        self.assert_one_line(err, "discfs: internal error: ")
+        self.assertEqual(rc, EXIT_CANNOT_OPEN, err)
+        line = self.assert_one_line(err, f"discfs: {store}/store.db: ")
+        self.assertIn("'x'", line)
+        self.assertIn("damaged", line)
 
     def test_stage_from_a_removed_directory_cannot_open_the_target(self):
         gone = self.tmp.sub("gone")
         mnt = self.tmp.sub("mnt")
         cmd = ["sh", "-c", 'cd "$1" && rmdir "$1" && exec "$2" stage new.iso "$3"', "sh", gone,
-               T.discfs_bin(), mnt]
-        p = T.run(cmd, check=False, timeout=120, env=self.env)
-        err = T._txt(p.stderr)
-        self.assertIsNone(T.sanitizer_report(err), err)
+               env.discfs_bin(), mnt]
+        p = env.run(cmd, check=False, timeout=120, env=self.env)
+        err = env.txt(p.stderr)
+        self.assertIsNone(sanitizers.report(err), err)
         self.assertEqual(p.returncode, EXIT_CANNOT_OPEN, err)
         line = self.assert_one_line(err, "discfs: new.iso: ")
         self.assertIn("No such file or directory", line)
 
     def test_stage_takes_the_options_fstab_passes(self):
-        T.require_fuse(self)
+        mount.require_fuse(self)
         mnt = self.tmp.sub("stage-mnt")
         target = os.path.join(self.tmp.path, "staged.iso")
         args = ["stage", "-f", "--store", self.tmp.sub("stage-store", make=False), "-o",
                 "user,users,nouser,auto,noauto,_netdev,nofail,defaults,rw,x-gvfs-show,"
                 "comment=from-fstab", target, mnt]
         # Mount starts discfs with this process's environment.
-        with mock.patch.dict(os.environ, self.env), T.Mount(target, mnt, args=args):
+        with mock.patch.dict(os.environ, self.env), mount.Mount(target, mnt, args=args):
             with open(os.path.join(mnt, "hello.txt"), "w") as f:
                 f.write("hello\n")
             rc, err = self.discfs("status", "--json", mnt)
