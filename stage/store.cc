@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
 
@@ -118,6 +119,17 @@ std::string Store::meta(const std::string& key) {
   Stmt q(*this, "SELECT value FROM meta WHERE key=?");
   q.t(1, key);
   return q.step() ? q.text(0) : std::string();
+}
+
+uint64_t Store::meta_number(const std::string& key) {
+  const std::string v = meta(key);
+  uint64_t n = 0;
+  const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (!v.empty() && (ec != std::errc() || end != v.data() + v.size()))
+    throw Error(EIO, fmt::format("{}/store.db: the {} recorded there is not a number ('{}'); the "
+                                 "store is damaged",
+                                 dir_, key, v));
+  return n;
 }
 
 void Store::set_meta(const std::string& key, const std::string& value) {

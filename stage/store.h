@@ -191,6 +191,9 @@ class Store {
   void create_schema();
   void recover();
   std::string meta(const std::string& key);
+  // meta(key) as a number, 0 when unset. Throws Error(EIO) naming the store when it is not one
+  // (a damaged or hand-edited store.db).
+  uint64_t meta_number(const std::string& key);
   void set_meta(const std::string& key, const std::string& value);
 
   StoreEntry row(Ino ino);  // throws ENOENT

@@ -85,10 +85,9 @@ void Store::set_pending_session(uint64_t start_lba) {
 
 std::optional<uint64_t> Store::pending_session() {
   std::lock_guard lock(mu_);
-  const std::string v = meta("pending_start");
-  if (v.empty())
+  if (meta("pending_start").empty())
     return std::nullopt;
-  return std::stoull(v);
+  return meta_number("pending_start");
 }
 
 void Store::clear_pending_session() {

@@ -18,8 +18,7 @@ void Store::discard(const std::vector<std::string>& paths) {
 
 void Store::discard_all() {
   std::lock_guard lock(mu_);
-  clear_all(base_.get(), std::stoull("0" + meta("base_start")),
-            std::stoull("0" + meta("base_blocks")));
+  clear_all(base_.get(), meta_number("base_start"), meta_number("base_blocks"));
 }
 
 namespace {
@@ -46,8 +45,7 @@ std::vector<std::string> path_parts(const std::string& path) {
 void Store::discard_one(const std::string& path) {
   const std::vector<std::string> parts = path_parts(path);
   if (parts.empty()) {
-    clear_all(base_.get(), std::stoull("0" + meta("base_start")),
-              std::stoull("0" + meta("base_blocks")));
+    clear_all(base_.get(), meta_number("base_start"), meta_number("base_blocks"));
     return;
   }
   std::string norm;
