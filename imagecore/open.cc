@@ -37,8 +37,17 @@ std::shared_ptr<const FileTree> open_session(std::shared_ptr<const Source> src,
       throw Unsupported(fmt::format("{}: the image has no UDF tree", src->name()));
     return std::make_shared<UdfFs>(src, opts.dir_cache_bytes);
   }
-  if (opts.tree != Tree::Auto || !newest)
-    return std::make_shared<IsoFs>(src, iso);
+  if (opts.tree != Tree::Auto || !newest) {
+    try {
+      return std::make_shared<IsoFs>(src, iso);
+    } catch (const NotAnImage&) {
+      // An image, only not the kind of tree asked for: like --tree udf without UDF.
+      if (opts.tree == Tree::Auto || !has_udf(*src))
+        throw;
+      throw Unsupported(fmt::format("{}: the image has no {} tree, only UDF; use --tree udf",
+                                    src->name(), tree_name(opts.tree)));
+    }
+  }
 
   // Auto: Rock Ridge, else UDF, else Joliet, else plain ISO 9660.
   std::shared_ptr<IsoFs> fs;

@@ -550,16 +550,12 @@ class Manifest(unittest.TestCase):
 
 
 class DocumentedExitCodes(unittest.TestCase):
-    """Where discfs and man/discfs.1 disagree on an exit code (reported; the C++ is not
-    changed by the test suite).  An expected failure: once they agree, unittest reports an
-    unexpected success and this test must become a plain one."""
+    """Exit codes man/discfs.1 documents for upstream images."""
 
-    @unittest.expectedFailure
     def test_tree_a_udf_only_image_lacks_is_exit_5(self):
         """man/discfs.1: "Asking for a tree the image does not have is an error (exit status
-        5)", as --tree udf of an image without UDF answers.  --tree iso9660, joliet or
-        rockridge of a UDF-only image answers 4 ("not an ISO 9660 image: a UDF image
-        without an ISO 9660 tree")."""
+        5)", as --tree udf of an image without UDF answers; so does --tree iso9660, joliet or
+        rockridge of a UDF-only image (it answered 4, "not an ISO 9660 image", before)."""
         img = image("cdio-udf102.iso.xz")
         for tree in ("iso9660", "joliet", "rockridge"):
             r = dump.run(img, tree=tree, data=False)
