@@ -24,6 +24,7 @@
 #include "stage/lock_file.h"
 #include "stage/stage.h"
 #include "stage/target_lock.h"
+#include "tests/unit/file_text.h"
 
 namespace stage {
 namespace {
@@ -34,17 +35,8 @@ using imagecore::kRootIno;
 
 namespace fs = std::filesystem;
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void spit(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-}
+using testing_files::slurp;
+using testing_files::spit;
 
 // A gate that records the steps the protocol takes, and can refuse to pause.
 class RecordingGate : public Gate {

@@ -16,6 +16,7 @@
 #include "imagecore/base/error.h"
 #include "imagecore/base/source.h"
 #include "imagecore/open.h"
+#include "tests/unit/file_text.h"
 
 namespace stage {
 namespace {
@@ -25,17 +26,8 @@ using burner::StagedEntry;
 
 namespace fs = std::filesystem;
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void spit(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-}
+using testing_files::slurp;
+using testing_files::spit;
 
 class StoreTest : public ::testing::Test {
  protected:
