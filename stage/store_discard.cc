@@ -62,15 +62,19 @@ void Store::discard_one(const std::string& path) {
   }
   Txn txn(*this);
   std::optional<Ino> cur = child(parent, name);
-  const std::optional<Ino> existing = base_node ? staged_inode_of(*base_node) : std::nullopt;
-  if (cur && cur != existing) {
+  // 0: the base entry has no staged inode (inode numbers start at 1). A plain Ino rather than
+  // an optional, which GCC 12 -O2 wrongly reports as maybe-uninitialized below.
+  const Ino existing = base_node ? staged_inode_of(*base_node).value_or(0) : 0;
+  if (cur && *cur != existing) {
     drop_staged_name(parent, name, *cur);
     cur.reset();
   }
-  if (base_node && !existing)
-    add_dentry(parent, name, insert_base_node(*base_node, norm));
-  else if (base_node)
-    restore_base_inode(*existing, *base_node, norm, cur ? nullptr : &name, parent);
+  if (base_node) {
+    if (existing != 0)
+      restore_base_inode(existing, *base_node, norm, cur ? nullptr : &name, parent);
+    else
+      add_dentry(parent, name, insert_base_node(*base_node, norm));
+  }
   Stmt(*this, "DELETE FROM deleted WHERE base_path=? OR substr(base_path, 1, ?)=?")
       .t(1, norm)
       .i(2, static_cast<int64_t>(norm.size() + 1))
