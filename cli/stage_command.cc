@@ -1,17 +1,13 @@
 #include "cli/stage_command.h"
 
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
-#include <chrono>
+#include <cerrno>
 #include <climits>
-#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -19,23 +15,28 @@
 #include <functional>
 #include <iostream>
 #include <memory>
-#include <mutex>
 #include <optional>
-#include <thread>
+#include <string>
+#include <vector>
 
 #include "burner/commit.h"
 #include "burner/target.h"
 #include "cli/control.h"
+#include "cli/detach.h"
 #include "cli/fuse_options.h"
 #include "cli/logging.h"
+#include "cli/progress.h"
+#include "cli/stage_daemon.h"
+#include "cli/stage_report.h"
 #include "fusefs/session.h"
 #include "fusefs/stage_fs.h"
 #include "imagecore/base/error.h"
 #include "imagecore/base/json.h"
-#include "stage/base.h"
 #include "stage/commit.h"
+#include "stage/gate.h"
 #include "stage/stage.h"
 #include "stage/store.h"
+#include "stage/target_lock.h"
 
 namespace discfs {
 namespace {
@@ -60,258 +61,6 @@ std::optional<uint64_t> capacity_of(const std::string& value) {
     return std::nullopt;
   return burner::parse_capacity(value);
 }
-
-fusefs::StageLimits limits_for(const burner::TargetInfo& t) {
-  const stage::Room r = stage::room_of(t);
-  fusefs::StageLimits l;
-  l.capacity_bytes = r.capacity_bytes;
-  l.used_by_target_bytes = r.used_by_target_bytes;
-  l.session_overhead_bytes = r.session_overhead_bytes;
-  return l;
-}
-
-// Where the lock of a target lives: beside the mount registry, named after its real path.
-std::string target_lock_path(const std::string& target) {
-  return registry_file("target:" + target) + ".lock";
-}
-
-std::string commit_json(const burner::CommitResult& r, const std::string& to) {
-  return fmt::format(
-      "{{\"session\":{},\"start_lba\":{},\"blocks\":{},\"data_bytes\":{},\"verified\":{},"
-      "\"dummy\":{},\"unchanged\":{},\"to\":{},\"boot_note\":{}}}",
-      r.session, r.start_lba, r.blocks, r.data_bytes, r.verified, r.dummy, r.unchanged,
-      to.empty() ? "null" : json_string(to), json_string(r.boot_note));
-}
-
-std::string status_json(stage::Store& store,
-                        const std::string& target,
-                        std::optional<uint64_t> free_bytes) {
-  const stage::StoreStatus s = store.status();
-  return fmt::format(
-      "{{\"target\":{},\"store\":{},\"added\":{},\"changed\":{},\"deleted\":{},\"renamed\":{},"
-      "\"bytes_staged\":{},\"free_bytes_after_commit\":{}}}",
-      json_string(target), json_string(store.dir()), s.added, s.changed, s.deleted, s.renamed,
-      s.bytes_staged,
-      free_bytes && *free_bytes != UINT64_MAX ? std::to_string(*free_bytes) : "null");
-}
-
-// key=value words of a control request.
-std::string arg(const std::vector<std::string>& req, const std::string& key) {
-  for (size_t i = 1; i < req.size(); ++i)
-    if (req[i].rfind(key + "=", 0) == 0)
-      return req[i].substr(key.size() + 1);
-  return "";
-}
-
-// A stage mount's side of a commit or a discard (stage::Gate): the FUSE gate of StageFs and
-// the kernel's caches.
-class MountGate : public stage::Gate {
- public:
-  // `busy_text` is the sentence for files still open for writing after `wait`.
-  MountGate(fusefs::StageFs& fs,
-            std::chrono::seconds wait,
-            std::function<std::string(const std::vector<std::string>& busy)> busy_text)
-      : fs_(fs), wait_(wait), busy_text_(std::move(busy_text)) {}
-
-  void pause() override {
-    const std::vector<std::string> busy = fs_.pause_writes(wait_);
-    if (!busy.empty())
-      throw Error(EBUSY, busy_text_(busy));
-  }
-  void resume() override { fs_.resume(); }
-  void resume_with_new_base(stage::Store&,
-                            const stage::Base& base,
-                            const burner::TargetInfo& t) override {
-    fs_.resume_with_new_base(base.tree, base.start_lba, base.blocks, limits_for(t));
-  }
-  void remember_cached() override { names_ = fs_.kernel_names(); }
-  void forget_cached() override { fs_.forget_in_kernel(names_); }
-
- private:
-  fusefs::StageFs& fs_;
-  std::chrono::seconds wait_;
-  std::function<std::string(const std::vector<std::string>&)> busy_text_;
-  std::vector<fusefs::StageFs::KernelName> names_;
-};
-
-// The stage daemon: the store, the FUSE filesystem and what acts on them.
-class StageDaemon {
- public:
-  StageDaemon(const StageArgs& args, std::string target, std::optional<uint64_t> capacity)
-      : args_(args), target_(std::move(target)), capacity_(capacity) {}
-
-  // Opens the store and the base; throws Error with the sentence for the user.
-  void open(const std::string& store_dir) {
-    stage_ = stage::open_for_mount(target_, capacity_, store_dir, args_.mountpoint,
-                                   target_lock_path(target_));
-    fs_ = std::make_unique<fusefs::StageFs>(*stage_.store, limits_for(stage_.info));
-  }
-
-  fusefs::StageFs& fs() { return *fs_; }
-  stage::Store& store() { return *stage_.store; }
-
-  // Starts the control socket and the auto-commit timer (in the daemon, once mounted).
-  void start() {
-    control_ = std::make_unique<ControlServer>(
-        stage_.store->dir() + "/control.sock",
-        [this](const std::vector<std::string>& req, Reply& reply) { handle(req, reply); });
-    if (args_.auto_commit > 0)
-      auto_thread_ = std::thread([this] { auto_commit_loop(); });
-  }
-
-  void stop() {
-    {
-      std::lock_guard lock(stop_mu_);
-      stopping_ = true;
-    }
-    stop_cv_.notify_all();
-    if (auto_thread_.joinable())
-      auto_thread_.join();
-    control_.reset();
-  }
-
- private:
-  void handle(const std::vector<std::string>& req, Reply& reply) {
-    const std::string& verb = req.at(0);
-    if (verb == "status") {
-      reply.ok(status_json(*stage_.store, target_, fs_->free_bytes()));
-    } else if (verb == "discard") {
-      const std::vector<std::string> paths(req.begin() + 1, req.end());
-      MountGate gate(*fs_, std::chrono::seconds(10), [](const std::vector<std::string>& busy) {
-        return fmt::format("files are still open for writing: {}", fmt::join(busy, ", "));
-      });
-      stage::discard(*stage_.store, paths, gate);
-      reply.ok(status_json(*stage_.store, target_, fs_->free_bytes()));
-    } else if (verb == "commit") {
-      burner::CommitOptions o;
-      o.dummy = arg(req, "dummy") == "1";
-      o.to_path = arg(req, "to").empty() ? std::nullopt : std::optional(arg(req, "to"));
-      o.volid = arg(req, "volid");
-      o.joliet = arg(req, "joliet") != "0";
-      o.md5 = arg(req, "md5") != "0";
-      const std::string wait = arg(req, "wait");
-      const auto secs = wait.empty() ? 30 : std::strtoul(wait.c_str(), nullptr, 10);
-      o.progress = [&reply](uint64_t done, uint64_t total) { reply.progress(done, total); };
-      reply.ok(commit_json(commit(o, std::chrono::seconds(secs)), arg(req, "to")));
-    } else {
-      throw Error(EINVAL, fmt::format("unknown request '{}'", verb));
-    }
-  }
-
- public:
-  // One commit at a time; writes wait while it runs.
-  burner::CommitResult commit(burner::CommitOptions o, std::chrono::seconds wait) {
-    std::lock_guard one(commit_mu_);
-    o.target = target_;
-    o.capacity_bytes = capacity_;
-    MountGate gate(*fs_, wait, [wait](const std::vector<std::string>& busy) {
-      return fmt::format(
-          "files are still open for writing after {} s: {}; close them and commit again",
-          wait.count(), fmt::join(busy, ", "));
-    });
-    return stage::commit(*stage_.store, o, gate);
-  }
-
- private:
-  // Commits once nothing has changed for auto_commit seconds and something is staged.
-  void auto_commit_loop() {
-    std::string last;
-    auto quiet_since = std::chrono::steady_clock::now();
-    std::unique_lock lock(stop_mu_);
-    while (!stop_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; })) {
-      lock.unlock();
-      try {
-        const stage::StoreStatus s = stage_.store->status();
-        const std::string now = fmt::format("{} {} {} {} {} {}", s.added, s.changed, s.deleted,
-                                            s.renamed, s.bytes_staged, fs_->change_count());
-        const bool staged = !s.empty();
-        if (now != last) {
-          last = now;
-          quiet_since = std::chrono::steady_clock::now();
-        } else if (staged && std::chrono::steady_clock::now() - quiet_since >=
-                                 std::chrono::seconds(args_.auto_commit)) {
-          commit(burner::CommitOptions{}, std::chrono::seconds(0));
-          last.clear();
-        }
-      } catch (const std::exception& e) {
-        spdlog::error("{}: automatic commit failed: {}", target_, e.what());
-        quiet_since = std::chrono::steady_clock::now();  // try again after the next quiet
-      }
-      lock.lock();
-    }
-  }
-
-  const StageArgs& args_;
-  std::string target_;
-  std::optional<uint64_t> capacity_;
-  stage::Stage stage_;  // the target's lock and the store, outliving fs_
-  std::unique_ptr<fusefs::StageFs> fs_;
-  std::unique_ptr<ControlServer> control_;
-  std::mutex commit_mu_;
-  std::thread auto_thread_;
-  std::mutex stop_mu_;
-  std::condition_variable stop_cv_;
-  bool stopping_ = false;
-};
-
-// Our own daemonizing: the parent waits until the child has opened the store and mounted,
-// and exits with the child's verdict, so errors found after the fork still reach the user.
-class Detach {
- public:
-  // In the parent this never returns: it exits with the child's code.
-  void fork_and_wait() {
-    if (::pipe2(pipe_, O_CLOEXEC) != 0)
-      throw Error(errno, fmt::format("cannot create a pipe: {}", std::strerror(errno)));
-    const pid_t pid = ::fork();
-    if (pid < 0)
-      throw Error(errno, fmt::format("cannot fork: {}", std::strerror(errno)));
-    if (pid > 0) {
-      ::close(pipe_[1]);
-      std::string msg;
-      char buf[512];
-      ssize_t n;
-      while ((n = ::read(pipe_[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
-        if (n > 0)
-          msg.append(buf, static_cast<size_t>(n));
-      if (msg.empty())
-        msg = std::string(1, static_cast<char>(ExitCode::Internal)) +
-              "the stage daemon ended before the mount was live (see the system log)";
-      const int code = static_cast<unsigned char>(msg[0]);
-      if (msg.size() > 1)
-        std::cerr << "discfs: " << msg.substr(1) << "\n";
-      std::_Exit(code);
-    }
-    ::close(pipe_[0]);
-    ::setsid();
-    child_ = true;
-  }
-  // Tells the waiting parent how it went (once); on success detaches from the terminal.
-  void report(ExitCode code, const std::string& message) {
-    if (!child_ || reported_)
-      return;
-    reported_ = true;
-    std::string out(1, static_cast<char>(code));
-    out += message;
-    [[maybe_unused]] ssize_t n = ::write(pipe_[1], out.data(), out.size());
-    ::close(pipe_[1]);
-    if (code == ExitCode::Ok) {
-      const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-      if (null >= 0) {
-        ::dup2(null, 0);
-        ::dup2(null, 1);
-        ::dup2(null, 2);
-        ::close(null);
-      }
-      [[maybe_unused]] int rc = ::chdir("/");
-    }
-  }
-  bool child() const { return child_; }
-
- private:
-  int pipe_[2] = {-1, -1};
-  bool child_ = false;
-  bool reported_ = false;
-};
 
 ExitCode fail(Detach& d, ExitCode code, const std::string& message) {
   if (d.child())
@@ -348,45 +97,6 @@ std::optional<ControlResult> ask_daemon(
     throw;
   }
 }
-
-class ProgressBar {
- public:
-  explicit ProgressBar(bool json) : json_(json), tty_(::isatty(2) && !json) {}
-  void update(uint64_t done, uint64_t total) {
-    const auto now = std::chrono::steady_clock::now();
-    if (json_) {
-      std::cout << fmt::format("{{\"event\":\"progress\",\"done\":{},\"total\":{}}}\n", done, total)
-                << std::flush;
-      return;
-    }
-    if (!tty_ || now - last_ < std::chrono::milliseconds(200))
-      return;
-    last_ = now;
-    const double secs = std::chrono::duration<double>(now - start_).count();
-    const double rate = secs > 0 ? done / secs : 0;
-    const double frac = total ? static_cast<double>(done) / total : 0;
-    const int width = 30, filled = static_cast<int>(frac * width);
-    std::string left = "--:--";
-    if (rate > 0 && total > done) {
-      const auto s = static_cast<uint64_t>((total - done) / rate);
-      left = fmt::format("{}:{:02}", s / 60, s % 60);
-    }
-    std::cerr << fmt::format("\r[{}{}] {:.1f} / {:.1f} MiB  {:.1f} MiB/s  {} left ",
-                             std::string(filled, '='), std::string(width - filled, ' '),
-                             done / 1048576.0, total / 1048576.0, rate / 1048576.0, left)
-              << std::flush;
-    drawn_ = true;
-  }
-  void done() {
-    if (drawn_)
-      std::cerr << "\n";
-  }
-
- private:
-  bool json_, tty_;
-  bool drawn_ = false;
-  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(), last_{};
-};
 
 }  // namespace
 
