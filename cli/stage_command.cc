@@ -356,11 +356,15 @@ ExitCode run_status(const StatusArgs& args) {
   size_t start = 0;
   while (start < t.size()) {
     size_t comma = start;
-    bool quoted = false;
+    bool quoted = false, escaped = false;
     for (; comma < t.size(); ++comma) {
-      if (t[comma] == '"' && (comma == 0 || t[comma - 1] != '\\'))
+      if (escaped)
+        escaped = false;  // what follows a backslash never ends the string
+      else if (t[comma] == '\\' && quoted)
+        escaped = true;
+      else if (t[comma] == '"')
         quoted = !quoted;
-      if (t[comma] == ',' && !quoted)
+      else if (t[comma] == ',' && !quoted)
         break;
     }
     std::string field = t.substr(start, comma - start);
