@@ -5,7 +5,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -96,6 +95,65 @@ std::optional<ControlResult> ask_daemon(
       return std::nullopt;
     throw;
   }
+}
+
+// A commit of `store`, which no daemon serves, from this process. Throws what
+// stage::commit() throws, and Error(EBUSY) when another stage holds the target.
+CommitReport commit_here(const std::string& store, const CommitArgs& args, ProgressBar& bar) {
+  stage::Stage d = stage::open_store(store, false);
+  d.lock = std::make_unique<stage::TargetLock>(target_lock_path(d.target), d.target, store);
+  burner::CommitOptions o;
+  o.target = d.target;
+  o.dummy = args.dummy;
+  if (!args.to.empty())
+    o.to_path = args.to;
+  o.volid = args.volid;
+  o.joliet = !args.no_joliet;
+  o.md5 = !args.no_md5;
+  o.progress = [&](uint64_t done, uint64_t total) { bar.update(done, total); };
+  stage::Gate nothing_serves_it;
+  return CommitReport{stage::commit(*d.store, o, nothing_serves_it), args.to};
+}
+
+// A commit of the stage of `args`: by its daemon, or, with --store and no daemon, from here.
+// Throws imagecore::Error with the sentence for the user.
+CommitReport commit_stage(const CommitArgs& args, ProgressBar& bar) {
+  const std::string store = store_for(args.mountpoint, args.store);
+  const std::vector<std::string> req = {"commit",
+                                        fmt::format("dummy={}", args.dummy ? 1 : 0),
+                                        "to=" + args.to,
+                                        "volid=" + args.volid,
+                                        fmt::format("joliet={}", args.no_joliet ? 0 : 1),
+                                        fmt::format("md5={}", args.no_md5 ? 0 : 1),
+                                        fmt::format("wait={}", args.wait)};
+  std::optional<ControlResult> r = ask_daemon(store, req, [&](const auto& words) {
+    if (words[0] == "progress" && words.size() >= 3)
+      bar.update(std::stoull(words[1]), std::stoull(words[2]));
+    else if (words[0] == "info" && words.size() >= 2)
+      std::cerr << "discfs: " << words[1] << "\n";
+  });
+  if (r) {
+    if (!r->ok)
+      throw Error(r->err, r->text);
+    return commit_from_json(r->text);
+  }
+  if (args.store.empty())
+    throw Error(ENOENT,
+                fmt::format("{}: the stage daemon of this mount is not running", args.mountpoint));
+  return commit_here(store, args, bar);
+}
+
+// The status of `store`: from its daemon, or from the store when no daemon serves it.
+// Throws imagecore::Error with the sentence for the user.
+StatusReport status_of(const std::string& store) {
+  if (std::optional<ControlResult> r = ask_daemon(store, {"status"}, [](const auto&) {})) {
+    if (!r->ok)
+      throw Error(r->err, r->text);
+    return status_from_json(r->text);
+  }
+  stage::Stage d = stage::open_store(store, false);
+  return status_report(*d.store, d.target,
+                       stage::free_bytes_after_commit(d.info, d.store->staged_bytes()));
 }
 
 }  // namespace
@@ -269,64 +327,21 @@ ExitCode run_commit(const CommitArgs& args) {
     return ExitCode::Usage;
   }
   ProgressBar bar(args.json);
-  auto finish = [&](bool ok, int err, const std::string& text) {
-    bar.done();
-    if (ok) {
-      if (args.json)
-        std::cout << "{\"event\":\"done\",\"result\":" << text << "}\n";
-      else if (text.find("\"unchanged\":true") != std::string::npos)
-        std::cout << "nothing to commit: nothing is staged, so the target is unchanged\n";
-      else
-        std::cout << "committed: " << text << "\n";
-      return ExitCode::Ok;
-    }
-    if (args.json)
-      std::cout << "{\"event\":\"error\",\"message\":" << json_string(text) << "}\n";
-    throw CommitFailure(err, text);  // main prints the sentence; exit 7 when busy, else 8
-  };
   try {
-    const std::string store = store_for(args.mountpoint, args.store);
-    std::vector<std::string> req = {"commit",
-                                    fmt::format("dummy={}", args.dummy ? 1 : 0),
-                                    "to=" + args.to,
-                                    "volid=" + args.volid,
-                                    fmt::format("joliet={}", args.no_joliet ? 0 : 1),
-                                    fmt::format("md5={}", args.no_md5 ? 0 : 1),
-                                    fmt::format("wait={}", args.wait)};
-    std::optional<ControlResult> r = ask_daemon(store, req, [&](const auto& words) {
-      if (words[0] == "progress" && words.size() >= 3)
-        bar.update(std::stoull(words[1]), std::stoull(words[2]));
-      else if (words[0] == "info" && words.size() >= 2)
-        std::cerr << "discfs: " << words[1] << "\n";
-    });
-    if (r)
-      return finish(r->ok, r->err, r->text);
-    if (!args.store.empty()) {
-      // No daemon serves the store: commit from here.
-      stage::Stage d = stage::open_store(store, false);
-      d.lock = std::make_unique<stage::TargetLock>(target_lock_path(d.target), d.target, store);
-      burner::CommitOptions o;
-      o.target = d.target;
-      o.dummy = args.dummy;
-      if (!args.to.empty())
-        o.to_path = args.to;
-      o.volid = args.volid;
-      o.joliet = !args.no_joliet;
-      o.md5 = !args.no_md5;
-      o.progress = [&](uint64_t done, uint64_t total) { bar.update(done, total); };
-      stage::Gate nothing_serves_it;
-      const burner::CommitResult res = stage::commit(*d.store, o, nothing_serves_it);
-      return finish(true, 0, commit_json(res, args.to));
-    }
-    return finish(
-        false, ENOENT,
-        fmt::format("{}: the stage daemon of this mount is not running", args.mountpoint));
-  } catch (const CommitFailure&) {
-    throw;  // from finish(), which has reported it
-  } catch (const Error& e) {
-    return finish(false, e.code(), e.what());
+    const CommitReport report = commit_stage(args, bar);
+    bar.done();
+    if (args.json)
+      std::cout << "{\"event\":\"done\",\"result\":" << to_json(report) << "}\n";
+    else
+      std::cout << to_text(report);
+    return ExitCode::Ok;
   } catch (const std::exception& e) {
-    return finish(false, EIO, e.what());
+    bar.done();
+    const auto* error = dynamic_cast<const Error*>(&e);
+    if (args.json)
+      std::cout << "{\"event\":\"error\",\"message\":" << json_string(e.what()) << "}\n";
+    // main prints the sentence; exit 7 when busy, else 8
+    throw CommitFailure(error ? error->code() : EIO, e.what());
   }
 }
 
@@ -336,46 +351,8 @@ ExitCode run_status(const StatusArgs& args) {
     std::cerr << "discfs: status wants a stage MOUNTPOINT or --store DIR (one of them)\n";
     return ExitCode::Usage;
   }
-  const std::string store = store_for(args.mountpoint, args.store);
-  std::string json;
-  if (std::optional<ControlResult> r = ask_daemon(store, {"status"}, [](const auto&) {})) {
-    if (!r->ok)
-      throw Error(r->err, r->text);
-    json = r->text;
-  } else {
-    stage::Stage d = stage::open_store(store, false);
-    json = status_json(*d.store, d.target,
-                       stage::free_bytes_after_commit(d.info, d.store->staged_bytes()));
-  }
-  if (args.json) {
-    std::cout << json << "\n";
-    return ExitCode::Ok;
-  }
-  // Text: the JSON's fields, one per line.
-  std::string t = json.substr(1, json.size() - 2);
-  size_t start = 0;
-  while (start < t.size()) {
-    size_t comma = start;
-    bool quoted = false, escaped = false;
-    for (; comma < t.size(); ++comma) {
-      if (escaped)
-        escaped = false;  // what follows a backslash never ends the string
-      else if (t[comma] == '\\' && quoted)
-        escaped = true;
-      else if (t[comma] == '"')
-        quoted = !quoted;
-      else if (t[comma] == ',' && !quoted)
-        break;
-    }
-    std::string field = t.substr(start, comma - start);
-    const size_t colon = field.find("\":");
-    std::string key = field.substr(1, colon - 1), value = field.substr(colon + 2);
-    std::replace(key.begin(), key.end(), '_', ' ');
-    if (value.size() >= 2 && value.front() == '"')
-      value = value.substr(1, value.size() - 2);
-    std::cout << fmt::format("{:<26}{}\n", key + ":", value == "null" ? "unlimited" : value);
-    start = comma + 1;
-  }
+  const StatusReport report = status_of(store_for(args.mountpoint, args.store));
+  std::cout << (args.json ? to_json(report) + "\n" : to_text(report));
   return ExitCode::Ok;
 }
 

@@ -105,14 +105,14 @@ void StageDaemon::stop() {
 void StageDaemon::handle(const std::vector<std::string>& req, Reply& reply) {
   const std::string& verb = req.at(0);
   if (verb == "status") {
-    reply.ok(status_json(*stage_.store, target_, fs_->free_bytes()));
+    reply.ok(to_json(status_report(*stage_.store, target_, fs_->free_bytes())));
   } else if (verb == "discard") {
     const std::vector<std::string> paths(req.begin() + 1, req.end());
     MountGate gate(*fs_, std::chrono::seconds(10), [](const std::vector<std::string>& busy) {
       return fmt::format("files are still open for writing: {}", fmt::join(busy, ", "));
     });
     stage::discard(*stage_.store, paths, gate);
-    reply.ok(status_json(*stage_.store, target_, fs_->free_bytes()));
+    reply.ok(to_json(status_report(*stage_.store, target_, fs_->free_bytes())));
   } else if (verb == "commit") {
     burner::CommitOptions o;
     o.dummy = arg(req, "dummy") == "1";
@@ -123,7 +123,7 @@ void StageDaemon::handle(const std::vector<std::string>& req, Reply& reply) {
     const std::string wait = arg(req, "wait");
     const auto secs = wait.empty() ? 30 : std::strtoul(wait.c_str(), nullptr, 10);
     o.progress = [&reply](uint64_t done, uint64_t total) { reply.progress(done, total); };
-    reply.ok(commit_json(commit(o, std::chrono::seconds(secs)), arg(req, "to")));
+    reply.ok(to_json(CommitReport{commit(o, std::chrono::seconds(secs)), arg(req, "to")}));
   } else {
     throw Error(EINVAL, fmt::format("unknown request '{}'", verb));
   }
