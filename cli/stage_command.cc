@@ -16,6 +16,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "burner/commit.h"
@@ -67,6 +68,16 @@ ExitCode fail(Detach& d, ExitCode code, const std::string& message) {
   else
     std::cerr << "discfs: " << message << "\n";
   return code;
+}
+
+// Refuses a command line that names both a stage MOUNTPOINT and --store DIR, or neither.
+// Throws Failure(Usage) naming `verb`.
+void require_one_stage(std::string_view verb,
+                       const std::string& mountpoint,
+                       const std::string& store) {
+  if (mountpoint.empty() == store.empty())
+    throw Failure(ExitCode::Usage,
+                  fmt::format("{} wants a stage MOUNTPOINT or --store DIR (one of them)", verb));
 }
 
 // The store directory a verb acts on: --store, or the one registered for the mount point.
@@ -251,10 +262,8 @@ ExitCode run_stage(const StageArgs& args) {
       throw Failure(ExitCode::Usage, e.what());
     throw;
   }
-  if (::stat(args.mountpoint.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    std::cerr << "discfs: " << args.mountpoint << ": mount point is not a directory\n";
-    return ExitCode::MountFailed;
-  }
+  if (::stat(args.mountpoint.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    throw Failure(ExitCode::MountFailed, args.mountpoint + ": mount point is not a directory");
   char real[PATH_MAX];
   const std::string mountpoint = ::realpath(args.mountpoint.c_str(), real) ? real : args.mountpoint;
   const std::string store_dir = args.store.empty() ? default_store_dir(target) : args.store;
@@ -322,10 +331,7 @@ ExitCode run_stage(const StageArgs& args) {
 
 ExitCode run_commit(const CommitArgs& args) {
   set_up_logging(spdlog::level::warn, Syslog::No);
-  if (args.mountpoint.empty() == args.store.empty()) {
-    std::cerr << "discfs: commit wants a stage MOUNTPOINT or --store DIR (one of them)\n";
-    return ExitCode::Usage;
-  }
+  require_one_stage("commit", args.mountpoint, args.store);
   ProgressBar bar(args.json);
   try {
     const CommitReport report = commit_stage(args, bar);
@@ -347,10 +353,7 @@ ExitCode run_commit(const CommitArgs& args) {
 
 ExitCode run_status(const StatusArgs& args) {
   set_up_logging(spdlog::level::warn, Syslog::No);
-  if (args.mountpoint.empty() == args.store.empty()) {
-    std::cerr << "discfs: status wants a stage MOUNTPOINT or --store DIR (one of them)\n";
-    return ExitCode::Usage;
-  }
+  require_one_stage("status", args.mountpoint, args.store);
   const StatusReport report = status_of(store_for(args.mountpoint, args.store));
   std::cout << (args.json ? to_json(report) + "\n" : to_text(report));
   return ExitCode::Ok;
@@ -358,10 +361,7 @@ ExitCode run_status(const StatusArgs& args) {
 
 ExitCode run_discard(const DiscardArgs& args) {
   set_up_logging(spdlog::level::warn, Syslog::No);
-  if (args.mountpoint.empty() == args.store.empty()) {
-    std::cerr << "discfs: discard wants a stage MOUNTPOINT or --store DIR (one of them)\n";
-    return ExitCode::Usage;
-  }
+  require_one_stage("discard", args.mountpoint, args.store);
   const std::string store = store_for(args.mountpoint, args.store);
   std::vector<std::string> req{"discard"};
   req.insert(req.end(), args.paths.begin(), args.paths.end());
