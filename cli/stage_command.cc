@@ -296,8 +296,12 @@ ExitCode run_stage(const StageArgs& args) {
   so.fuse_options = {"default_permissions", "subtype=discfs", "fsname=" + fsname};
   for (const std::string& o : parse_stage_options(args.options))
     so.fuse_options.push_back(o);
-  so.on_session = [&](fuse_session* se) { daemon.fs().set_session(se); };
-  bool started = false;
+  fuse_session* session = nullptr;
+  so.on_session = [&](fuse_session* se) {
+    session = se;
+    daemon.fs().set_session(se);
+  };
+  bool started = false, start_failed = false;
   so.after_mount = [&] {
     try {
       daemon.start();
@@ -308,6 +312,9 @@ ExitCode run_stage(const StageArgs& args) {
     } catch (const std::exception& e) {
       spdlog::error("{}: {}", mountpoint, e.what());
       detach.report(ExitCode::Internal, e.what());
+      // The user was told the stage failed: no mount may stay behind that nothing commits.
+      start_failed = true;
+      fuse_session_exit(session);
     }
   };
   const fusefs::ServeResult result = fusefs::serve(fusefs::StageFs::ops(), &daemon.fs(), so);
@@ -316,6 +323,8 @@ ExitCode run_stage(const StageArgs& args) {
     std::filesystem::remove(registry, ec);
   }
   daemon.stop();
+  if (start_failed)
+    return ExitCode::Internal;
   switch (result) {
     case fusefs::ServeResult::Ok:
       return ExitCode::Ok;
