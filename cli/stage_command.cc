@@ -56,18 +56,98 @@ std::string absolute_target(const std::string& path) {
   return (std::filesystem::path(real) / p.filename()).string();
 }
 
+// The --capacity in bytes; nullopt when not given. Throws Failure(Usage) when it does not
+// parse.
 std::optional<uint64_t> capacity_of(const std::string& value) {
   if (value.empty())
     return std::nullopt;
-  return burner::parse_capacity(value);
+  try {
+    return burner::parse_capacity(value);
+  } catch (const Error& e) {
+    if (e.code() == EINVAL)
+      throw Failure(ExitCode::Usage, e.what());
+    throw;
+  }
 }
 
+// Reports a failure of the stage: to the waiting parent when forked, else on standard error.
+// Returns `code`.
 ExitCode fail(Detach& d, ExitCode code, const std::string& message) {
   if (d.child())
     d.report(code, message);
   else
     std::cerr << "discfs: " << message << "\n";
   return code;
+}
+
+// The exit code of a stage whose session ended with `result`, reported through `detach` when
+// forked and not yet reported.
+ExitCode verdict(fusefs::ServeResult result, const std::string& mountpoint, Detach& detach) {
+  switch (result) {
+    case fusefs::ServeResult::Ok:
+      return ExitCode::Ok;
+    case fusefs::ServeResult::BadOptions:
+      return fail(detach, ExitCode::Usage, "bad mount options (see above)");
+    case fusefs::ServeResult::MountFailed:
+      return fail(detach, ExitCode::MountFailed, "cannot mount on " + mountpoint);
+    case fusefs::ServeResult::Failed:
+      return fail(detach, ExitCode::Internal, "the FUSE session failed");
+  }
+  return ExitCode::Internal;
+}
+
+// How the stage of `target` is mounted: in this process, which has detached already if it
+// was to, with the -o options after the stage's own.
+fusefs::SessionOptions session_options(const StageArgs& args, const std::string& target) {
+  fusefs::SessionOptions so;
+  so.mountpoint = args.mountpoint;
+  so.foreground = true;
+  so.debug = args.debug;
+  so.threads = args.threads;
+  so.fuse_options = {"default_permissions", "subtype=discfs", fsname_option(target)};
+  for (const std::string& o : parse_stage_options(args.options))
+    so.fuse_options.push_back(o);
+  return so;
+}
+
+// Mounts the open `daemon` on `mountpoint` (its real path) and serves it until unmounted;
+// registers the mount for the other verbs while it is live. Errors are reported through
+// `detach` when forked. Returns the exit code.
+ExitCode serve_stage(StageDaemon& daemon,
+                     const StageArgs& args,
+                     const std::string& mountpoint,
+                     const std::string& store_dir,
+                     Detach& detach) {
+  const std::string registry = registry_file(mountpoint);
+  fusefs::SessionOptions so = session_options(args, daemon.target());
+  fuse_session* session = nullptr;
+  so.on_session = [&](fuse_session* se) {
+    session = se;
+    daemon.fs().set_session(se);
+  };
+  bool started = false, start_failed = false;
+  so.after_mount = [&] {
+    try {
+      daemon.start();
+      std::filesystem::create_directories(std::filesystem::path(registry).parent_path());
+      std::ofstream(registry) << store_dir << "\n";
+      started = true;
+      detach.report(ExitCode::Ok, "");
+    } catch (const std::exception& e) {
+      spdlog::error("{}: {}", mountpoint, e.what());
+      detach.report(ExitCode::Internal, e.what());
+      // The user was told the stage failed: no mount may stay behind that nothing commits.
+      start_failed = true;
+      fuse_session_exit(session);
+    }
+  };
+  const fusefs::ServeResult result = fusefs::serve(fusefs::StageFs::ops(), &daemon.fs(), so);
+  if (started) {
+    std::error_code ec;
+    std::filesystem::remove(registry, ec);
+  }
+  daemon.stop();
+  return start_failed ? ExitCode::Internal : verdict(result, args.mountpoint, detach);
 }
 
 // Refuses a command line that names both a stage MOUNTPOINT and --store DIR, or neither.
@@ -250,23 +330,15 @@ ExitCode run_stage(const StageArgs& args) {
   const bool foreground = args.foreground || args.debug;
   set_up_logging(args.debug ? spdlog::level::debug : spdlog::level::warn,
                  foreground ? Syslog::No : Syslog::Yes);
-  Detach detach;
-  std::string target;
-  std::optional<uint64_t> capacity;
+  const std::string target = absolute_target(args.target);
+  const std::optional<uint64_t> capacity = capacity_of(args.capacity);
   struct stat st {};
-  try {
-    target = absolute_target(args.target);
-    capacity = capacity_of(args.capacity);
-  } catch (const Error& e) {
-    if (e.code() == EINVAL)  // of the two, only parse_capacity: a --capacity that does not parse
-      throw Failure(ExitCode::Usage, e.what());
-    throw;
-  }
   if (::stat(args.mountpoint.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
     throw Failure(ExitCode::MountFailed, args.mountpoint + ": mount point is not a directory");
   char real[PATH_MAX];
   const std::string mountpoint = ::realpath(args.mountpoint.c_str(), real) ? real : args.mountpoint;
   const std::string store_dir = args.store.empty() ? default_store_dir(target) : args.store;
+  Detach detach;
   try {
     if (!foreground)
       detach.fork_and_wait();  // the parent exits with the daemon's verdict
@@ -283,59 +355,7 @@ ExitCode run_stage(const StageArgs& args) {
     const ExitStatus status = exit_status_for(std::current_exception());
     return fail(detach, status.code, status.message);
   }
-
-  const std::string registry = registry_file(mountpoint);
-  fusefs::SessionOptions so;
-  so.mountpoint = args.mountpoint;
-  so.foreground = true;  // detached above, if at all
-  so.debug = args.debug;
-  so.threads = args.threads;
-  std::string fsname;
-  for (char c : target)
-    fsname += (c == ',' || c == '\\') ? std::string("\\") + c : std::string(1, c);
-  so.fuse_options = {"default_permissions", "subtype=discfs", "fsname=" + fsname};
-  for (const std::string& o : parse_stage_options(args.options))
-    so.fuse_options.push_back(o);
-  fuse_session* session = nullptr;
-  so.on_session = [&](fuse_session* se) {
-    session = se;
-    daemon.fs().set_session(se);
-  };
-  bool started = false, start_failed = false;
-  so.after_mount = [&] {
-    try {
-      daemon.start();
-      std::filesystem::create_directories(std::filesystem::path(registry).parent_path());
-      std::ofstream(registry) << store_dir << "\n";
-      started = true;
-      detach.report(ExitCode::Ok, "");
-    } catch (const std::exception& e) {
-      spdlog::error("{}: {}", mountpoint, e.what());
-      detach.report(ExitCode::Internal, e.what());
-      // The user was told the stage failed: no mount may stay behind that nothing commits.
-      start_failed = true;
-      fuse_session_exit(session);
-    }
-  };
-  const fusefs::ServeResult result = fusefs::serve(fusefs::StageFs::ops(), &daemon.fs(), so);
-  if (started) {
-    std::error_code ec;
-    std::filesystem::remove(registry, ec);
-  }
-  daemon.stop();
-  if (start_failed)
-    return ExitCode::Internal;
-  switch (result) {
-    case fusefs::ServeResult::Ok:
-      return ExitCode::Ok;
-    case fusefs::ServeResult::BadOptions:
-      return fail(detach, ExitCode::Usage, "bad mount options (see above)");
-    case fusefs::ServeResult::MountFailed:
-      return fail(detach, ExitCode::MountFailed, "cannot mount on " + args.mountpoint);
-    case fusefs::ServeResult::Failed:
-      return fail(detach, ExitCode::Internal, "the FUSE session failed");
-  }
-  return ExitCode::Internal;
+  return serve_stage(daemon, args, mountpoint, store_dir, detach);
 }
 
 ExitCode run_commit(const CommitArgs& args) {

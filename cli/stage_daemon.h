@@ -34,6 +34,8 @@ class StageDaemon {
   // Opens the store and the base; throws Error with the sentence for the user.
   void open(const std::string& store_dir);
 
+  // The target's real path.
+  const std::string& target() const { return target_; }
   // The filesystem and the store, once open() succeeded.
   fusefs::StageFs& fs() { return *fs_; }
   stage::Store& store() { return *stage_.store; }
