@@ -337,7 +337,9 @@ ExitCode run_stage(const StageArgs& args) {
     throw Failure(ExitCode::MountFailed, args.mountpoint + ": mount point is not a directory");
   char real[PATH_MAX];
   const std::string mountpoint = ::realpath(args.mountpoint.c_str(), real) ? real : args.mountpoint;
-  const std::string store_dir = args.store.empty() ? default_store_dir(target) : args.store;
+  // Absolute: the mount registry hands it to verbs run from other directories.
+  const std::string store_dir =
+      std::filesystem::absolute(args.store.empty() ? default_store_dir(target) : args.store);
   Detach detach;
   try {
     if (!foreground)
