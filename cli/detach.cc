@@ -62,4 +62,12 @@ void Detach::report(ExitCode code, const std::string& message) {
   }
 }
 
+ExitCode Detach::fail(ExitCode code, const std::string& message) {
+  if (child_)
+    report(code, message);
+  else
+    std::cerr << "discfs: " << message << "\n";
+  return code;
+}
+
 }  // namespace discfs

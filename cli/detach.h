@@ -26,6 +26,9 @@ class Detach {
   // Tells the waiting parent how it went (once); on success detaches from the terminal.
   // Does nothing when not forked. Throws only std::bad_alloc.
   void report(ExitCode code, const std::string& message);
+  // Reports a failure: to the waiting parent when forked (see report()), else on standard
+  // error as "discfs: MESSAGE". Returns `code`. Throws only std::bad_alloc.
+  ExitCode fail(ExitCode code, const std::string& message);
   // Whether this is the forked child.
   bool child() const { return child_; }
 

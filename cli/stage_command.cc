@@ -23,13 +23,10 @@
 #include "burner/target.h"
 #include "cli/control.h"
 #include "cli/detach.h"
-#include "cli/fuse_options.h"
 #include "cli/logging.h"
 #include "cli/progress.h"
 #include "cli/stage_daemon.h"
 #include "cli/stage_report.h"
-#include "fusefs/session.h"
-#include "fusefs/stage_fs.h"
 #include "imagecore/base/error.h"
 #include "imagecore/base/json.h"
 #include "stage/commit.h"
@@ -68,86 +65,6 @@ std::optional<uint64_t> capacity_of(const std::string& value) {
       throw Failure(ExitCode::Usage, e.what());
     throw;
   }
-}
-
-// Reports a failure of the stage: to the waiting parent when forked, else on standard error.
-// Returns `code`.
-ExitCode fail(Detach& d, ExitCode code, const std::string& message) {
-  if (d.child())
-    d.report(code, message);
-  else
-    std::cerr << "discfs: " << message << "\n";
-  return code;
-}
-
-// The exit code of a stage whose session ended with `result`, reported through `detach` when
-// forked and not yet reported.
-ExitCode verdict(fusefs::ServeResult result, const std::string& mountpoint, Detach& detach) {
-  switch (result) {
-    case fusefs::ServeResult::Ok:
-      return ExitCode::Ok;
-    case fusefs::ServeResult::BadOptions:
-      return fail(detach, ExitCode::Usage, "bad mount options (see above)");
-    case fusefs::ServeResult::MountFailed:
-      return fail(detach, ExitCode::MountFailed, "cannot mount on " + mountpoint);
-    case fusefs::ServeResult::Failed:
-      return fail(detach, ExitCode::Internal, "the FUSE session failed");
-  }
-  return ExitCode::Internal;
-}
-
-// How the stage of `target` is mounted: in this process, which has detached already if it
-// was to, with the -o options after the stage's own.
-fusefs::SessionOptions session_options(const StageArgs& args, const std::string& target) {
-  fusefs::SessionOptions so;
-  so.mountpoint = args.mountpoint;
-  so.foreground = true;
-  so.debug = args.debug;
-  so.threads = args.threads;
-  so.fuse_options = {"default_permissions", "subtype=discfs", fsname_option(target)};
-  for (const std::string& o : parse_stage_options(args.options))
-    so.fuse_options.push_back(o);
-  return so;
-}
-
-// Mounts the open `daemon` on `mountpoint` (its real path) and serves it until unmounted;
-// registers the mount for the other verbs while it is live. Errors are reported through
-// `detach` when forked. Returns the exit code.
-ExitCode serve_stage(StageDaemon& daemon,
-                     const StageArgs& args,
-                     const std::string& mountpoint,
-                     const std::string& store_dir,
-                     Detach& detach) {
-  const std::string registry = registry_file(mountpoint);
-  fusefs::SessionOptions so = session_options(args, daemon.target());
-  fuse_session* session = nullptr;
-  so.on_session = [&](fuse_session* se) {
-    session = se;
-    daemon.fs().set_session(se);
-  };
-  bool started = false, start_failed = false;
-  so.after_mount = [&] {
-    try {
-      daemon.start();
-      std::filesystem::create_directories(std::filesystem::path(registry).parent_path());
-      std::ofstream(registry) << store_dir << "\n";
-      started = true;
-      detach.report(ExitCode::Ok, "");
-    } catch (const std::exception& e) {
-      spdlog::error("{}: {}", mountpoint, e.what());
-      detach.report(ExitCode::Internal, e.what());
-      // The user was told the stage failed: no mount may stay behind that nothing commits.
-      start_failed = true;
-      fuse_session_exit(session);
-    }
-  };
-  const fusefs::ServeResult result = fusefs::serve(fusefs::StageFs::ops(), &daemon.fs(), so);
-  if (started) {
-    std::error_code ec;
-    std::filesystem::remove(registry, ec);
-  }
-  daemon.stop();
-  return start_failed ? ExitCode::Internal : verdict(result, args.mountpoint, detach);
 }
 
 // Refuses a command line that names both a stage MOUNTPOINT and --store DIR, or neither.
@@ -355,9 +272,9 @@ ExitCode run_stage(const StageArgs& args) {
   } catch (...) {
     // Forked: the waiting parent prints the sentence and exits with the code.
     const ExitStatus status = exit_status_for(std::current_exception());
-    return fail(detach, status.code, status.message);
+    return detach.fail(status.code, status.message);
   }
-  return serve_stage(daemon, args, mountpoint, store_dir, detach);
+  return daemon.serve(mountpoint, detach);
 }
 
 ExitCode run_commit(const CommitArgs& args) {

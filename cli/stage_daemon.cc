@@ -6,9 +6,13 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 
+#include "cli/fuse_options.h"
 #include "cli/stage_report.h"
+#include "fusefs/session.h"
 #include "imagecore/base/error.h"
 #include "stage/commit.h"
 #include "stage/gate.h"
@@ -66,6 +70,36 @@ class MountGate : public stage::Gate {
   std::vector<fusefs::StageFs::KernelName> names_;
 };
 
+// The exit code of a stage whose session ended with `result`, reported through `detach` when
+// forked and not yet reported.
+ExitCode verdict(fusefs::ServeResult result, const std::string& mountpoint, Detach& detach) {
+  switch (result) {
+    case fusefs::ServeResult::Ok:
+      return ExitCode::Ok;
+    case fusefs::ServeResult::BadOptions:
+      return detach.fail(ExitCode::Usage, "bad mount options (see above)");
+    case fusefs::ServeResult::MountFailed:
+      return detach.fail(ExitCode::MountFailed, "cannot mount on " + mountpoint);
+    case fusefs::ServeResult::Failed:
+      return detach.fail(ExitCode::Internal, "the FUSE session failed");
+  }
+  return ExitCode::Internal;
+}
+
+// How the stage of `target` is mounted: in this process, which has detached already if it
+// was to, with the -o options after the stage's own.
+fusefs::SessionOptions session_options(const StageArgs& args, const std::string& target) {
+  fusefs::SessionOptions so;
+  so.mountpoint = args.mountpoint;
+  so.foreground = true;
+  so.debug = args.debug;
+  so.threads = args.threads;
+  so.fuse_options = {"default_permissions", "subtype=discfs", fsname_option(target)};
+  for (const std::string& o : parse_stage_options(args.options))
+    so.fuse_options.push_back(o);
+  return so;
+}
+
 }  // namespace
 
 std::string target_lock_path(const std::string& target) {
@@ -78,9 +112,43 @@ StageDaemon::StageDaemon(const StageArgs& args,
     : args_(args), target_(std::move(target)), capacity_(capacity) {}
 
 void StageDaemon::open(const std::string& store_dir) {
+  store_dir_ = store_dir;
   stage_ = stage::open_for_mount(target_, capacity_, store_dir, args_.mountpoint,
                                  target_lock_path(target_));
   fs_ = std::make_unique<fusefs::StageFs>(*stage_.store, limits_for(stage_.info));
+}
+
+ExitCode StageDaemon::serve(const std::string& mountpoint, Detach& detach) {
+  const std::string registry = registry_file(mountpoint);
+  fusefs::SessionOptions so = session_options(args_, target_);
+  fuse_session* session = nullptr;
+  so.on_session = [&](fuse_session* se) {
+    session = se;
+    fs_->set_session(se);
+  };
+  bool started = false, start_failed = false;
+  so.after_mount = [&] {
+    try {
+      start();
+      std::filesystem::create_directories(std::filesystem::path(registry).parent_path());
+      std::ofstream(registry) << store_dir_ << "\n";
+      started = true;
+      detach.report(ExitCode::Ok, "");
+    } catch (const std::exception& e) {
+      spdlog::error("{}: {}", mountpoint, e.what());
+      detach.report(ExitCode::Internal, e.what());
+      // The user was told the stage failed: no mount may stay behind that nothing commits.
+      start_failed = true;
+      fuse_session_exit(session);
+    }
+  };
+  const fusefs::ServeResult result = fusefs::serve(fusefs::StageFs::ops(), fs_.get(), so);
+  if (started) {
+    std::error_code ec;
+    std::filesystem::remove(registry, ec);
+  }
+  stop();
+  return start_failed ? ExitCode::Internal : verdict(result, args_.mountpoint, detach);
 }
 
 void StageDaemon::start() {
@@ -141,7 +209,6 @@ burner::CommitResult StageDaemon::commit(burner::CommitOptions o, std::chrono::s
   return stage::commit(*stage_.store, o, gate);
 }
 
-// Commits once nothing has changed for auto_commit seconds and something is staged.
 void StageDaemon::auto_commit_loop() {
   std::string last;
   auto quiet_since = std::chrono::steady_clock::now();
