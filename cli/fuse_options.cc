@@ -96,4 +96,14 @@ std::vector<std::string> parse_stage_options(const std::vector<std::string>& lis
   return split_mount_options(lists);
 }
 
+std::string fsname_option(const std::string& source) {
+  std::string out = "fsname=";
+  for (char c : source) {
+    if (c == ',' || c == '\\')
+      out += '\\';
+    out += c;
+  }
+  return out;
+}
+
 }  // namespace discfs

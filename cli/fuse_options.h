@@ -37,4 +37,9 @@ MountOptionSet parse_mount_options(const std::vector<std::string>& lists);
 // std::bad_alloc).
 std::vector<std::string> parse_stage_options(const std::vector<std::string>& lists);
 
+// The libfuse option "fsname=SOURCE" that names the mount's source in /proc/mounts, with the
+// commas and backslashes in `source` escaped so that libfuse's parser keeps it whole. Does
+// not throw (but std::bad_alloc).
+std::string fsname_option(const std::string& source);
+
 }  // namespace discfs

@@ -16,16 +16,6 @@
 namespace discfs {
 namespace {
 
-std::string escape_fuse_option(const std::string& v) {
-  std::string out;
-  for (char c : v) {
-    if (c == ',' || c == '\\')
-      out += '\\';
-    out += c;
-  }
-  return out;
-}
-
 // What to open: the command-line flags, overridden by -o. Throws Failure(Usage).
 imagecore::OpenOptions open_options(const MountArgs& a, const MountOptionSet& o) {
   imagecore::OpenOptions opts;
@@ -107,8 +97,7 @@ ExitCode run_mount(const MountArgs& args) {
   so.debug = args.debug;
   so.readahead_kb = o.readahead_kb.value_or(args.readahead_kb);
   so.threads = args.threads;
-  so.fuse_options = {"ro", "default_permissions", "subtype=discfs",
-                     "fsname=" + escape_fuse_option(source)};
+  so.fuse_options = {"ro", "default_permissions", "subtype=discfs", fsname_option(source)};
   so.fuse_options.insert(so.fuse_options.end(), o.fuse.begin(), o.fuse.end());
   switch (fusefs::serve(fusefs::ReadOnlyFs::ops(), &rofs, so)) {
     case fusefs::ServeResult::Ok:

@@ -1,17 +1,12 @@
 #include "cli/stage_command.h"
 
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <atomic>
-#include <chrono>
+#include <cerrno>
 #include <climits>
-#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -19,23 +14,26 @@
 #include <functional>
 #include <iostream>
 #include <memory>
-#include <mutex>
 #include <optional>
-#include <thread>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "burner/commit.h"
 #include "burner/target.h"
 #include "cli/control.h"
-#include "cli/fuse_options.h"
+#include "cli/detach.h"
 #include "cli/logging.h"
-#include "fusefs/session.h"
-#include "fusefs/stage_fs.h"
+#include "cli/progress.h"
+#include "cli/stage_daemon.h"
+#include "cli/stage_report.h"
 #include "imagecore/base/error.h"
 #include "imagecore/base/json.h"
-#include "stage/base.h"
 #include "stage/commit.h"
+#include "stage/gate.h"
 #include "stage/stage.h"
 #include "stage/store.h"
+#include "stage/target_lock.h"
 
 namespace discfs {
 namespace {
@@ -55,270 +53,28 @@ std::string absolute_target(const std::string& path) {
   return (std::filesystem::path(real) / p.filename()).string();
 }
 
+// The --capacity in bytes; nullopt when not given. Throws Failure(Usage) when it does not
+// parse.
 std::optional<uint64_t> capacity_of(const std::string& value) {
   if (value.empty())
     return std::nullopt;
-  return burner::parse_capacity(value);
+  try {
+    return burner::parse_capacity(value);
+  } catch (const Error& e) {
+    if (e.code() == EINVAL)
+      throw Failure(ExitCode::Usage, e.what());
+    throw;
+  }
 }
 
-fusefs::StageLimits limits_for(const burner::TargetInfo& t) {
-  const stage::Room r = stage::room_of(t);
-  fusefs::StageLimits l;
-  l.capacity_bytes = r.capacity_bytes;
-  l.used_by_target_bytes = r.used_by_target_bytes;
-  l.session_overhead_bytes = r.session_overhead_bytes;
-  return l;
-}
-
-// Where the lock of a target lives: beside the mount registry, named after its real path.
-std::string target_lock_path(const std::string& target) {
-  return registry_file("target:" + target) + ".lock";
-}
-
-std::string commit_json(const burner::CommitResult& r, const std::string& to) {
-  return fmt::format(
-      "{{\"session\":{},\"start_lba\":{},\"blocks\":{},\"data_bytes\":{},\"verified\":{},"
-      "\"dummy\":{},\"unchanged\":{},\"to\":{},\"boot_note\":{}}}",
-      r.session, r.start_lba, r.blocks, r.data_bytes, r.verified, r.dummy, r.unchanged,
-      to.empty() ? "null" : json_string(to), json_string(r.boot_note));
-}
-
-std::string status_json(stage::Store& store,
-                        const std::string& target,
-                        std::optional<uint64_t> free_bytes) {
-  const stage::StoreStatus s = store.status();
-  return fmt::format(
-      "{{\"target\":{},\"store\":{},\"added\":{},\"changed\":{},\"deleted\":{},\"renamed\":{},"
-      "\"bytes_staged\":{},\"free_bytes_after_commit\":{}}}",
-      json_string(target), json_string(store.dir()), s.added, s.changed, s.deleted, s.renamed,
-      s.bytes_staged,
-      free_bytes && *free_bytes != UINT64_MAX ? std::to_string(*free_bytes) : "null");
-}
-
-// key=value words of a control request.
-std::string arg(const std::vector<std::string>& req, const std::string& key) {
-  for (size_t i = 1; i < req.size(); ++i)
-    if (req[i].rfind(key + "=", 0) == 0)
-      return req[i].substr(key.size() + 1);
-  return "";
-}
-
-// A stage mount's side of a commit or a discard (stage::Gate): the FUSE gate of StageFs and
-// the kernel's caches.
-class MountGate : public stage::Gate {
- public:
-  // `busy_text` is the sentence for files still open for writing after `wait`.
-  MountGate(fusefs::StageFs& fs,
-            std::chrono::seconds wait,
-            std::function<std::string(const std::vector<std::string>& busy)> busy_text)
-      : fs_(fs), wait_(wait), busy_text_(std::move(busy_text)) {}
-
-  void pause() override {
-    const std::vector<std::string> busy = fs_.pause_writes(wait_);
-    if (!busy.empty())
-      throw Error(EBUSY, busy_text_(busy));
-  }
-  void resume() override { fs_.resume(); }
-  void resume_with_new_base(stage::Store&,
-                            const stage::Base& base,
-                            const burner::TargetInfo& t) override {
-    fs_.resume_with_new_base(base.tree, base.start_lba, base.blocks, limits_for(t));
-  }
-  void remember_cached() override { names_ = fs_.kernel_names(); }
-  void forget_cached() override { fs_.forget_in_kernel(names_); }
-
- private:
-  fusefs::StageFs& fs_;
-  std::chrono::seconds wait_;
-  std::function<std::string(const std::vector<std::string>&)> busy_text_;
-  std::vector<fusefs::StageFs::KernelName> names_;
-};
-
-// The stage daemon: the store, the FUSE filesystem and what acts on them.
-class StageDaemon {
- public:
-  StageDaemon(const StageArgs& args, std::string target, std::optional<uint64_t> capacity)
-      : args_(args), target_(std::move(target)), capacity_(capacity) {}
-
-  // Opens the store and the base; throws Error with the sentence for the user.
-  void open(const std::string& store_dir) {
-    stage_ = stage::open_for_mount(target_, capacity_, store_dir, args_.mountpoint,
-                                   target_lock_path(target_));
-    fs_ = std::make_unique<fusefs::StageFs>(*stage_.store, limits_for(stage_.info));
-  }
-
-  fusefs::StageFs& fs() { return *fs_; }
-  stage::Store& store() { return *stage_.store; }
-
-  // Starts the control socket and the auto-commit timer (in the daemon, once mounted).
-  void start() {
-    control_ = std::make_unique<ControlServer>(
-        stage_.store->dir() + "/control.sock",
-        [this](const std::vector<std::string>& req, Reply& reply) { handle(req, reply); });
-    if (args_.auto_commit > 0)
-      auto_thread_ = std::thread([this] { auto_commit_loop(); });
-  }
-
-  void stop() {
-    {
-      std::lock_guard lock(stop_mu_);
-      stopping_ = true;
-    }
-    stop_cv_.notify_all();
-    if (auto_thread_.joinable())
-      auto_thread_.join();
-    control_.reset();
-  }
-
- private:
-  void handle(const std::vector<std::string>& req, Reply& reply) {
-    const std::string& verb = req.at(0);
-    if (verb == "status") {
-      reply.ok(status_json(*stage_.store, target_, fs_->free_bytes()));
-    } else if (verb == "discard") {
-      const std::vector<std::string> paths(req.begin() + 1, req.end());
-      MountGate gate(*fs_, std::chrono::seconds(10), [](const std::vector<std::string>& busy) {
-        return fmt::format("files are still open for writing: {}", fmt::join(busy, ", "));
-      });
-      stage::discard(*stage_.store, paths, gate);
-      reply.ok(status_json(*stage_.store, target_, fs_->free_bytes()));
-    } else if (verb == "commit") {
-      burner::CommitOptions o;
-      o.dummy = arg(req, "dummy") == "1";
-      o.to_path = arg(req, "to").empty() ? std::nullopt : std::optional(arg(req, "to"));
-      o.volid = arg(req, "volid");
-      o.joliet = arg(req, "joliet") != "0";
-      o.md5 = arg(req, "md5") != "0";
-      const std::string wait = arg(req, "wait");
-      const auto secs = wait.empty() ? 30 : std::strtoul(wait.c_str(), nullptr, 10);
-      o.progress = [&reply](uint64_t done, uint64_t total) { reply.progress(done, total); };
-      reply.ok(commit_json(commit(o, std::chrono::seconds(secs)), arg(req, "to")));
-    } else {
-      throw Error(EINVAL, fmt::format("unknown request '{}'", verb));
-    }
-  }
-
- public:
-  // One commit at a time; writes wait while it runs.
-  burner::CommitResult commit(burner::CommitOptions o, std::chrono::seconds wait) {
-    std::lock_guard one(commit_mu_);
-    o.target = target_;
-    o.capacity_bytes = capacity_;
-    MountGate gate(*fs_, wait, [wait](const std::vector<std::string>& busy) {
-      return fmt::format(
-          "files are still open for writing after {} s: {}; close them and commit again",
-          wait.count(), fmt::join(busy, ", "));
-    });
-    return stage::commit(*stage_.store, o, gate);
-  }
-
- private:
-  // Commits once nothing has changed for auto_commit seconds and something is staged.
-  void auto_commit_loop() {
-    std::string last;
-    auto quiet_since = std::chrono::steady_clock::now();
-    std::unique_lock lock(stop_mu_);
-    while (!stop_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_; })) {
-      lock.unlock();
-      try {
-        const stage::StoreStatus s = stage_.store->status();
-        const std::string now = fmt::format("{} {} {} {} {} {}", s.added, s.changed, s.deleted,
-                                            s.renamed, s.bytes_staged, fs_->change_count());
-        const bool staged = !s.empty();
-        if (now != last) {
-          last = now;
-          quiet_since = std::chrono::steady_clock::now();
-        } else if (staged && std::chrono::steady_clock::now() - quiet_since >=
-                                 std::chrono::seconds(args_.auto_commit)) {
-          commit(burner::CommitOptions{}, std::chrono::seconds(0));
-          last.clear();
-        }
-      } catch (const std::exception& e) {
-        spdlog::error("{}: automatic commit failed: {}", target_, e.what());
-        quiet_since = std::chrono::steady_clock::now();  // try again after the next quiet
-      }
-      lock.lock();
-    }
-  }
-
-  const StageArgs& args_;
-  std::string target_;
-  std::optional<uint64_t> capacity_;
-  stage::Stage stage_;  // the target's lock and the store, outliving fs_
-  std::unique_ptr<fusefs::StageFs> fs_;
-  std::unique_ptr<ControlServer> control_;
-  std::mutex commit_mu_;
-  std::thread auto_thread_;
-  std::mutex stop_mu_;
-  std::condition_variable stop_cv_;
-  bool stopping_ = false;
-};
-
-// Our own daemonizing: the parent waits until the child has opened the store and mounted,
-// and exits with the child's verdict, so errors found after the fork still reach the user.
-class Detach {
- public:
-  // In the parent this never returns: it exits with the child's code.
-  void fork_and_wait() {
-    if (::pipe2(pipe_, O_CLOEXEC) != 0)
-      throw Error(errno, fmt::format("cannot create a pipe: {}", std::strerror(errno)));
-    const pid_t pid = ::fork();
-    if (pid < 0)
-      throw Error(errno, fmt::format("cannot fork: {}", std::strerror(errno)));
-    if (pid > 0) {
-      ::close(pipe_[1]);
-      std::string msg;
-      char buf[512];
-      ssize_t n;
-      while ((n = ::read(pipe_[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
-        if (n > 0)
-          msg.append(buf, static_cast<size_t>(n));
-      if (msg.empty())
-        msg = std::string(1, static_cast<char>(ExitCode::Internal)) +
-              "the stage daemon ended before the mount was live (see the system log)";
-      const int code = static_cast<unsigned char>(msg[0]);
-      if (msg.size() > 1)
-        std::cerr << "discfs: " << msg.substr(1) << "\n";
-      std::_Exit(code);
-    }
-    ::close(pipe_[0]);
-    ::setsid();
-    child_ = true;
-  }
-  // Tells the waiting parent how it went (once); on success detaches from the terminal.
-  void report(ExitCode code, const std::string& message) {
-    if (!child_ || reported_)
-      return;
-    reported_ = true;
-    std::string out(1, static_cast<char>(code));
-    out += message;
-    [[maybe_unused]] ssize_t n = ::write(pipe_[1], out.data(), out.size());
-    ::close(pipe_[1]);
-    if (code == ExitCode::Ok) {
-      const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-      if (null >= 0) {
-        ::dup2(null, 0);
-        ::dup2(null, 1);
-        ::dup2(null, 2);
-        ::close(null);
-      }
-      [[maybe_unused]] int rc = ::chdir("/");
-    }
-  }
-  bool child() const { return child_; }
-
- private:
-  int pipe_[2] = {-1, -1};
-  bool child_ = false;
-  bool reported_ = false;
-};
-
-ExitCode fail(Detach& d, ExitCode code, const std::string& message) {
-  if (d.child())
-    d.report(code, message);
-  else
-    std::cerr << "discfs: " << message << "\n";
-  return code;
+// Refuses a command line that names both a stage MOUNTPOINT and --store DIR, or neither.
+// Throws Failure(Usage) naming `verb`.
+void require_one_stage(std::string_view verb,
+                       const std::string& mountpoint,
+                       const std::string& store) {
+  if (mountpoint.empty() == store.empty())
+    throw Failure(ExitCode::Usage,
+                  fmt::format("{} wants a stage MOUNTPOINT or --store DIR (one of them)", verb));
 }
 
 // The store directory a verb acts on: --store, or the one registered for the mount point.
@@ -349,44 +105,64 @@ std::optional<ControlResult> ask_daemon(
   }
 }
 
-class ProgressBar {
- public:
-  explicit ProgressBar(bool json) : json_(json), tty_(::isatty(2) && !json) {}
-  void update(uint64_t done, uint64_t total) {
-    const auto now = std::chrono::steady_clock::now();
-    if (json_) {
-      std::cout << fmt::format("{{\"event\":\"progress\",\"done\":{},\"total\":{}}}\n", done, total)
-                << std::flush;
-      return;
-    }
-    if (!tty_ || now - last_ < std::chrono::milliseconds(200))
-      return;
-    last_ = now;
-    const double secs = std::chrono::duration<double>(now - start_).count();
-    const double rate = secs > 0 ? done / secs : 0;
-    const double frac = total ? static_cast<double>(done) / total : 0;
-    const int width = 30, filled = static_cast<int>(frac * width);
-    std::string left = "--:--";
-    if (rate > 0 && total > done) {
-      const auto s = static_cast<uint64_t>((total - done) / rate);
-      left = fmt::format("{}:{:02}", s / 60, s % 60);
-    }
-    std::cerr << fmt::format("\r[{}{}] {:.1f} / {:.1f} MiB  {:.1f} MiB/s  {} left ",
-                             std::string(filled, '='), std::string(width - filled, ' '),
-                             done / 1048576.0, total / 1048576.0, rate / 1048576.0, left)
-              << std::flush;
-    drawn_ = true;
-  }
-  void done() {
-    if (drawn_)
-      std::cerr << "\n";
-  }
+// A commit of `store`, which no daemon serves, from this process. Throws what
+// stage::commit() throws, and Error(EBUSY) when another stage holds the target.
+CommitReport commit_here(const std::string& store, const CommitArgs& args, ProgressBar& bar) {
+  stage::Stage d = stage::open_store(store, false);
+  d.lock = std::make_unique<stage::TargetLock>(target_lock_path(d.target), d.target, store);
+  burner::CommitOptions o;
+  o.target = d.target;
+  o.dummy = args.dummy;
+  if (!args.to.empty())
+    o.to_path = args.to;
+  o.volid = args.volid;
+  o.joliet = !args.no_joliet;
+  o.md5 = !args.no_md5;
+  o.progress = [&](uint64_t done, uint64_t total) { bar.update(done, total); };
+  stage::Gate nothing_serves_it;
+  return CommitReport{stage::commit(*d.store, o, nothing_serves_it), args.to};
+}
 
- private:
-  bool json_, tty_;
-  bool drawn_ = false;
-  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now(), last_{};
-};
+// A commit of the stage of `args`: by its daemon, or, with --store and no daemon, from here.
+// Throws imagecore::Error with the sentence for the user.
+CommitReport commit_stage(const CommitArgs& args, ProgressBar& bar) {
+  const std::string store = store_for(args.mountpoint, args.store);
+  const std::vector<std::string> req = {"commit",
+                                        fmt::format("dummy={}", args.dummy ? 1 : 0),
+                                        "to=" + args.to,
+                                        "volid=" + args.volid,
+                                        fmt::format("joliet={}", args.no_joliet ? 0 : 1),
+                                        fmt::format("md5={}", args.no_md5 ? 0 : 1),
+                                        fmt::format("wait={}", args.wait)};
+  std::optional<ControlResult> r = ask_daemon(store, req, [&](const auto& words) {
+    if (words[0] == "progress" && words.size() >= 3)
+      bar.update(std::stoull(words[1]), std::stoull(words[2]));
+    else if (words[0] == "info" && words.size() >= 2)
+      std::cerr << "discfs: " << words[1] << "\n";
+  });
+  if (r) {
+    if (!r->ok)
+      throw Error(r->err, r->text);
+    return commit_from_json(r->text);
+  }
+  if (args.store.empty())
+    throw Error(ENOENT,
+                fmt::format("{}: the stage daemon of this mount is not running", args.mountpoint));
+  return commit_here(store, args, bar);
+}
+
+// The status of `store`: from its daemon, or from the store when no daemon serves it.
+// Throws imagecore::Error with the sentence for the user.
+StatusReport status_of(const std::string& store) {
+  if (std::optional<ControlResult> r = ask_daemon(store, {"status"}, [](const auto&) {})) {
+    if (!r->ok)
+      throw Error(r->err, r->text);
+    return status_from_json(r->text);
+  }
+  stage::Stage d = stage::open_store(store, false);
+  return status_report(*d.store, d.target,
+                       stage::free_bytes_after_commit(d.info, d.store->staged_bytes()));
+}
 
 }  // namespace
 
@@ -471,25 +247,17 @@ ExitCode run_stage(const StageArgs& args) {
   const bool foreground = args.foreground || args.debug;
   set_up_logging(args.debug ? spdlog::level::debug : spdlog::level::warn,
                  foreground ? Syslog::No : Syslog::Yes);
-  Detach detach;
-  std::string target;
-  std::optional<uint64_t> capacity;
+  const std::string target = absolute_target(args.target);
+  const std::optional<uint64_t> capacity = capacity_of(args.capacity);
   struct stat st {};
-  try {
-    target = absolute_target(args.target);
-    capacity = capacity_of(args.capacity);
-  } catch (const Error& e) {
-    if (e.code() == EINVAL)  // of the two, only parse_capacity: a --capacity that does not parse
-      throw Failure(ExitCode::Usage, e.what());
-    throw;
-  }
-  if (::stat(args.mountpoint.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    std::cerr << "discfs: " << args.mountpoint << ": mount point is not a directory\n";
-    return ExitCode::MountFailed;
-  }
+  if (::stat(args.mountpoint.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    throw Failure(ExitCode::MountFailed, args.mountpoint + ": mount point is not a directory");
   char real[PATH_MAX];
   const std::string mountpoint = ::realpath(args.mountpoint.c_str(), real) ? real : args.mountpoint;
-  const std::string store_dir = args.store.empty() ? default_store_dir(target) : args.store;
+  // Absolute: the mount registry hands it to verbs run from other directories.
+  const std::string store_dir =
+      std::filesystem::absolute(args.store.empty() ? default_store_dir(target) : args.store);
+  Detach detach;
   try {
     if (!foreground)
       detach.fork_and_wait();  // the parent exits with the daemon's verdict
@@ -504,173 +272,44 @@ ExitCode run_stage(const StageArgs& args) {
   } catch (...) {
     // Forked: the waiting parent prints the sentence and exits with the code.
     const ExitStatus status = exit_status_for(std::current_exception());
-    return fail(detach, status.code, status.message);
+    return detach.fail(status.code, status.message);
   }
-
-  const std::string registry = registry_file(mountpoint);
-  fusefs::SessionOptions so;
-  so.mountpoint = args.mountpoint;
-  so.foreground = true;  // detached above, if at all
-  so.debug = args.debug;
-  so.threads = args.threads;
-  std::string fsname;
-  for (char c : target)
-    fsname += (c == ',' || c == '\\') ? std::string("\\") + c : std::string(1, c);
-  so.fuse_options = {"default_permissions", "subtype=discfs", "fsname=" + fsname};
-  for (const std::string& o : parse_stage_options(args.options))
-    so.fuse_options.push_back(o);
-  so.on_session = [&](fuse_session* se) { daemon.fs().set_session(se); };
-  bool started = false;
-  so.after_mount = [&] {
-    try {
-      daemon.start();
-      std::filesystem::create_directories(std::filesystem::path(registry).parent_path());
-      std::ofstream(registry) << store_dir << "\n";
-      started = true;
-      detach.report(ExitCode::Ok, "");
-    } catch (const std::exception& e) {
-      spdlog::error("{}: {}", mountpoint, e.what());
-      detach.report(ExitCode::Internal, e.what());
-    }
-  };
-  const fusefs::ServeResult result = fusefs::serve(fusefs::StageFs::ops(), &daemon.fs(), so);
-  if (started) {
-    std::error_code ec;
-    std::filesystem::remove(registry, ec);
-  }
-  daemon.stop();
-  switch (result) {
-    case fusefs::ServeResult::Ok:
-      return ExitCode::Ok;
-    case fusefs::ServeResult::BadOptions:
-      return fail(detach, ExitCode::Usage, "bad mount options (see above)");
-    case fusefs::ServeResult::MountFailed:
-      return fail(detach, ExitCode::MountFailed, "cannot mount on " + args.mountpoint);
-    case fusefs::ServeResult::Failed:
-      return fail(detach, ExitCode::Internal, "the FUSE session failed");
-  }
-  return ExitCode::Internal;
+  return daemon.serve(mountpoint, detach);
 }
 
 ExitCode run_commit(const CommitArgs& args) {
   set_up_logging(spdlog::level::warn, Syslog::No);
-  if (args.mountpoint.empty() == args.store.empty()) {
-    std::cerr << "discfs: commit wants a stage MOUNTPOINT or --store DIR (one of them)\n";
-    return ExitCode::Usage;
-  }
+  require_one_stage("commit", args.mountpoint, args.store);
   ProgressBar bar(args.json);
-  auto finish = [&](bool ok, int err, const std::string& text) {
-    bar.done();
-    if (ok) {
-      if (args.json)
-        std::cout << "{\"event\":\"done\",\"result\":" << text << "}\n";
-      else if (text.find("\"unchanged\":true") != std::string::npos)
-        std::cout << "nothing to commit: nothing is staged, so the target is unchanged\n";
-      else
-        std::cout << "committed: " << text << "\n";
-      return ExitCode::Ok;
-    }
-    if (args.json)
-      std::cout << "{\"event\":\"error\",\"message\":" << json_string(text) << "}\n";
-    throw CommitFailure(err, text);  // main prints the sentence; exit 7 when busy, else 8
-  };
   try {
-    const std::string store = store_for(args.mountpoint, args.store);
-    std::vector<std::string> req = {"commit",
-                                    fmt::format("dummy={}", args.dummy ? 1 : 0),
-                                    "to=" + args.to,
-                                    "volid=" + args.volid,
-                                    fmt::format("joliet={}", args.no_joliet ? 0 : 1),
-                                    fmt::format("md5={}", args.no_md5 ? 0 : 1),
-                                    fmt::format("wait={}", args.wait)};
-    std::optional<ControlResult> r = ask_daemon(store, req, [&](const auto& words) {
-      if (words[0] == "progress" && words.size() >= 3)
-        bar.update(std::stoull(words[1]), std::stoull(words[2]));
-      else if (words[0] == "info" && words.size() >= 2)
-        std::cerr << "discfs: " << words[1] << "\n";
-    });
-    if (r)
-      return finish(r->ok, r->err, r->text);
-    if (!args.store.empty()) {
-      // No daemon serves the store: commit from here.
-      stage::Stage d = stage::open_store(store, false);
-      d.lock = std::make_unique<stage::TargetLock>(target_lock_path(d.target), d.target, store);
-      burner::CommitOptions o;
-      o.target = d.target;
-      o.dummy = args.dummy;
-      if (!args.to.empty())
-        o.to_path = args.to;
-      o.volid = args.volid;
-      o.joliet = !args.no_joliet;
-      o.md5 = !args.no_md5;
-      o.progress = [&](uint64_t done, uint64_t total) { bar.update(done, total); };
-      stage::Gate nothing_serves_it;
-      const burner::CommitResult res = stage::commit(*d.store, o, nothing_serves_it);
-      return finish(true, 0, commit_json(res, args.to));
-    }
-    return finish(
-        false, ENOENT,
-        fmt::format("{}: the stage daemon of this mount is not running", args.mountpoint));
-  } catch (const CommitFailure&) {
-    throw;  // from finish(), which has reported it
-  } catch (const Error& e) {
-    return finish(false, e.code(), e.what());
+    const CommitReport report = commit_stage(args, bar);
+    bar.done();
+    if (args.json)
+      std::cout << "{\"event\":\"done\",\"result\":" << to_json(report) << "}\n";
+    else
+      std::cout << to_text(report);
+    return ExitCode::Ok;
   } catch (const std::exception& e) {
-    return finish(false, EIO, e.what());
+    bar.done();
+    const auto* error = dynamic_cast<const Error*>(&e);
+    if (args.json)
+      std::cout << "{\"event\":\"error\",\"message\":" << json_string(e.what()) << "}\n";
+    // main prints the sentence; exit 7 when busy, else 8
+    throw CommitFailure(error ? error->code() : EIO, e.what());
   }
 }
 
 ExitCode run_status(const StatusArgs& args) {
   set_up_logging(spdlog::level::warn, Syslog::No);
-  if (args.mountpoint.empty() == args.store.empty()) {
-    std::cerr << "discfs: status wants a stage MOUNTPOINT or --store DIR (one of them)\n";
-    return ExitCode::Usage;
-  }
-  const std::string store = store_for(args.mountpoint, args.store);
-  std::string json;
-  if (std::optional<ControlResult> r = ask_daemon(store, {"status"}, [](const auto&) {})) {
-    if (!r->ok)
-      throw Error(r->err, r->text);
-    json = r->text;
-  } else {
-    stage::Stage d = stage::open_store(store, false);
-    json = status_json(*d.store, d.target,
-                       stage::free_bytes_after_commit(d.info, d.store->staged_bytes()));
-  }
-  if (args.json) {
-    std::cout << json << "\n";
-    return ExitCode::Ok;
-  }
-  // Text: the JSON's fields, one per line.
-  std::string t = json.substr(1, json.size() - 2);
-  size_t start = 0;
-  while (start < t.size()) {
-    size_t comma = start;
-    bool quoted = false;
-    for (; comma < t.size(); ++comma) {
-      if (t[comma] == '"' && (comma == 0 || t[comma - 1] != '\\'))
-        quoted = !quoted;
-      if (t[comma] == ',' && !quoted)
-        break;
-    }
-    std::string field = t.substr(start, comma - start);
-    const size_t colon = field.find("\":");
-    std::string key = field.substr(1, colon - 1), value = field.substr(colon + 2);
-    std::replace(key.begin(), key.end(), '_', ' ');
-    if (value.size() >= 2 && value.front() == '"')
-      value = value.substr(1, value.size() - 2);
-    std::cout << fmt::format("{:<26}{}\n", key + ":", value == "null" ? "unlimited" : value);
-    start = comma + 1;
-  }
+  require_one_stage("status", args.mountpoint, args.store);
+  const StatusReport report = status_of(store_for(args.mountpoint, args.store));
+  std::cout << (args.json ? to_json(report) + "\n" : to_text(report));
   return ExitCode::Ok;
 }
 
 ExitCode run_discard(const DiscardArgs& args) {
   set_up_logging(spdlog::level::warn, Syslog::No);
-  if (args.mountpoint.empty() == args.store.empty()) {
-    std::cerr << "discfs: discard wants a stage MOUNTPOINT or --store DIR (one of them)\n";
-    return ExitCode::Usage;
-  }
+  require_one_stage("discard", args.mountpoint, args.store);
   const std::string store = store_for(args.mountpoint, args.store);
   std::vector<std::string> req{"discard"};
   req.insert(req.end(), args.paths.begin(), args.paths.end());

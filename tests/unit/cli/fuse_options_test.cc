@@ -26,6 +26,12 @@ TEST(SplitMountOptions, KeepsTheOrderAcrossSeveralLists) {
             (Options{"allow_other", "max_read=65536", "fsname=a"}));
 }
 
+TEST(FsnameOption, CommasAndBackslashesInTheSourceAreEscaped) {
+  // Unescaped, "/a,b.iso" would end the option at the comma and pass "b.iso" as another.
+  EXPECT_EQ(fsname_option("/img/a,b\\c.iso"), "fsname=/img/a\\,b\\\\c.iso");
+  EXPECT_EQ(fsname_option("/plain/é x.iso"), "fsname=/plain/é x.iso");
+}
+
 TEST(StageOptions, UserFromFstabDoesNotReachLibfuse) {
   EXPECT_EQ(parse_stage_options({"user,noauto,allow_other"}), Options{"allow_other"});
 }

@@ -1,0 +1,159 @@
+#include "cli/stage_report.h"
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <charconv>
+#include <climits>
+#include <cstdint>
+#include <map>
+
+#include "cli/flat_json.h"
+#include "imagecore/base/error.h"
+#include "imagecore/base/json.h"
+
+namespace discfs {
+namespace {
+
+using imagecore::json_string;
+using Members = std::map<std::string, FlatJsonValue>;
+
+// `s` as JSON quotes it, without the quotes.
+std::string escaped(const std::string& s) {
+  const std::string quoted = json_string(s);
+  return quoted.substr(1, quoted.size() - 2);
+}
+
+std::string text_line(std::string_view label, std::string_view value) {
+  return fmt::format("{:<26}{}\n", fmt::format("{}:", label), value);
+}
+
+[[noreturn]] void bad_member(std::string_view key, std::string_view what) {
+  throw imagecore::Error(EPROTO, fmt::format("malformed JSON: \"{}\" {}", key, what));
+}
+
+const FlatJsonValue& member(const Members& m, const std::string& key) {
+  const auto it = m.find(key);
+  if (it == m.end())
+    bad_member(key, "is missing");
+  return it->second;
+}
+
+// A whole number in [0, UINT64_MAX], or nullopt for null when `null_ok`.
+std::optional<uint64_t> number(const Members& m, const std::string& key, bool null_ok = false) {
+  const FlatJsonValue& v = member(m, key);
+  if (null_ok && v.kind == FlatJsonValue::Kind::Null)
+    return std::nullopt;
+  uint64_t n = 0;
+  const char* end = v.text.data() + v.text.size();
+  if (v.kind != FlatJsonValue::Kind::Number ||
+      std::from_chars(v.text.data(), end, n) != std::from_chars_result{end, std::errc{}})
+    bad_member(key, "is not a whole number");
+  return n;
+}
+
+std::string string(const Members& m, const std::string& key, bool null_ok = false) {
+  const FlatJsonValue& v = member(m, key);
+  if (null_ok && v.kind == FlatJsonValue::Kind::Null)
+    return "";
+  if (v.kind != FlatJsonValue::Kind::String)
+    bad_member(key, "is not a string");
+  return v.text;
+}
+
+bool boolean(const Members& m, const std::string& key) {
+  const FlatJsonValue& v = member(m, key);
+  if (v.kind != FlatJsonValue::Kind::True && v.kind != FlatJsonValue::Kind::False)
+    bad_member(key, "is not true or false");
+  return v.kind == FlatJsonValue::Kind::True;
+}
+
+}  // namespace
+
+StatusReport status_report(stage::Store& store,
+                           const std::string& target,
+                           std::optional<uint64_t> free_bytes) {
+  const stage::StoreStatus s = store.status();
+  StatusReport r;
+  r.target = target;
+  r.store = store.dir();
+  r.added = s.added;
+  r.changed = s.changed;
+  r.deleted = s.deleted;
+  r.renamed = s.renamed;
+  r.bytes_staged = s.bytes_staged;
+  if (free_bytes && *free_bytes != UINT64_MAX)
+    r.free_bytes_after_commit = free_bytes;
+  return r;
+}
+
+std::string to_json(const StatusReport& r) {
+  return fmt::format(
+      "{{\"target\":{},\"store\":{},\"added\":{},\"changed\":{},\"deleted\":{},\"renamed\":{},"
+      "\"bytes_staged\":{},\"free_bytes_after_commit\":{}}}",
+      json_string(r.target), json_string(r.store), r.added, r.changed, r.deleted, r.renamed,
+      r.bytes_staged,
+      r.free_bytes_after_commit ? std::to_string(*r.free_bytes_after_commit) : "null");
+}
+
+std::string to_text(const StatusReport& r) {
+  return text_line("target", escaped(r.target)) + text_line("store", escaped(r.store)) +
+         text_line("added", std::to_string(r.added)) +
+         text_line("changed", std::to_string(r.changed)) +
+         text_line("deleted", std::to_string(r.deleted)) +
+         text_line("renamed", std::to_string(r.renamed)) +
+         text_line("bytes staged", std::to_string(r.bytes_staged)) +
+         text_line("free bytes after commit", r.free_bytes_after_commit
+                                                  ? std::to_string(*r.free_bytes_after_commit)
+                                                  : "unlimited");
+}
+
+StatusReport status_from_json(std::string_view json) {
+  const Members m = parse_flat_json(json);
+  StatusReport r;
+  r.target = string(m, "target");
+  r.store = string(m, "store");
+  r.added = *number(m, "added");
+  r.changed = *number(m, "changed");
+  r.deleted = *number(m, "deleted");
+  r.renamed = *number(m, "renamed");
+  r.bytes_staged = *number(m, "bytes_staged");
+  r.free_bytes_after_commit = number(m, "free_bytes_after_commit", true);
+  return r;
+}
+
+std::string to_json(const CommitReport& r) {
+  const burner::CommitResult& c = r.result;
+  return fmt::format(
+      "{{\"session\":{},\"start_lba\":{},\"blocks\":{},\"data_bytes\":{},\"verified\":{},"
+      "\"dummy\":{},\"unchanged\":{},\"to\":{},\"boot_note\":{}}}",
+      c.session, c.start_lba, c.blocks, c.data_bytes, c.verified, c.dummy, c.unchanged,
+      r.to.empty() ? "null" : json_string(r.to), json_string(c.boot_note));
+}
+
+std::string to_text(const CommitReport& r) {
+  if (r.result.unchanged)
+    return "nothing to commit: nothing is staged, so the target is unchanged\n";
+  return "committed: " + to_json(r) + "\n";
+}
+
+CommitReport commit_from_json(std::string_view json) {
+  const Members m = parse_flat_json(json);
+  CommitReport r;
+  burner::CommitResult& c = r.result;
+  const uint64_t session = *number(m, "session");
+  if (session > INT_MAX)
+    bad_member("session", "is out of range");
+  c.session = static_cast<int>(session);
+  c.start_lba = *number(m, "start_lba");
+  c.blocks = *number(m, "blocks");
+  c.data_bytes = *number(m, "data_bytes");
+  c.verified = boolean(m, "verified");
+  c.dummy = boolean(m, "dummy");
+  c.unchanged = boolean(m, "unchanged");
+  r.to = string(m, "to", true);
+  c.boot_note = string(m, "boot_note");
+  return r;
+}
+
+}  // namespace discfs
