@@ -927,6 +927,46 @@ class Verbs(StageCase):
                 self.assertEqual(f.read(), b"committed without the mount\n")
         self.assertEqual(res["session"], n0 + 1)
 
+    def test_relative_store_found_from_elsewhere(self):
+        """`discfs stage --store REL` records the store's absolute path: status and commit
+        of the mount point from another directory find the same store (they used to make
+        an empty store there and report nothing staged)."""
+        img, src = self.base()
+        mnt = self.path("mnt")
+        here = os.getcwd()
+        self.addCleanup(os.chdir, here)
+        os.chdir(self.dir)
+        with stage.Stage(img, mnt, store="relative-store"):
+            write(os.path.join(mnt, "rel"), b"staged through a relative store\n")
+            os.chdir("/")
+            self.assertEqual(stage.status(mnt)["added"], 1)
+            self.assertEqual(stage.commit(mnt)["session"], 2)
+        self.assertFalse(os.path.exists(os.path.join("/", "relative-store")))
+        self.assertIn("/rel", stage.dump_tree(img))
+
+    def test_failed_daemon_start_leaves_no_mount(self):
+        """A stage whose daemon cannot start once the mount is live (here: a store so deep
+        that its control socket's path does not fit a UNIX socket address) fails with one
+        sentence and leaves no mount and no daemon behind; it used to leave a mount that
+        nothing could commit or stop but fusermount3."""
+        img, src = self.base()
+        mnt = self.path("mnt")
+        os.makedirs(mnt)
+        deep = self.path("s" * 110)
+        for extra in ([], ["-f"]):
+            p = stage.discfs("stage", *extra, "--store", deep, img, mnt, check=False,
+                             timeout=120)
+            leftover = env.is_mounted(mnt)
+            if leftover:
+                mount.unmount_and_reap(mnt)
+            self.assertFalse(leftover, f"stage {extra} left its mount behind: {p.err}")
+            self.assertNotEqual(p.returncode, env.EXIT_OK, f"stage {extra}: {p.err}")
+            deadline = time.monotonic() + 10   # the daemon may still be on its way out
+            while mount.daemons_on(mnt) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            self.assertEqual(mount.daemons_on(mnt), [], f"stage {extra}: a daemon is left")
+            self.assertTrue(p.err.strip().startswith("discfs: "), p.err)
+
     def test_second_stage_refused(self):
         img, src = self.base()
         mnt, mnt2 = self.path("mnt"), self.path("mnt2")
