@@ -13,6 +13,8 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "imagecore/base/timestamp.h"
+
 namespace stage::sql {
 
 // One database connection and its cached statements.
@@ -63,6 +65,8 @@ class Stmt {
   Stmt& u(int col, uint64_t v) { return i(col, static_cast<int64_t>(v)); }
   Stmt& opt_i(int col, std::optional<int64_t> v);  // NULL when unset
   Stmt& t(int col, std::string_view v);
+  // A time as two columns: seconds at `col`, nanoseconds at `col` + 1.
+  Stmt& time(int col, const imagecore::Timestamp& v) { return i(col, v.sec).i(col + 1, v.nsec); }
   // True while there is a row.
   bool step();
   // Steps to the end.

@@ -70,10 +70,8 @@ StoreEntry Store::make_local(Ino ino, std::optional<uint64_t> truncate_to) {
          "UPDATE inodes SET data=2, size=?, mtime_s=?, mtime_ns=?, ctime_s=?, ctime_ns=? "
          "WHERE ino=?")
         .u(1, final_size)
-        .i(2, t.sec)
-        .i(3, t.nsec)
-        .i(4, t.sec)
-        .i(5, t.nsec)
+        .time(2, t)
+        .time(4, t)
         .u(6, ino)
         .run();
   } else {
@@ -144,10 +142,8 @@ void Store::record_size(Ino ino,
        "UPDATE inodes SET size=?, mtime_s=?, mtime_ns=?, ctime_s=?, ctime_ns=?, "
        "atime_s=coalesce(?, atime_s), atime_ns=coalesce(?, atime_ns) WHERE ino=? AND data=2")
       .u(1, size)
-      .i(2, mtime.sec)
-      .i(3, mtime.nsec)
-      .i(4, c.sec)
-      .i(5, c.nsec)
+      .time(2, mtime)
+      .time(4, c)
       .opt_i(6, atime ? std::optional<int64_t>(atime->sec) : std::nullopt)
       .opt_i(7, atime ? std::optional<int64_t>(atime->nsec) : std::nullopt)
       .u(8, ino)

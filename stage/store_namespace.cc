@@ -176,8 +176,7 @@ void Store::rename(Ino parent,
   Stmt(*this,
        "UPDATE inodes SET ctime_s=?, ctime_ns=?, moved=CASE WHEN base_ino!=0 THEN 1 "
        "ELSE 0 END WHERE ino=?")
-      .i(1, t.sec)
-      .i(2, t.nsec)
+      .time(1, t)
       .u(3, src)
       .run();
   touch_dir(parent);
@@ -226,8 +225,7 @@ StoreEntry Store::link(Ino ino, Ino new_parent, std::string_view new_name) {
   add_dentry(new_parent, new_name, ino);
   const Timestamp t = now();
   Stmt(*this, "UPDATE inodes SET nlink=nlink+1, ctime_s=?, ctime_ns=? WHERE ino=?")
-      .i(1, t.sec)
-      .i(2, t.nsec)
+      .time(1, t)
       .u(3, ino)
       .run();
   touch_dir(new_parent);
@@ -263,12 +261,9 @@ StoreEntry Store::set_attr(Ino ino, const AttrChange& c) {
       .i(1, a.perm)
       .i(2, a.uid)
       .i(3, a.gid)
-      .i(4, a.atime.sec)
-      .i(5, a.atime.nsec)
-      .i(6, a.mtime.sec)
-      .i(7, a.mtime.nsec)
-      .i(8, a.ctime.sec)
-      .i(9, a.ctime.nsec)
+      .time(4, a.atime)
+      .time(6, a.mtime)
+      .time(8, a.ctime)
       .u(10, ino)
       .run();
   txn.commit();

@@ -47,8 +47,8 @@ Ino Store::insert_inode(const StoreEntry& e, bool populated) {
   if (a.ino)
     q.u(1, a.ino);
   q.i(2, static_cast<int>(a.type)).i(3, a.perm).i(4, a.uid).i(5, a.gid).u(6, a.rdev);
-  q.u(7, a.size).i(8, a.nlink).i(9, a.mtime.sec).i(10, a.mtime.nsec).i(11, a.atime.sec);
-  q.i(12, a.atime.nsec).i(13, a.ctime.sec).i(14, a.ctime.nsec).t(15, e.symlink);
+  q.u(7, a.size).i(8, a.nlink).time(9, a.mtime).time(11, a.atime).time(13, a.ctime);
+  q.t(15, e.symlink);
   q.i(16, static_cast<int>(e.data)).u(17, e.base_ino).t(18, e.base_path).i(19, populated);
   q.run();
   return static_cast<Ino>(db_->last_insert_rowid());
@@ -110,8 +110,7 @@ Ino Store::drop_dentry(Ino parent, std::string_view name) {
 void Store::drop_link(Ino ino) {
   const Timestamp t = now();
   Stmt(*this, "UPDATE inodes SET nlink=nlink-1, ctime_s=?, ctime_ns=? WHERE ino=? AND nlink>0")
-      .i(1, t.sec)
-      .i(2, t.nsec)
+      .time(1, t)
       .u(3, ino)
       .run();
   Stmt q(*this, "SELECT base_path FROM inodes WHERE ino=? AND nlink=0 AND base_ino!=0");
@@ -160,10 +159,8 @@ void Store::touch_dir(Ino dir) {
   Stmt(*this,
        "UPDATE inodes SET mtime_s=?, mtime_ns=?, ctime_s=?, ctime_ns=?, "
        "attr_changed=CASE WHEN base_ino!=0 THEN 1 ELSE 0 END WHERE ino=?")
-      .i(1, t.sec)
-      .i(2, t.nsec)
-      .i(3, t.sec)
-      .i(4, t.nsec)
+      .time(1, t)
+      .time(3, t)
       .u(5, dir)
       .run();
 }
