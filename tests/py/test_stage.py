@@ -935,13 +935,17 @@ class Verbs(StageCase):
         mnt = self.path("mnt")
         here = os.getcwd()
         self.addCleanup(os.chdir, here)
+        # A name of this run's own: the old code made a store of that name in "/" as well.
+        rel = "rs-" + os.path.basename(os.path.normpath(M.sub("", make=False)))[-8:]
+        stray = os.path.join("/", rel)
+        self.addCleanup(shutil.rmtree, stray, True)
         os.chdir(self.dir)
-        with stage.Stage(img, mnt, store="relative-store"):
+        with stage.Stage(img, mnt, store=rel):
             write(os.path.join(mnt, "rel"), b"staged through a relative store\n")
             os.chdir("/")
             self.assertEqual(stage.status(mnt)["added"], 1)
             self.assertEqual(stage.commit(mnt)["session"], 2)
-        self.assertFalse(os.path.exists(os.path.join("/", "relative-store")))
+        self.assertFalse(os.path.exists(stray), "status or commit made a store in /")
         self.assertIn("/rel", stage.dump_tree(img))
 
     def test_failed_daemon_start_leaves_no_mount(self):
