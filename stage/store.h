@@ -115,6 +115,7 @@ class Store {
   std::vector<Child> list(Ino dir);  // sorted by name
   Ino parent_of(Ino dir);            // the root is its own parent
   // Creates a directory, regular file (empty, Local), symlink, device, FIFO or socket.
+  // ENAMETOOLONG for a symlink target a session cannot record (burner/limits.h).
   StoreEntry make(Ino parent,
                   std::string_view name,
                   FileType type,

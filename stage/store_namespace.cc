@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 
+#include "burner/limits.h"
 #include "imagecore/base/error.h"
 #include "stage/store.h"
 #include "stage/store_private.h"
@@ -83,6 +84,12 @@ StoreEntry Store::make(Ino parent,
                        uint32_t gid,
                        uint64_t rdev,
                        const std::string& symlink) {
+  // Refused here rather than by the commit, which would fail as a whole on this one link.
+  if (type == FileType::Symlink && !burner::symlink_target_fits(symlink))
+    throw Error(ENAMETOOLONG,
+                fmt::format("symlink target longer than {} bytes, or with a component longer "
+                            "than {}: a session cannot record it",
+                            burner::kMaxSymlinkTargetBytes, burner::kMaxNameBytes));
   std::lock_guard lock(mu_);
   populate(parent);
   if (child(parent, name))

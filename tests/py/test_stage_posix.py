@@ -1,0 +1,72 @@
+"""POSIX points of the stage mount that file-system test suites (pjdfstest) and new users
+found (issue 10): what the stage accepts must be what a commit can write, the rules of
+set-ID bits, a kept --capacity, no trash folder, and the errors and link counts Unix tools
+expect.  Every check is made with ordinary system calls and tools on a real mount, and what
+a commit wrote is read back with xorriso -osirrox.
+"""
+
+import errno
+import json
+import os
+import shutil
+import subprocess
+import unittest
+
+from testlib import env, images, mount, readers, stage
+
+M = env.ModuleFixture("discfs-stage-posix-", tools=("xorriso",))
+MiB = 1 << 20
+NOBODY = 65534
+
+
+def setUpModule():
+    M.set_up()
+    stage.set_private_dirs(M.path)
+
+
+def tearDownModule():
+    if M.tmp is not None:
+        for mnt in env.mounts_below(M.path):
+            mount.unmount_and_reap(mnt)
+    M.tear_down()
+
+
+class PosixCase(unittest.TestCase):
+
+    def setUp(self):
+        mount.require_fuse(self)
+        self.dir = M.sub(self.id().rsplit(".", 1)[-1])
+
+    def path(self, *parts):
+        return os.path.join(self.dir, *parts)
+
+    def new_dir(self, name):
+        p = self.path(name)
+        os.makedirs(p, exist_ok=True)
+        return p
+
+
+# --------------------------------------------------------------------------
+# 7. symlinks a session cannot record are refused when they are made
+
+class LongSymlinks(PosixCase):
+
+    def test_symlink_past_libisofs_limits_is_refused_at_once(self):
+        mnt, img = self.new_dir("mnt"), self.path("links.iso")
+        longest = "/".join(["c" * 255] * 4)  # 1,023 bytes, components of 255: recordable
+        with stage.Stage(img, mnt, store=self.path("store")):
+            for what, target in (("a target of 1,025 bytes", "t" * 1025),
+                                 ("a component of 256 bytes", "d/" + "n" * 256 + "/e")):
+                e = env.errno_of(os.symlink, target, os.path.join(mnt, "bad"))
+                self.assertEqual(e, errno.ENAMETOOLONG, f"symlink with {what}")
+                self.assertFalse(os.path.lexists(os.path.join(mnt, "bad")), what)
+            os.symlink(longest, os.path.join(mnt, "longest"))
+            os.symlink("../" + "x" * 255, os.path.join(mnt, "long_component"))
+            stage.commit(mnt)  # before the fix: "Rock Ridge path too long", nothing written
+        ext = readers.extract_tree(img, self.path("extract"))
+        self.assertEqual(ext["/longest"].target, longest)
+        self.assertEqual(ext["/long_component"].target, "../" + "x" * 255)
+
+
+if __name__ == "__main__":
+    unittest.main()
