@@ -1,10 +1,12 @@
-// What a session written by discfs can hold: limits of libisofs that the
+// What a session written by discfs can hold: limits of libisofs and of ISO 9660 that the
 // stage checks when a change is made, so that a commit never fails on something the stage
 // accepted. Plain constants, no libisofs.
 #pragma once
 
 #include <cstdint>
 #include <string_view>
+
+#include "burner/target.h"
 
 namespace burner {
 
@@ -33,5 +35,10 @@ inline bool symlink_target_fits(std::string_view target) {
   }
   return true;
 }
+
+// Bytes of the largest file a session can hold. ISO 9660 addresses blocks with 32 bits, so
+// no session reaches past block 2^32 (8 TiB); a file must fit below that after the 32
+// blocks of system area and volume descriptors.
+inline constexpr uint64_t kMaxFileBytes = ((uint64_t{1} << 32) - 32) * kBlockSize;
 
 }  // namespace burner

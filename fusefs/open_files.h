@@ -94,7 +94,8 @@ class OpenFiles {
   std::vector<std::byte> read(OpenFile& f, size_t size, off_t off);
   // Writes `size` bytes of `data` at `off` into f's staged copy and marks it dirty; returns
   // the bytes written. The caller holds f.mu. Throws Error(EBADF) when f has no staged copy
-  // open, Error(ENOSPC) when the target could not take the growth, Error(errno) naming the
+  // open, Error(EFBIG) at stage::kMaxFileBytes (writing what fits before it),
+  // Error(ENOSPC) when the target could not take the growth, Error(errno) naming the
   // data file.
   size_t write(OpenFile& f, const char* data, size_t size, off_t off);
   // fallocate(2) on f's staged copy; `mode` is 0 or FALLOC_FL_KEEP_SIZE. The caller holds

@@ -24,6 +24,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "burner/limits.h"
 #include "burner/staged_tree.h"
 #include "imagecore/node.h"
 #include "imagecore/tree.h"
@@ -42,6 +43,9 @@ using imagecore::FileType;
 using imagecore::Ino;
 using imagecore::Node;
 using imagecore::Timestamp;
+
+// Bytes of the largest file a session can hold: larger files get EFBIG.
+inline constexpr uint64_t kMaxFileBytes = burner::kMaxFileBytes;
 
 struct StoreOptions {
   std::string target;      // the target's path: recorded in the store, named in messages
@@ -143,8 +147,9 @@ class Store {
   // Contents.
   std::string local_path(Ino ino) const;
   // Makes a regular file's contents Local: copies base contents into data/ first (unless
-  // `truncate_to` is 0), then truncates to `truncate_to` when set. ENOSPC when the staged
-  // bytes would exceed the limit.
+  // `truncate_to` is 0), then truncates to `truncate_to` when set. EFBIG past the largest
+  // file a session can hold (burner::kMaxFileBytes), ENOSPC when the staged bytes would
+  // exceed the limit.
   StoreEntry make_local(Ino ino, std::optional<uint64_t> truncate_to);
   // Records the durable size and mtime of a Local file (after the caller's fdatasync).
   void record_size(Ino ino,

@@ -68,5 +68,26 @@ class LongSymlinks(PosixCase):
         self.assertEqual(ext["/long_component"].target, "../" + "x" * 255)
 
 
+# --------------------------------------------------------------------------
+# 17. names too long, files too big, link counts of folders
+
+class SmallPoints(PosixCase):
+
+    def test_too_big_for_a_session_is_efbig(self):
+        mnt = self.new_dir("mnt")
+        with stage.Stage(self.path("big.iso"), mnt, store=self.path("store")):
+            f = os.path.join(mnt, "f")
+            stage.write_file(f, b"x")
+            nine_tib = 9 << 40  # ISO 9660's 32-bit block addresses end at 8 TiB
+            self.assertEqual(env.errno_of(os.truncate, f, nine_tib), errno.EFBIG, "truncate")
+            fd = os.open(f, os.O_RDWR)
+            try:
+                self.assertEqual(env.errno_of(os.ftruncate, fd, nine_tib), errno.EFBIG)
+                self.assertEqual(env.errno_of(os.pwrite, fd, b"y", nine_tib), errno.EFBIG)
+            finally:
+                os.close(fd)
+            self.assertEqual(os.stat(f).st_size, 1)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -379,6 +379,34 @@ TEST_F(StoreTest, TheLimitRefusesGrowthAndCopyUps) {
   }
 }
 
+TEST_F(StoreTest, WhatASessionCannotRecordIsRefusedWhenMade) {
+  auto s = open_store();
+  const auto code_of = [](auto&& f) {
+    try {
+      f();
+    } catch (const Error& e) {
+      return e.code();
+    }
+    return 0;
+  };
+  EXPECT_EQ(code_of([&] {
+              s->make(kRootIno, "l", FileType::Symlink, 0777, 0, 0, 0, std::string(1025, 't'));
+            }),
+            ENAMETOOLONG);
+  EXPECT_EQ(code_of([&] {
+              s->make(kRootIno, "l", FileType::Symlink, 0777, 0, 0, 0,
+                      "a/" + std::string(256, 'n'));
+            }),
+            ENAMETOOLONG);
+  EXPECT_EQ(code_of([&] {
+              s->make(kRootIno, "l", FileType::Symlink, 0777, 0, 0, 0,
+                      std::string(255, 'n') + "/../" + std::string(255, 'm'));
+            }),
+            0);
+  const Ino n = s->make(kRootIno, "n", FileType::Regular, 0644, 0, 0, 0, "").attr.ino;
+  EXPECT_EQ(code_of([&] { s->make_local(n, kMaxFileBytes + 1); }), EFBIG);
+}
+
 TEST_F(StoreTest, ABlankTargetStartsEmpty) {
   StoreOptions o;
   o.target = root_ + "/new.iso";
