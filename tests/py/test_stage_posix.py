@@ -73,6 +73,16 @@ class LongSymlinks(PosixCase):
 
 class SmallPoints(PosixCase):
 
+    def test_long_name_on_the_read_only_mount(self):
+        src = self.new_dir("src")
+        stage.write_file(os.path.join(src, "f"), b"x")
+        img = images.make_xorriso_native(self.path("ro.iso"), src)
+        mnt = self.new_dir("mnt")
+        with mount.Mount(img, mnt):
+            self.assertEqual(env.errno_of(os.stat, os.path.join(mnt, "n" * 256)),
+                             errno.ENAMETOOLONG)
+            self.assertEqual(env.errno_of(os.stat, os.path.join(mnt, "n" * 255)), errno.ENOENT)
+
     def test_too_big_for_a_session_is_efbig(self):
         mnt = self.new_dir("mnt")
         with stage.Stage(self.path("big.iso"), mnt, store=self.path("store")):
