@@ -150,7 +150,7 @@ struct stat StageFs::to_stat(const StoreEntry& e) {
   struct stat st {};
   st.st_ino = a.ino;
   st.st_mode = type_bits(a.type) | a.perm;
-  st.st_nlink = a.type == FileType::Directory ? 2 : a.nlink;
+  st.st_nlink = a.type == FileType::Directory ? 2 + store_.subdir_count(a.ino) : a.nlink;
   st.st_uid = a.uid;
   st.st_gid = a.gid;
   st.st_size = static_cast<off_t>(a.size);

@@ -118,6 +118,9 @@ class Store {
   };
   std::vector<Child> list(Ino dir);  // sorted by name
   Ino parent_of(Ino dir);            // the root is its own parent
+  // The folders in folder `dir` (a folder's link count is 2 more), without importing a base
+  // folder; 0 for what is not a folder.
+  uint32_t subdir_count(Ino dir);
   // Creates a directory, regular file (empty, Local), symlink, device, FIFO or socket.
   // ENAMETOOLONG for a symlink target a session cannot record (burner/limits.h).
   StoreEntry make(Ino parent,

@@ -2,6 +2,7 @@
 // rmdir, rename, link and setattr do to the staged tree.
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "burner/limits.h"
 #include "imagecore/base/error.h"
@@ -50,6 +51,39 @@ Ino Store::parent_of(Ino dir) {
   Stmt q(*this, "SELECT parent FROM dentries WHERE ino=? LIMIT 1");
   q.u(1, dir);
   return q.step() ? q.ucol(0) : kRootIno;
+}
+
+uint32_t Store::subdir_count(Ino dir) {
+  std::lock_guard lock(mu_);
+  Stmt q(*this, "SELECT populated, base_ino FROM inodes WHERE ino=? AND type=?");
+  q.u(1, dir).i(2, static_cast<int>(FileType::Directory));
+  if (!q.step())
+    return 0;
+  if (q.col(0) != 0) {
+    Stmt c(*this,
+           "SELECT count(*) FROM dentries d JOIN inodes i ON i.ino=d.ino "
+           "WHERE d.parent=? AND i.type=?");
+    c.u(1, dir).i(2, static_cast<int>(FileType::Directory));
+    return c.step() ? static_cast<uint32_t>(c.ucol(0)) : 0;
+  }
+  // Not imported: its children are the base folder's, counted without importing them.
+  const Ino base_ino = q.ucol(1);
+  if (!base_ino || !base_)
+    return 0;
+  std::shared_ptr<const Directory> listing;
+  try {
+    listing = base_->list(base_ino);
+  } catch (const Error& e) {
+    // A damaged folder: the stat of the folder itself still answers; a listing says why.
+    spdlog::debug("{}: cannot count the subfolders of inode {}: {}", dir_, dir, e.what());
+    return 0;
+  }
+  uint32_t n = 0;
+  for (const Node& c : listing->entries)
+    if (c.attr.type == FileType::Directory && !c.name.empty() && c.name != "." && c.name != ".." &&
+        c.name.find('/') == std::string::npos)
+      ++n;
+  return n;
 }
 
 std::vector<std::pair<Ino, std::string>> Store::names_of(Ino ino) {

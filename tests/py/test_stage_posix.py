@@ -98,6 +98,41 @@ class SmallPoints(PosixCase):
                 os.close(fd)
             self.assertEqual(os.stat(f).st_size, 1)
 
+    def test_folder_link_counts(self):
+        src = self.new_dir("src")
+        for d in ("base/a", "base/b/c", "base/d", "empty"):
+            os.makedirs(os.path.join(src, d))
+        stage.write_file(os.path.join(src, "base", "file"), b"x")
+        img = images.make_xorriso_native(self.path("dirs.iso"), src)
+        mnt = self.new_dir("mnt")
+
+        def nlink(*p):
+            return os.stat(os.path.join(mnt, *p)).st_nlink
+
+        with stage.Stage(img, mnt, store=self.path("store")):
+            # base folders, counted before anything lists them
+            self.assertEqual(nlink("base"), 5)
+            self.assertEqual(nlink("base", "b"), 3)
+            self.assertEqual(nlink("empty"), 2)
+            self.assertEqual(nlink(), 4)
+            os.listdir(os.path.join(mnt, "base"))
+            self.assertEqual(nlink("base"), 5, "after listing")
+            os.mkdir(os.path.join(mnt, "base", "e"))
+            self.assertEqual(nlink("base"), 6, "after mkdir")
+            os.rename(os.path.join(mnt, "base", "a"), os.path.join(mnt, "empty", "a"))
+            self.assertEqual((nlink("base"), nlink("empty")), (5, 3), "after a folder moved")
+            os.rmdir(os.path.join(mnt, "base", "d"))
+            self.assertEqual(nlink("base"), 4, "after rmdir")
+            stage.write_file(os.path.join(mnt, "base", "g"), b"y")
+            self.assertEqual(nlink("base"), 4, "files do not count")
+        # the read-only mount shows what the image records: libisofs writes 1 ("not
+        # counted", which find(1) understands), genisoimage the count
+        gimg = images.make_genisoimage(self.path("g.iso"), src, ["-R"])
+        with mount.Mount(gimg, mnt):
+            self.assertEqual((nlink("base"), nlink("base", "b"), nlink("empty")), (5, 3, 2))
+        with mount.Mount(img, mnt):
+            self.assertEqual(nlink("base"), 1)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -379,6 +379,20 @@ TEST_F(StoreTest, TheLimitRefusesGrowthAndCopyUps) {
   }
 }
 
+TEST_F(StoreTest, SubfoldersAreCountedWithoutImportingTheFolder) {
+  auto s = open_store();
+  const Ino a = s->lookup(kRootIno, "a").attr.ino;
+  EXPECT_EQ(s->subdir_count(a), 1u);  // deep; x is a file
+  EXPECT_EQ(s->subdir_count(kRootIno), 2u);
+  s->make(a, "new", FileType::Directory, 0755, 0, 0, 0, "");
+  EXPECT_EQ(s->subdir_count(a), 2u);
+  s->rmdir(a, "new");
+  s->rename(a, "deep", kRootIno, "deep", false);
+  EXPECT_EQ(s->subdir_count(a), 0u);
+  EXPECT_EQ(s->subdir_count(kRootIno), 3u);
+  EXPECT_EQ(s->subdir_count(s->lookup(kRootIno, "top").attr.ino), 0u) << "not a folder";
+}
+
 TEST_F(StoreTest, WhatASessionCannotRecordIsRefusedWhenMade) {
   auto s = open_store();
   const auto code_of = [](auto&& f) {
