@@ -44,7 +44,8 @@ struct OpenFile {
   bool dirty = false;                         // written since the last flush
   bool times_pending = false;                 // times set while open for writing, stored at flush
   bool new_file = false;                      // created here: data/ needs an fsync for its name
-  uint64_t unkicked = 0;                      // bytes written since writeback was last started
+  bool no_set_id = false;  // has no set-ID bit a write must clear (known since the last chmod)
+  uint64_t unkicked = 0;   // bytes written since writeback was last started
 };
 
 class OpenFiles {

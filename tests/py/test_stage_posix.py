@@ -69,6 +69,64 @@ class LongSymlinks(PosixCase):
 
 
 # --------------------------------------------------------------------------
+# 8. a write or O_TRUNC by a process without CAP_FSETID clears set-ID bits (pjdfstest chmod/12)
+
+# Run as nobody: opens each file as told, writes a byte unless only truncating, and reports
+# the mode fstat gives at once.
+_WRITER = r"""
+import json, os, sys
+out = {}
+for name, flags in json.loads(sys.argv[2]):
+    fd = os.open(os.path.join(sys.argv[1], name), flags)
+    if not flags & os.O_TRUNC:
+        os.write(fd, b"x")
+    out[name] = os.fstat(fd).st_mode & 0o7777
+    os.close(fd)
+print(json.dumps(out))
+"""
+
+
+class SetIdBits(PosixCase):
+
+    def test_writes_by_another_user_clear_set_id_bits(self):
+        mount.require_fuse(self, user=(NOBODY, NOBODY))
+        mnt = self.new_dir("mnt")
+        # nobody must reach the mount point through the test's folders
+        p = mnt
+        while p != os.path.dirname(M.path):
+            os.chmod(p, os.stat(p).st_mode | 0o711)
+            p = os.path.dirname(p)
+        cases = {  # name: (mode, open flags, mode afterwards)
+            "suid_wronly": (0o4777, os.O_WRONLY, 0o777),  # direct_io handle
+            "sgid_rdwr": (0o2777, os.O_RDWR, 0o777),  # cached handle (the kernel's part)
+            "both_wronly": (0o6777, os.O_WRONLY, 0o777),
+            "suid_trunc": (0o4777, os.O_WRONLY | os.O_TRUNC, 0o777),
+            "both_rdwr_trunc": (0o6777, os.O_RDWR | os.O_TRUNC, 0o777),
+        }
+        with stage.Stage(self.path("setid.iso"), mnt, store=self.path("store"),
+                         extra=["-o", "allow_other"]):
+            for name, (mode, _, _) in cases.items():
+                stage.write_file(os.path.join(mnt, name), b"data", mode=mode)
+            # root (CAP_FSETID) keeps them
+            stage.write_file(os.path.join(mnt, "root_keeps"), b"data", mode=0o6777)
+            with open(os.path.join(mnt, "root_keeps"), "r+b") as f:
+                f.write(b"y")
+            self.assertEqual(os.stat(os.path.join(mnt, "root_keeps")).st_mode & 0o7777, 0o6777)
+            arg = json.dumps([[n, c[1]] for n, c in cases.items()])
+            r = env.run(mount.as_user(NOBODY, NOBODY, [env.PYTHON, "-c", _WRITER, mnt, arg]),
+                        check=False)
+            self.assertEqual(r.returncode, 0, env.txt(r.stderr))
+            seen = json.loads(env.txt(r.stdout))
+            for name, (mode, _, want) in cases.items():
+                self.assertEqual(oct(seen[name]), oct(want), f"{name}: fstat after the write")
+                self.assertEqual(oct(os.stat(os.path.join(mnt, name)).st_mode & 0o7777),
+                                 oct(want), f"{name}: stat after close")
+            stage.commit(mnt)
+        ext = readers.extract_tree(self.path("setid.iso"), self.path("extract"))
+        self.assertEqual(oct(ext["/suid_wronly"].mode & 0o7777), oct(0o777), "committed mode")
+
+
+# --------------------------------------------------------------------------
 # 17. names too long, files too big, link counts of folders
 
 class SmallPoints(PosixCase):
