@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string_view>
 #include <vector>
 
 #include "fusefs/clock.h"
@@ -36,6 +37,26 @@ namespace {
 void check_name(const char* name) {
   if (std::strlen(name) > 255)
     throw Error(ENAMETOOLONG, "name too long");
+}
+
+// A trash folder of the freedesktop.org trash spec at the top of a mount: ".Trash" (shared)
+// or ".Trash-UID" (one user's). File managers move "deleted" files there.
+bool is_trash_name(std::string_view name) {
+  if (name == ".Trash")
+    return true;
+  constexpr std::string_view kUser = ".Trash-";
+  if (name.size() <= kUser.size() || name.substr(0, kUser.size()) != kUser)
+    return false;
+  return std::all_of(name.begin() + kUser.size(), name.end(),
+                     [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// No trash on the stage: what a file manager "deletes" there would be committed with the
+// next session. Refusing the folder makes GIO (Nautilus, `gio trash`) report that the file
+// cannot be moved to the trash, and offer to delete it for good.
+void refuse_trash(fuse_ino_t parent, const char* name) {
+  if (parent == FUSE_ROOT_ID && is_trash_name(name))
+    throw Error(EPERM, fmt::format("{}: no trash folder on a stage (it would be committed)", name));
 }
 
 // The permission bits `perm` keeps after a write or truncate by the caller of `req`: a
@@ -402,6 +423,7 @@ struct StageOps {
 
   static void mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
     change(req, [&](StageFs& fs) {
+      refuse_trash(parent, name);
       add_entry(req, fs, make(req, fs, parent, name, FileType::Directory, mode, 0, {}));
     });
   }
@@ -434,6 +456,7 @@ struct StageOps {
                      unsigned flags) {
     change(req, [&](StageFs& fs) {
       check_name(newname);
+      refuse_trash(newparent, newname);
       if (flags & ~static_cast<unsigned>(RENAME_NOREPLACE))
         throw Error(EINVAL, "only RENAME_NOREPLACE is supported");
       fs.store_.rename(parent, name, newparent, newname, flags & RENAME_NOREPLACE);

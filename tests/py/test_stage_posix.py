@@ -127,6 +127,37 @@ class SetIdBits(PosixCase):
 
 
 # --------------------------------------------------------------------------
+# 11. no trash folder on the stage
+
+class NoTrash(PosixCase):
+
+    def test_gio_trash_puts_nothing_on_the_disc(self):
+        if not shutil.which("gio"):
+            self.skipTest("gio missing (libglib2.0-bin)")
+        mnt, img = self.new_dir("mnt"), self.path("trash.iso")
+        with stage.Stage(img, mnt, store=self.path("store")):
+            stage.write_file(os.path.join(mnt, "keep"), b"kept")
+            stage.write_file(os.path.join(mnt, "doomed"), b"secret")
+            r = env.run(["gio", "trash", os.path.join(mnt, "doomed")], check=False)
+            # GIO finds no trash and says so; a file manager then offers to delete for good
+            self.assertNotEqual(r.returncode, 0, "gio trash found a trash on the stage")
+            self.assertIn("trash", env.txt(r.stderr).lower())
+            self.assertEqual(sorted(n for n in os.listdir(mnt) if n.startswith(".Trash")), [])
+            for name in (".Trash", ".Trash-0", ".Trash-1000"):
+                self.assertEqual(env.errno_of(os.mkdir, os.path.join(mnt, name)), errno.EPERM,
+                                 f"mkdir {name} at the top of the stage")
+            os.mkdir(os.path.join(mnt, "folder"))
+            self.assertEqual(env.errno_of(os.rename, os.path.join(mnt, "folder"),
+                                          os.path.join(mnt, ".Trash-0")), errno.EPERM)
+            os.mkdir(os.path.join(mnt, "folder", ".Trash-0"))  # only the top is a trash's place
+            os.mkdir(os.path.join(mnt, ".Trashcan"))
+            os.unlink(os.path.join(mnt, "doomed"))  # what "Delete permanently" does
+            stage.commit(mnt)
+        ext = readers.extract_tree(img, self.path("extract"))
+        self.assertEqual(sorted(ext), ["/", "/.Trashcan", "/folder", "/folder/.Trash-0", "/keep"])
+
+
+# --------------------------------------------------------------------------
 # 17. names too long, files too big, link counts of folders
 
 class SmallPoints(PosixCase):
