@@ -108,6 +108,10 @@ class Store {
   // it; otherwise it must match the recorded base: Error(ESTALE) if not.
   void use_base(std::shared_ptr<const FileTree> base, uint64_t start_lba, uint64_t blocks);
   std::shared_ptr<const FileTree> base();
+  // The --capacity the store was last staged with, in bytes (nullopt: none was given), kept
+  // so that a later stage, a commit or status without a daemon keep the same limit.
+  std::optional<uint64_t> recorded_capacity();
+  void record_capacity(uint64_t bytes);
 
   // Namespace. Errors are Error(errno) as the system calls give them.
   StoreEntry get(Ino ino);                               // ENOENT for an unknown inode

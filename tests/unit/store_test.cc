@@ -379,6 +379,21 @@ TEST_F(StoreTest, TheLimitRefusesGrowthAndCopyUps) {
   }
 }
 
+TEST_F(StoreTest, TheCapacityIsKeptAcrossReopenUntilReplaced) {
+  {
+    auto s = open_store();
+    EXPECT_EQ(s->recorded_capacity(), std::nullopt);
+    s->record_capacity(1 << 20);
+    s->reset_to_new_base(tree_, 32, 100);  // a commit keeps it too
+  }
+  {
+    auto s = open_store();
+    EXPECT_EQ(s->recorded_capacity(), std::optional<uint64_t>(1 << 20));
+    s->record_capacity(2 << 20);
+  }
+  EXPECT_EQ(open_store()->recorded_capacity(), std::optional<uint64_t>(2 << 20));
+}
+
 TEST_F(StoreTest, SubfoldersAreCountedWithoutImportingTheFolder) {
   auto s = open_store();
   const Ino a = s->lookup(kRootIno, "a").attr.ino;
