@@ -127,6 +127,40 @@ class SetIdBits(PosixCase):
 
 
 # --------------------------------------------------------------------------
+# 9. --capacity is kept with the store
+
+class CapacityKept(PosixCase):
+
+    def assert_limit(self, mnt, size, what):
+        sv = os.statvfs(mnt)
+        self.assertEqual(sv.f_blocks * sv.f_frsize, size, f"statfs size ({what})")
+        p = subprocess.run(["dd", "if=/dev/zero", "of=" + os.path.join(mnt, "big"), "bs=1M",
+                            "count=%d" % (size // MiB + 4)], capture_output=True, text=True)
+        self.assertNotEqual(p.returncode, 0, f"a write past {size} bytes went through ({what})")
+        self.assertIn("No space left on device", p.stderr, what)
+        os.unlink(os.path.join(mnt, "big"))
+
+    def test_kept_with_store(self):
+        # kept across an unmount and a kill -9; a new --capacity replaces it
+        mnt, img, store = self.new_dir("mnt"), self.path("cap.iso"), self.path("store")
+        with stage.Stage(img, mnt, store=store, extra=["--capacity", "8M"]):
+            self.assert_limit(mnt, 8 * MiB, "as given")
+        with stage.Stage(img, mnt, store=store):
+            self.assert_limit(mnt, 8 * MiB, "restaged without --capacity")
+        st = mount.Mount(img, mnt, args=["stage", "-f", "--store", store, img, mnt])
+        with st:
+            st.kill9()
+        with stage.Stage(img, mnt, store=store):
+            self.assert_limit(mnt, 8 * MiB, "after kill -9 of the daemon")
+        self.assertIsNotNone(stage.status(store=store)["free_bytes_after_commit"],
+                             "status without a daemon knows the limit")
+        with stage.Stage(img, mnt, store=store, extra=["--capacity", "16M"]):
+            self.assert_limit(mnt, 16 * MiB, "a new --capacity")
+        with stage.Stage(img, mnt, store=store):
+            self.assert_limit(mnt, 16 * MiB, "the new one is kept")
+
+
+# --------------------------------------------------------------------------
 # 11. no trash folder on the stage
 
 class NoTrash(PosixCase):
