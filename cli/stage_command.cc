@@ -112,6 +112,7 @@ CommitReport commit_here(const std::string& store, const CommitArgs& args, Progr
   d.lock = std::make_unique<stage::TargetLock>(target_lock_path(d.target), d.target, store);
   burner::CommitOptions o;
   o.target = d.target;
+  o.capacity_bytes = d.capacity;
   o.dummy = args.dummy;
   if (!args.to.empty())
     o.to_path = args.to;
@@ -193,8 +194,9 @@ CLI::App* add_stage_command(CLI::App& app, StageArgs& a) {
   c->add_option("--store", a.store,
                 "Where staged changes are kept (default: $XDG_STATE_HOME/discfs/NAME-HASH)");
   c->add_option("--capacity", a.capacity,
-                "Room on the medium: cd, dvd, dvd-dl, bd, bd-dl or bytes (K/M/G/T); default: "
-                "unlimited for image files, the size of a block device");
+                "Room on the medium: cd, dvd, dvd-dl, bd, bd-dl or bytes (K/M/G/T); kept with "
+                "the store for later stages; default: the store's, else unlimited for image "
+                "files, the size of a block device");
   c->add_option("--auto-commit", a.auto_commit, "Commit after SECS seconds without changes")
       ->check(CLI::Range(1, 86400 * 365));
   c->add_option("-o", a.options, "FUSE mount options, comma-separated (allow_other, ...)");

@@ -115,6 +115,7 @@ void StageDaemon::open(const std::string& store_dir) {
   store_dir_ = store_dir;
   stage_ = stage::open_for_mount(target_, capacity_, store_dir, args_.mountpoint,
                                  target_lock_path(target_));
+  capacity_ = stage_.capacity;  // the store's recorded one when none was given
   fs_ = std::make_unique<fusefs::StageFs>(*stage_.store, limits_for(stage_.info));
 }
 

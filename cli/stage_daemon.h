@@ -30,8 +30,8 @@ std::string target_lock_path(const std::string& target);
 // The daemon of one stage: open() in the process that will serve, then serve().
 class StageDaemon {
  public:
-  // Serves `target` (its real path) with `capacity` (nullopt: the target's own) for `args`,
-  // which must outlive the daemon.
+  // Serves `target` (its real path) with `capacity` (nullopt: the store's recorded one, else
+  // the target's own) for `args`, which must outlive the daemon.
   StageDaemon(const StageArgs& args, std::string target, std::optional<uint64_t> capacity);
 
   // Opens the store at `store_dir` (absolute) and the base; throws Error with the sentence

@@ -289,6 +289,10 @@ std::vector<std::byte> OpenFiles::read(OpenFile& f, size_t size, off_t off) {
 size_t OpenFiles::write(OpenFile& f, const char* data, size_t size, off_t off) {
   if (f.fd < 0)
     throw Error(EBADF, "not open for writing");
+  // As the kernel does at a file system's largest size: what fits is written, then EFBIG.
+  if (static_cast<uint64_t>(off) >= stage::kMaxFileBytes)
+    throw Error(EFBIG, "larger than a session can hold");
+  size = std::min<uint64_t>(size, stage::kMaxFileBytes - static_cast<uint64_t>(off));
   const uint64_t end = static_cast<uint64_t>(off) + size;
   if (end > f.size && !store_.try_grow(f.ino, end))
     throw Error(ENOSPC, "the staged files would not fit on the target");
@@ -327,6 +331,8 @@ void OpenFiles::allocate(OpenFile& f, int mode, off_t off, off_t len) {
   if (f.fd < 0)
     throw Error(EBADF, "not open for writing");
   const uint64_t end = static_cast<uint64_t>(off) + static_cast<uint64_t>(len);
+  if (end > stage::kMaxFileBytes)
+    throw Error(EFBIG, "larger than a session can hold");
   if (!(mode & FALLOC_FL_KEEP_SIZE) && end > f.size && !store_.try_grow(f.ino, end))
     throw Error(ENOSPC, "the staged files would not fit on the target");
   if (::fallocate(f.fd, mode, off, len) != 0)

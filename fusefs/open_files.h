@@ -44,7 +44,8 @@ struct OpenFile {
   bool dirty = false;                         // written since the last flush
   bool times_pending = false;                 // times set while open for writing, stored at flush
   bool new_file = false;                      // created here: data/ needs an fsync for its name
-  uint64_t unkicked = 0;                      // bytes written since writeback was last started
+  bool no_set_id = false;  // has no set-ID bit a write must clear (known since the last chmod)
+  uint64_t unkicked = 0;   // bytes written since writeback was last started
 };
 
 class OpenFiles {
@@ -94,7 +95,8 @@ class OpenFiles {
   std::vector<std::byte> read(OpenFile& f, size_t size, off_t off);
   // Writes `size` bytes of `data` at `off` into f's staged copy and marks it dirty; returns
   // the bytes written. The caller holds f.mu. Throws Error(EBADF) when f has no staged copy
-  // open, Error(ENOSPC) when the target could not take the growth, Error(errno) naming the
+  // open, Error(EFBIG) at stage::kMaxFileBytes (writing what fits before it),
+  // Error(ENOSPC) when the target could not take the growth, Error(errno) naming the
   // data file.
   size_t write(OpenFile& f, const char* data, size_t size, off_t off);
   // fallocate(2) on f's staged copy; `mode` is 0 or FALLOC_FL_KEEP_SIZE. The caller holds

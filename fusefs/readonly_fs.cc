@@ -116,6 +116,10 @@ struct Ops {
 
   static void lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     guarded(req, [&] {
+      // No name in a tree is longer (imagecore/names.h cuts them), and POSIX wants the
+      // length refused as such rather than "not found".
+      if (std::strlen(name) > 255)
+        throw Error(ENAMETOOLONG, "name longer than 255 bytes");
       ReadOnlyFs& fs = self(req);
       fuse_entry_param e = fs.entry(fs.fs_->lookup(parent, name));
       fuse_reply_entry(req, &e);

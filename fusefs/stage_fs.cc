@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <string_view>
 #include <vector>
 
 #include "fusefs/clock.h"
@@ -38,6 +39,38 @@ void check_name(const char* name) {
     throw Error(ENAMETOOLONG, "name too long");
 }
 
+// A trash folder of the freedesktop.org trash spec at the top of a mount: ".Trash" (shared)
+// or ".Trash-UID" (one user's). File managers move "deleted" files there.
+bool is_trash_name(std::string_view name) {
+  if (name == ".Trash")
+    return true;
+  constexpr std::string_view kUser = ".Trash-";
+  if (name.size() <= kUser.size() || name.substr(0, kUser.size()) != kUser)
+    return false;
+  return std::all_of(name.begin() + kUser.size(), name.end(),
+                     [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// No trash on the stage: what a file manager "deletes" there would be committed with the
+// next session. Refusing the folder makes GIO (Nautilus, `gio trash`) report that the file
+// cannot be moved to the trash, and offer to delete it for good.
+void refuse_trash(fuse_ino_t parent, const char* name) {
+  if (parent == FUSE_ROOT_ID && is_trash_name(name))
+    throw Error(EPERM, fmt::format("{}: no trash folder on a stage (it would be committed)", name));
+}
+
+// The permission bits `perm` keeps after a write or truncate by the caller of `req`: a
+// process without CAP_FSETID (taken as: not root) loses set-user-ID, and set-group-ID when
+// group execution is on, as the kernel's own rule for FUSE (fs/fuse/dir.c) has it.
+uint32_t perm_after_write(fuse_req_t req, uint32_t perm) {
+  if (fuse_req_ctx(req)->uid == 0)
+    return perm;
+  perm &= ~static_cast<uint32_t>(S_ISUID);
+  if (perm & S_IXGRP)
+    perm &= ~static_cast<uint32_t>(S_ISGID);
+  return perm;
+}
+
 StageFs& self(fuse_req_t req) {
   return *static_cast<StageFs*>(fuse_req_userdata(req));
 }
@@ -48,6 +81,7 @@ StageFs& self(fuse_req_t req) {
 struct StageFs::Handle {
   std::shared_ptr<OpenFile> file;
   bool writable = false;
+  bool direct = false;  // direct_io: the kernel leaves the set-ID bits of writes to us
 };
 
 // A listing taken at opendir, so offsets stay valid while the folder changes.
@@ -150,7 +184,7 @@ struct stat StageFs::to_stat(const StoreEntry& e) {
   struct stat st {};
   st.st_ino = a.ino;
   st.st_mode = type_bits(a.type) | a.perm;
-  st.st_nlink = a.type == FileType::Directory ? 2 : a.nlink;
+  st.st_nlink = a.type == FileType::Directory ? 2 + store_.subdir_count(a.ino) : a.nlink;
   st.st_uid = a.uid;
   st.st_gid = a.gid;
   st.st_size = static_cast<off_t>(a.size);
@@ -318,6 +352,10 @@ struct StageOps {
         std::lock_guard lock(f->mu);
         f->mtime = *c.mtime;  // what the next flush records, unless written again
       }
+      if (c.perm && f) {
+        std::lock_guard lock(f->mu);
+        f->no_set_id = false;
+      }
       StoreEntry e = fs.store_.set_attr(ino, c);
       struct stat st = fs.to_stat(e);
       fuse_reply_attr(req, &st, fs.timeout_);
@@ -385,6 +423,7 @@ struct StageOps {
 
   static void mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
     change(req, [&](StageFs& fs) {
+      refuse_trash(parent, name);
       add_entry(req, fs, make(req, fs, parent, name, FileType::Directory, mode, 0, {}));
     });
   }
@@ -417,6 +456,7 @@ struct StageOps {
                      unsigned flags) {
     change(req, [&](StageFs& fs) {
       check_name(newname);
+      refuse_trash(newparent, newname);
       if (flags & ~static_cast<unsigned>(RENAME_NOREPLACE))
         throw Error(EINVAL, "only RENAME_NOREPLACE is supported");
       fs.store_.rename(parent, name, newparent, newname, flags & RENAME_NOREPLACE);
@@ -441,6 +481,7 @@ struct StageOps {
     auto h = std::make_unique<StageFs::Handle>();
     const std::shared_ptr<OpenFile> file = h->file = fs.open_file(e, writable);
     h->writable = writable;
+    h->direct = (fi->flags & O_ACCMODE) == O_WRONLY;
     if (created) {
       std::lock_guard lock(file->mu);
       file->new_file = true;
@@ -457,7 +498,7 @@ struct StageOps {
     // Such a handle can neither read nor be mapped; other handles stay cached, and the
     // kernel drops cached pages a direct write overwrites.
     if ((fi->flags & O_ACCMODE) == O_WRONLY)
-      fi->direct_io = 1;
+      fi->direct_io = 1;  // h->direct
     int rc;
     if (created) {
       fuse_entry_param p = fs.entry(e);
@@ -495,6 +536,13 @@ struct StageOps {
       if (e.attr.type != FileType::Regular)
         throw Error(EINVAL, "not a regular file");
       if (fi->flags & O_TRUNC) {
+        // The kernel leaves an atomic O_TRUNC's set-ID bits to us.
+        const uint32_t perm = perm_after_write(req, e.attr.perm);
+        if (perm != e.attr.perm) {
+          stage::AttrChange c;
+          c.perm = perm;
+          fs.store_.set_attr(ino, c);
+        }
         std::shared_ptr<OpenFile> f = fs.files_->find(ino);
         if (f) {
           std::lock_guard lock(f->mu);
@@ -541,7 +589,7 @@ struct StageOps {
   }
 
   static void write(fuse_req_t req,
-                    fuse_ino_t,
+                    fuse_ino_t ino,
                     const char* data,
                     size_t size,
                     off_t off,
@@ -549,10 +597,22 @@ struct StageOps {
     guarded(req, [&] {
       StageFs& fs = self(req);
       fs.gate_.wait_for_writes();
-      OpenFile& f = *handle(fi).file;
+      const StageFs::Handle& h = handle(fi);
+      OpenFile& f = *h.file;
       size_t done;
       {
         std::lock_guard lock(f.mu);
+        if (h.direct && !f.no_set_id) {
+          // The kernel clears set-ID bits before cached writes, not before direct ones.
+          const StoreEntry e = fs.store_.get(ino);
+          const uint32_t perm = perm_after_write(req, e.attr.perm);
+          if (perm != e.attr.perm) {
+            stage::AttrChange c;
+            c.perm = perm;
+            fs.store_.set_attr(ino, c);
+          }
+          f.no_set_id = !(perm & (S_ISUID | S_ISGID));
+        }
         done = fs.files_->write(f, data, size, off);
       }
       fuse_reply_write(req, done);

@@ -1,5 +1,6 @@
 #include "stage/stage.h"
 
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include "imagecore/base/error.h"
@@ -33,6 +34,7 @@ Stage open_for_mount(const std::string& target,
                      const std::string& target_lock_path) {
   Stage s;
   s.target = target;
+  s.capacity = capacity;
   s.info = burner::probe_target(target, capacity);
   if (s.info.state == burner::TargetState::NotAppendable)
     throw imagecore::Unsupported(s.info.reason);
@@ -44,6 +46,20 @@ Stage open_for_mount(const std::string& target,
   so.default_gid = ::getgid();
   s.store = std::make_unique<Store>(store_dir, so);
   s.store->update_lock_owner();
+  const std::optional<uint64_t> recorded = s.store->recorded_capacity();
+  if (capacity) {
+    if (recorded && *recorded != *capacity)
+      spdlog::warn("{}: --capacity {} replaces the {} bytes recorded with the staged changes",
+                   target, *capacity, *recorded);
+    if (recorded != capacity)
+      s.store->record_capacity(*capacity);
+  } else if (recorded) {
+    // Kept with the store: a restage or a restart after a crash keeps the limit.
+    s.capacity = recorded;
+    s.info = burner::probe_target(target, recorded);
+    if (s.info.state == burner::TargetState::NotAppendable)
+      throw imagecore::Unsupported(s.info.reason);
+  }
   adopt_base(*s.store, open_base(s.info), target, false);
   return s;
 }
@@ -55,7 +71,8 @@ Stage open_store(const std::string& store_dir, bool drop_stale) {
   so.default_gid = ::getgid();
   s.store = std::make_unique<Store>(store_dir, so);
   s.target = s.store->recorded_target();
-  s.info = burner::probe_target(s.target, std::nullopt);
+  s.capacity = s.store->recorded_capacity();
+  s.info = burner::probe_target(s.target, s.capacity);
   adopt_base(*s.store, open_base(s.info), s.target, drop_stale);
   return s;
 }

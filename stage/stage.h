@@ -40,7 +40,8 @@ std::optional<uint64_t> free_bytes_after_commit(const burner::TargetInfo& t, uin
 // A store and its target, opened by this process. Destroy `store` before `lock`.
 struct Stage {
   std::string target;                // the target's path
-  burner::TargetInfo info;           // the target as it was when opened
+  std::optional<uint64_t> capacity;  // --capacity in bytes: given, else the store's recorded one
+  burner::TargetInfo info;           // the target as it was when opened, with `capacity`
   std::unique_ptr<TargetLock> lock;  // held by a mount, and by a commit without a daemon
   std::unique_ptr<Store> store;      // its base is the newest session of the target
 };
@@ -48,19 +49,20 @@ struct Stage {
 // For a stage mount on `mountpoint`: probes `target` with `capacity` (imagecore::Unsupported
 // with the reason when it cannot take another session), locks it through `target_lock_path`,
 // opens or creates the store `store_dir` (entries without owners belong to this process's
-// user) and serves the target's newest session on it. Throws Error(EBUSY) naming the holder
-// of the target or the store, Unsupported for a store made on another session, and what
-// Store() and open_base() throw.
+// user) and serves the target's newest session on it. A given `capacity` is recorded in the
+// store, replacing the one recorded before; without one, the recorded one applies. Throws
+// Error(EBUSY) naming the holder of the target or the store, Unsupported for a store made on
+// another session, and what Store() and open_base() throw.
 Stage open_for_mount(const std::string& target,
                      std::optional<uint64_t> capacity,
                      const std::string& store_dir,
                      const std::string& mountpoint,
                      const std::string& target_lock_path);
 
-// With no daemon: opens the store `store_dir` and the target recorded in it (probed without
-// --capacity), serving the target's newest session. A store made on an older session is
-// emptied when `drop_stale`, refused with Unsupported otherwise. The target is not locked.
-// Throws what Store() and adopt_base() throw.
+// With no daemon: opens the store `store_dir` and the target recorded in it (probed with the
+// store's recorded --capacity), serving the target's newest session. A store made on an older
+// session is emptied when `drop_stale`, refused with Unsupported otherwise. The target is not
+// locked. Throws what Store() and adopt_base() throw.
 Stage open_store(const std::string& store_dir, bool drop_stale);
 
 // Drops staged changes while `gate` is paused: those at the stage paths `paths`

@@ -243,6 +243,19 @@ std::shared_ptr<const FileTree> Store::base() {
   return base_;
 }
 
+std::optional<uint64_t> Store::recorded_capacity() {
+  std::lock_guard lock(mu_);
+  const uint64_t n = meta_number("capacity");
+  return n ? std::optional(n) : std::nullopt;
+}
+
+void Store::record_capacity(uint64_t bytes) {
+  std::lock_guard lock(mu_);
+  Txn txn(*this);
+  set_meta("capacity", std::to_string(bytes));
+  txn.commit();
+}
+
 std::string Store::local_path(Ino ino) const {
   return fmt::format("{}/data/{}", dir_, ino);
 }

@@ -24,6 +24,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "burner/limits.h"
 #include "burner/staged_tree.h"
 #include "imagecore/node.h"
 #include "imagecore/tree.h"
@@ -42,6 +43,9 @@ using imagecore::FileType;
 using imagecore::Ino;
 using imagecore::Node;
 using imagecore::Timestamp;
+
+// Bytes of the largest file a session can hold: larger files get EFBIG.
+inline constexpr uint64_t kMaxFileBytes = burner::kMaxFileBytes;
 
 struct StoreOptions {
   std::string target;      // the target's path: recorded in the store, named in messages
@@ -104,6 +108,10 @@ class Store {
   // it; otherwise it must match the recorded base: Error(ESTALE) if not.
   void use_base(std::shared_ptr<const FileTree> base, uint64_t start_lba, uint64_t blocks);
   std::shared_ptr<const FileTree> base();
+  // The --capacity the store was last staged with, in bytes (nullopt: none was given), kept
+  // so that a later stage, a commit or status without a daemon keep the same limit.
+  std::optional<uint64_t> recorded_capacity();
+  void record_capacity(uint64_t bytes);
 
   // Namespace. Errors are Error(errno) as the system calls give them.
   StoreEntry get(Ino ino);                               // ENOENT for an unknown inode
@@ -114,7 +122,11 @@ class Store {
   };
   std::vector<Child> list(Ino dir);  // sorted by name
   Ino parent_of(Ino dir);            // the root is its own parent
+  // The folders in folder `dir` (a folder's link count is 2 more), without importing a base
+  // folder; 0 for what is not a folder.
+  uint32_t subdir_count(Ino dir);
   // Creates a directory, regular file (empty, Local), symlink, device, FIFO or socket.
+  // ENAMETOOLONG for a symlink target a session cannot record (burner/limits.h).
   StoreEntry make(Ino parent,
                   std::string_view name,
                   FileType type,
@@ -142,8 +154,9 @@ class Store {
   // Contents.
   std::string local_path(Ino ino) const;
   // Makes a regular file's contents Local: copies base contents into data/ first (unless
-  // `truncate_to` is 0), then truncates to `truncate_to` when set. ENOSPC when the staged
-  // bytes would exceed the limit.
+  // `truncate_to` is 0), then truncates to `truncate_to` when set. EFBIG past the largest
+  // file a session can hold (burner::kMaxFileBytes), ENOSPC when the staged bytes would
+  // exceed the limit.
   StoreEntry make_local(Ino ino, std::optional<uint64_t> truncate_to);
   // Records the durable size and mtime of a Local file (after the caller's fdatasync).
   void record_size(Ino ino,

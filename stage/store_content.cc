@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <span>
 
+#include "burner/limits.h"
 #include "imagecore/base/error.h"
 #include "imagecore/iso9660/zisofs.h"
 #include "stage/store.h"
@@ -54,6 +55,9 @@ StoreEntry Store::make_local(Ino ino, std::optional<uint64_t> truncate_to) {
   if (local && !truncate_to)
     return e;
   const uint64_t final_size = truncate_to ? *truncate_to : e.attr.size;
+  if (final_size > burner::kMaxFileBytes)
+    throw Error(EFBIG, fmt::format("{} bytes: larger than a session can hold ({} bytes)",
+                                   final_size, burner::kMaxFileBytes));
   const uint64_t old = local ? local_size(ino) : 0;
   if (final_size > old && staged_bytes_ + (final_size - old) > limit_)
     throw Error(ENOSPC, fmt::format("{}: the staged files would not fit on the target", dir_));

@@ -2,7 +2,9 @@
 // rmdir, rename, link and setattr do to the staged tree.
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
+#include "burner/limits.h"
 #include "imagecore/base/error.h"
 #include "stage/store.h"
 #include "stage/store_private.h"
@@ -51,6 +53,39 @@ Ino Store::parent_of(Ino dir) {
   return q.step() ? q.ucol(0) : kRootIno;
 }
 
+uint32_t Store::subdir_count(Ino dir) {
+  std::lock_guard lock(mu_);
+  Stmt q(*this, "SELECT populated, base_ino FROM inodes WHERE ino=? AND type=?");
+  q.u(1, dir).i(2, static_cast<int>(FileType::Directory));
+  if (!q.step())
+    return 0;
+  if (q.col(0) != 0) {
+    Stmt c(*this,
+           "SELECT count(*) FROM dentries d JOIN inodes i ON i.ino=d.ino "
+           "WHERE d.parent=? AND i.type=?");
+    c.u(1, dir).i(2, static_cast<int>(FileType::Directory));
+    return c.step() ? static_cast<uint32_t>(c.ucol(0)) : 0;
+  }
+  // Not imported: its children are the base folder's, counted without importing them.
+  const Ino base_ino = q.ucol(1);
+  if (!base_ino || !base_)
+    return 0;
+  std::shared_ptr<const Directory> listing;
+  try {
+    listing = base_->list(base_ino);
+  } catch (const Error& e) {
+    // A damaged folder: the stat of the folder itself still answers; a listing says why.
+    spdlog::debug("{}: cannot count the subfolders of inode {}: {}", dir_, dir, e.what());
+    return 0;
+  }
+  uint32_t n = 0;
+  for (const Node& c : listing->entries)
+    if (c.attr.type == FileType::Directory && !c.name.empty() && c.name != "." && c.name != ".." &&
+        c.name.find('/') == std::string::npos)
+      ++n;
+  return n;
+}
+
 std::vector<std::pair<Ino, std::string>> Store::names_of(Ino ino) {
   std::lock_guard lock(mu_);
   std::vector<std::pair<Ino, std::string>> out;
@@ -83,6 +118,12 @@ StoreEntry Store::make(Ino parent,
                        uint32_t gid,
                        uint64_t rdev,
                        const std::string& symlink) {
+  // Refused here rather than by the commit, which would fail as a whole on this one link.
+  if (type == FileType::Symlink && !burner::symlink_target_fits(symlink))
+    throw Error(ENAMETOOLONG,
+                fmt::format("symlink target longer than {} bytes, or with a component longer "
+                            "than {}: a session cannot record it",
+                            burner::kMaxSymlinkTargetBytes, burner::kMaxNameBytes));
   std::lock_guard lock(mu_);
   populate(parent);
   if (child(parent, name))

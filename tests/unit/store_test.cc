@@ -379,6 +379,63 @@ TEST_F(StoreTest, TheLimitRefusesGrowthAndCopyUps) {
   }
 }
 
+TEST_F(StoreTest, TheCapacityIsKeptAcrossReopenUntilReplaced) {
+  {
+    auto s = open_store();
+    EXPECT_EQ(s->recorded_capacity(), std::nullopt);
+    s->record_capacity(1 << 20);
+    s->reset_to_new_base(tree_, 32, 100);  // a commit keeps it too
+  }
+  {
+    auto s = open_store();
+    EXPECT_EQ(s->recorded_capacity(), std::optional<uint64_t>(1 << 20));
+    s->record_capacity(2 << 20);
+  }
+  EXPECT_EQ(open_store()->recorded_capacity(), std::optional<uint64_t>(2 << 20));
+}
+
+TEST_F(StoreTest, SubfoldersAreCountedWithoutImportingTheFolder) {
+  auto s = open_store();
+  const Ino a = s->lookup(kRootIno, "a").attr.ino;
+  EXPECT_EQ(s->subdir_count(a), 1u);  // deep; x is a file
+  EXPECT_EQ(s->subdir_count(kRootIno), 2u);
+  s->make(a, "new", FileType::Directory, 0755, 0, 0, 0, "");
+  EXPECT_EQ(s->subdir_count(a), 2u);
+  s->rmdir(a, "new");
+  s->rename(a, "deep", kRootIno, "deep", false);
+  EXPECT_EQ(s->subdir_count(a), 0u);
+  EXPECT_EQ(s->subdir_count(kRootIno), 3u);
+  EXPECT_EQ(s->subdir_count(s->lookup(kRootIno, "top").attr.ino), 0u) << "not a folder";
+}
+
+TEST_F(StoreTest, WhatASessionCannotRecordIsRefusedWhenMade) {
+  auto s = open_store();
+  const auto code_of = [](auto&& f) {
+    try {
+      f();
+    } catch (const Error& e) {
+      return e.code();
+    }
+    return 0;
+  };
+  EXPECT_EQ(code_of([&] {
+              s->make(kRootIno, "l", FileType::Symlink, 0777, 0, 0, 0, std::string(1025, 't'));
+            }),
+            ENAMETOOLONG);
+  EXPECT_EQ(code_of([&] {
+              s->make(kRootIno, "l", FileType::Symlink, 0777, 0, 0, 0,
+                      "a/" + std::string(256, 'n'));
+            }),
+            ENAMETOOLONG);
+  EXPECT_EQ(code_of([&] {
+              s->make(kRootIno, "l", FileType::Symlink, 0777, 0, 0, 0,
+                      std::string(255, 'n') + "/../" + std::string(255, 'm'));
+            }),
+            0);
+  const Ino n = s->make(kRootIno, "n", FileType::Regular, 0644, 0, 0, 0, "").attr.ino;
+  EXPECT_EQ(code_of([&] { s->make_local(n, kMaxFileBytes + 1); }), EFBIG);
+}
+
 TEST_F(StoreTest, ABlankTargetStartsEmpty) {
   StoreOptions o;
   o.target = root_ + "/new.iso";
