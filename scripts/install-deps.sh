@@ -12,6 +12,7 @@ packages=(
   # independent writers and readers used by the tests
   xorriso genisoimage python3 python3-pycdlib p7zip-full xz-utils attr acl
   udftools udfclient grub-rescue-pc dosfstools isolinux syslinux-common fdisk mtools e2fsprogs
+  libglib2.0-bin
   # peers and tools used by the benchmark
   fuseiso archivemount fio util-linux
 )
