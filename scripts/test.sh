@@ -18,6 +18,9 @@ cd "$top"
 if [ -c /dev/fuse ]; then
   chmod 0666 /dev/fuse || echo "test.sh: cannot make /dev/fuse 0666; tests that mount as another user will skip" >&2
 fi
+# The third-party suites (pjdfstest, fsx, fsstress) from ../shared/third-party/, built once into
+# build/thirdparty; their tests skip, saying why, where the sources are absent.
+"$top/tests/thirdparty/build.sh"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 ctest --preset dev -j2 --timeout 1200
