@@ -92,9 +92,11 @@ class Pjdfstest(unittest.TestCase):
                                     os.path.join(thirdparty.pjdfstest_dir(), "tests"))
         with self.subTest("pjdfstest", run=run):
             if problems:
+                now = "\n".join(f"  {name}\t{nums}"
+                                for name, nums in thirdparty.summary(results).items())
                 self.fail(f"pjdfstest on the stage ({run}) disagrees with "
-                          f"tests/thirdparty/pjdfstest-expected.tsv (output in {log}):\n"
-                          + "\n".join(problems))
+                          f"tests/thirdparty/pjdfstest-expected.tsv:\n" + "\n".join(problems)
+                          + f"\nEvery failing check of this run (FILE, TESTS):\n{now}")
 
     def check(self, reference, actual, what, kind="fs"):
         env.fail_diff(self, stage.tree_problems(reference, actual, kind=kind), what)

@@ -205,7 +205,7 @@ def summary(results):
             if res.failing()}
 
 
-def run_pjdfstest(cwd, log_path, timeout=3600):
+def run_pjdfstest(cwd, log_path, timeout=1500):
     """`prove -r -v TESTS` as root from cwd (a directory inside the mount under test).
     Returns (parsed results, the whole output). The guard is against a hang only."""
     tests = os.path.join(pjdfstest_dir(), "tests")
