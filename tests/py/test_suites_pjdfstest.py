@@ -155,5 +155,45 @@ class Pjdfstest(unittest.TestCase):
         self.commit_cycle(img, mnt, store, view)
 
 
+class ListRules(unittest.TestCase):
+    """How a run is judged against the list (no mount): what fails the test."""
+
+    PROVE = """/x/tests/chmod/12.t .. 
+1..5
+ok 1
+not ok 2 - tried 'a', expected 0777, got 04777
+not ok 3 # TODO other systems
+ok 4
+/x/tests/link/00.t ....... 1..3
+ok 1
+not ok 2 - tried 'b'
+/x/tests/open/01.t .. 
+ok 1
+Result: FAIL
+"""
+
+    def test_unexpected_stale_missing_and_todo(self):
+        res = thirdparty.parse_prove(self.PROVE, "/x/tests")
+        self.assertEqual(thirdparty.summary(res),
+                         {"chmod/12.t": "2,5", "link/00.t": "2-3", "open/01.t": "0"})
+        exp = {"chmod/12.t": {2: "why", 4: "why"}, "link/00.t": {2: "why", 3: "why"}}
+        text = "\n".join(thirdparty.judge(res, exp, "/x/tests"))
+        self.assertIn("chmod/12.t #5: not run", text)            # missing from the output
+        self.assertIn("open/01.t #0: no plan", text)              # died before its end
+        self.assertIn("chmod/12.t #4 passes now", text)           # listed, but passed
+        self.assertNotIn("#3", text)                              # TAP TODO: not a failure
+        self.assertNotIn("link/00.t", text)                       # exactly as listed
+        exp = {"chmod/12.t": {2: "", 5: ""}, "link/00.t": {2: "", 3: ""}, "open/01.t": {0: ""}}
+        self.assertEqual(thirdparty.judge(res, exp, "/x/tests"), [])
+
+    def test_the_list_reads(self):
+        for run in ("fresh", "iso"):
+            exp = thirdparty.expected_failures(run)
+            self.assertTrue(all(name.endswith(".t") and nums for name, nums in exp.items()))
+            tests = os.path.join(thirdparty.pjdfstest_dir(), "tests")
+            for name in exp:
+                self.assertTrue(os.path.isfile(os.path.join(tests, name)), name)
+
+
 if __name__ == "__main__":
     unittest.main()
