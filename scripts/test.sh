@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The README's second command: installs what is missing, builds with AddressSanitizer and
 # UndefinedBehaviorSanitizer, and runs the whole test suite (unit, reader, mount, bad input,
-# upstream images), then the README's quick start on an optimised build (which also proves that
-# build compiles: GCC warns differently at -O2), the fuzzer for a short while and the format
-# check.
+# upstream images, pjdfstest, fsx and fsstress on the stage), then the README's quick start on
+# an optimised build (which also proves that build compiles: GCC warns differently at -O2), the
+# fuzzer for a short while and the format check.
 # FUZZ_SECONDS (default 60) sets the fuzzing time; 0 skips it.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
