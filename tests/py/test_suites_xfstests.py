@@ -200,9 +200,9 @@ class Fsstress(Case):
 
     @unittest.expectedFailure
     def test_fsstress_hard_links_remount_commit(self):
-        """The same with fsstress's hard links: a later stage mount cannot open them.
-        Expected failure: issue 10 items 1-2, being fixed (remove the decorator when they
-        are merged)."""
+        """The same with fsstress's hard links (of files and device nodes): today they come
+        back split (nlink 1, separate inodes) and a later stage cannot open them. Expected
+        failure: issue 10 items 1-2, being fixed (remove the decorator when merged)."""
         self.run_and_commit([])
 
     def test_commit_while_fsstress_runs(self):
