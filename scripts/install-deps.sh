@@ -13,6 +13,8 @@ packages=(
   xorriso genisoimage python3 python3-pycdlib p7zip-full xz-utils attr acl
   udftools udfclient grub-rescue-pc dosfstools isolinux syslinux-common fdisk mtools e2fsprogs
   libglib2.0-bin
+  # building the third-party suites (tests/thirdparty/build.sh: pjdfstest, fsx, fsstress)
+  autoconf automake libtool libacl1-dev perl xfslibs-dev libattr1-dev uuid-dev
   # peers and tools used by the benchmark
   fuseiso archivemount fio util-linux
 )

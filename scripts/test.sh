@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The README's second command: installs what is missing, builds with AddressSanitizer and
 # UndefinedBehaviorSanitizer, and runs the whole test suite (unit, reader, mount, bad input,
-# upstream images), then the README's quick start on an optimised build (which also proves that
-# build compiles: GCC warns differently at -O2), the fuzzer for a short while and the format
-# check.
+# upstream images, pjdfstest, fsx and fsstress on the stage), then the README's quick start on
+# an optimised build (which also proves that build compiles: GCC warns differently at -O2), the
+# fuzzer for a short while and the format check.
 # FUZZ_SECONDS (default 60) sets the fuzzing time; 0 skips it.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,6 +18,9 @@ cd "$top"
 if [ -c /dev/fuse ]; then
   chmod 0666 /dev/fuse || echo "test.sh: cannot make /dev/fuse 0666; tests that mount as another user will skip" >&2
 fi
+# The third-party suites (pjdfstest, fsx, fsstress) from ../shared/third-party/, built once into
+# build/thirdparty; their tests skip, saying why, where the sources are absent.
+"$top/tests/thirdparty/build.sh"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 ctest --preset dev -j2 --timeout 1200
