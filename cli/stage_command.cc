@@ -24,6 +24,7 @@
 #include "cli/control.h"
 #include "cli/detach.h"
 #include "cli/logging.h"
+#include "cli/mount_command.h"
 #include "cli/progress.h"
 #include "cli/stage_daemon.h"
 #include "cli/stage_report.h"
@@ -249,9 +250,7 @@ ExitCode run_stage(const StageArgs& args) {
                  foreground ? Syslog::No : Syslog::Yes);
   const std::string target = absolute_target(args.target);
   const std::optional<uint64_t> capacity = capacity_of(args.capacity);
-  struct stat st {};
-  if (::stat(args.mountpoint.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-    throw Failure(ExitCode::MountFailed, args.mountpoint + ": mount point is not a directory");
+  require_mount_point(args.mountpoint);
   char real[PATH_MAX];
   const std::string mountpoint = ::realpath(args.mountpoint.c_str(), real) ? real : args.mountpoint;
   // Absolute: the mount registry hands it to verbs run from other directories.
@@ -268,7 +267,7 @@ ExitCode run_stage(const StageArgs& args) {
   StageDaemon daemon(args, target, capacity);
   try {
     std::filesystem::create_directories(store_dir);
-    daemon.open(store_dir);
+    daemon.open(store_dir, mountpoint);
   } catch (...) {
     // Forked: the waiting parent prints the sentence and exits with the code.
     const ExitStatus status = exit_status_for(std::current_exception());

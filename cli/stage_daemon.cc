@@ -94,7 +94,10 @@ fusefs::SessionOptions session_options(const StageArgs& args, const std::string&
   so.foreground = true;
   so.debug = args.debug;
   so.threads = args.threads;
-  so.fuse_options = {"default_permissions", "subtype=discfs", fsname_option(target)};
+  so.fuse_options = safe_mount_defaults();
+  for (const char* o : {"default_permissions", "subtype=discfs"})
+    so.fuse_options.push_back(o);
+  so.fuse_options.push_back(fsname_option(target));
   for (const std::string& o : parse_stage_options(args.options))
     so.fuse_options.push_back(o);
   return so;
@@ -111,9 +114,9 @@ StageDaemon::StageDaemon(const StageArgs& args,
                          std::optional<uint64_t> capacity)
     : args_(args), target_(std::move(target)), capacity_(capacity) {}
 
-void StageDaemon::open(const std::string& store_dir) {
+void StageDaemon::open(const std::string& store_dir, const std::string& mountpoint) {
   store_dir_ = store_dir;
-  stage_ = stage::open_for_mount(target_, capacity_, store_dir, args_.mountpoint,
+  stage_ = stage::open_for_mount(target_, capacity_, store_dir, mountpoint,
                                  target_lock_path(target_));
   fs_ = std::make_unique<fusefs::StageFs>(*stage_.store, limits_for(stage_.info));
 }

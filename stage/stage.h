@@ -45,8 +45,9 @@ struct Stage {
   std::unique_ptr<Store> store;      // its base is the newest session of the target
 };
 
-// For a stage mount on `mountpoint`: probes `target` with `capacity` (imagecore::Unsupported
-// with the reason when it cannot take another session), locks it through `target_lock_path`,
+// For a stage mount on `mountpoint` (an absolute path): probes `target` with `capacity`
+// (imagecore::Unsupported with the reason when it cannot take another session), locks it
+// through `target_lock_path` (waiting briefly for a stage just unmounted, see TargetLock),
 // opens or creates the store `store_dir` (entries without owners belong to this process's
 // user) and serves the target's newest session on it. Throws Error(EBUSY) naming the holder
 // of the target or the store, Unsupported for a store made on another session, and what
