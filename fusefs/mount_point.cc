@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <cerrno>
 #include <climits>
@@ -12,6 +13,16 @@
 #include "imagecore/base/mount_table.h"
 
 namespace fusefs {
+namespace {
+
+MountPointCheck stale(const std::string& path) {
+  return {MountPointCheck::State::Stale,
+          fmt::format("{}: a mount whose program has stopped is still there ({}); remove it "
+                      "with 'fusermount3 -u {}' and mount again",
+                      path, std::strerror(ENOTCONN), path)};
+}
+
+}  // namespace
 
 MountPointCheck check_mount_point(const std::string& path) {
   using State = MountPointCheck::State;
@@ -23,10 +34,7 @@ MountPointCheck check_mount_point(const std::string& path) {
                                           "first)",
                                           path)};
     if (e == ENOTCONN)
-      return {State::Stale,
-              fmt::format("{}: a mount whose program has stopped is still there ({}); remove "
-                          "it with 'fusermount3 -u {}' and mount again",
-                          path, std::strerror(e), path)};
+      return stale(path);
     return {State::NotDirectory,
             fmt::format("{}: cannot use the mount point: {}", path, std::strerror(e))};
   }
@@ -36,7 +44,13 @@ MountPointCheck check_mount_point(const std::string& path) {
   const std::string where = ::realpath(path.c_str(), real)
                                 ? std::string(real)
                                 : std::filesystem::absolute(path).lexically_normal().string();
-  if (const std::optional<imagecore::MountEntry> m = imagecore::mount_at(where))
+  const std::optional<imagecore::MountEntry> m = imagecore::mount_at(where);
+  // A FUSE mount whose daemon died may still answer stat from the kernel's cache; statfs
+  // always asks the daemon.
+  struct statvfs vfs {};
+  if (m && ::statvfs(path.c_str(), &vfs) != 0 && errno == ENOTCONN)
+    return stale(path);
+  if (m)
     return {State::Mounted,
             fmt::format("{}: {} from {} is mounted there already; unmount it first or choose "
                         "another folder",

@@ -7,9 +7,9 @@
 #include "imagecore/base/mount_table.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <optional>
 #include <string_view>
-#include <filesystem>
 #include <system_error>
 
 namespace stage {
@@ -43,13 +43,15 @@ TargetLock::TargetLock(const std::string& lock_path,
                        const std::string& store,
                        const std::string& mountpoint)
     : file_(
-          with_folder(lock_path), 0600,
+          with_folder(lock_path),
+          0600,
           [&target](std::string holder) {
             std::replace(holder.begin(), holder.end(), '\n', ' ');
             return fmt::format("{}: already staged or being committed ({})", target,
                                holder.empty() ? "another process" : holder);
           },
-          mount_gone, kLeavingWait) {
+          mount_gone,
+          kLeavingWait) {
   std::string text = fmt::format("process {}, store {}", ::getpid(), store);
   if (!mountpoint.empty())
     text += std::string(kMountedOn) + mountpoint;

@@ -24,7 +24,7 @@ class TargetLock {
              const std::string& mountpoint = "");
 
   // How long a stage waits for one just unmounted to let go of the target.
-  static constexpr std::chrono::seconds kLeavingWait{5};
+  static constexpr std::chrono::seconds kLeavingWait{10};
 
  private:
   LockFile file_;
