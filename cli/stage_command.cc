@@ -21,8 +21,10 @@
 
 #include "burner/commit.h"
 #include "burner/target.h"
+#include "cli/change_list.h"
 #include "cli/control.h"
 #include "cli/detach.h"
+#include "cli/flat_json.h"
 #include "cli/logging.h"
 #include "cli/mount_command.h"
 #include "cli/progress.h"
@@ -165,6 +167,37 @@ StatusReport status_of(const std::string& store) {
                        stage::free_bytes_after_commit(d.info, d.store->staged_bytes()));
 }
 
+// Whether to drop everything staged in `store`, asked of the user: on a terminal, after
+// showing what is staged; elsewhere a whole discard needs --all. Throws Failure(Usage) when
+// not on a terminal.
+bool confirm_discard_all(const std::string& store) {
+  if (!::isatty(STDIN_FILENO))
+    throw Failure(ExitCode::Usage,
+                  "discard without PATH drops every staged change: add --all to mean it");
+  const StatusReport report = status_of(store);
+  if (report.changes.empty()) {
+    std::cout << "nothing is staged; nothing dropped\n";
+    return false;
+  }
+  std::cerr << to_text(report.changes)
+            << fmt::format("Drop all {} staged changes above? [y/N] ", report.changes.size());
+  std::string answer;
+  if (!std::getline(std::cin, answer) || (answer != "y" && answer != "Y" && answer != "yes")) {
+    std::cout << "nothing dropped\n";
+    return false;
+  }
+  return true;
+}
+
+// The member `key` of the JSON object `json`. Throws imagecore::Error(EPROTO) when missing.
+FlatJsonValue member_of(const std::string& json, const std::string& key) {
+  auto members = parse_flat_json(json);
+  const auto it = members.find(key);
+  if (it == members.end())
+    throw Error(EPROTO, fmt::format("malformed JSON: \"{}\" is missing", key));
+  return std::move(it->second);
+}
+
 }  // namespace
 
 std::string default_store_dir(const std::string& target_realpath) {
@@ -239,7 +272,10 @@ CLI::App* add_discard_command(CLI::App& app, DiscardArgs& a) {
   CLI::App* c = app.add_subcommand(
       "discard", "Drop staged changes: all of them, or those at the given paths.");
   c->add_option("MOUNTPOINT", a.mountpoint, "The stage mount");
-  c->add_option("PATH", a.paths, "Paths on the stage (\"/docs/a.txt\"); none: everything");
+  c->add_option("PATH", a.paths, "Paths on the stage (\"/docs/a.txt\")");
+  c->add_flag("--all", a.all,
+              "Drop every staged change (without PATH or --all, discard asks on a terminal "
+              "and refuses otherwise)");
   c->add_option("--store", a.store, "The store directory (works without a mount too)");
   return c;
 }
@@ -309,17 +345,29 @@ ExitCode run_status(const StatusArgs& args) {
 ExitCode run_discard(const DiscardArgs& args) {
   set_up_logging(spdlog::level::warn, Syslog::No);
   require_one_stage("discard", args.mountpoint, args.store);
+  if (args.all && !args.paths.empty())
+    throw Failure(ExitCode::Usage, "discard takes PATHs or --all, not both");
   const std::string store = store_for(args.mountpoint, args.store);
+  if (!args.all && args.paths.empty() && !confirm_discard_all(store))
+    return ExitCode::Ok;
   std::vector<std::string> req{"discard"};
   req.insert(req.end(), args.paths.begin(), args.paths.end());
+  std::vector<stage::StagedChange> dropped;
   if (std::optional<ControlResult> r = ask_daemon(store, req, [](const auto&) {})) {
     if (!r->ok)
       throw Error(r->err, r->text);
+    dropped = changes_from_json(member_of(r->text, "dropped"));
   } else {
     stage::Stage d = stage::open_store(store, args.paths.empty());
     stage::Gate nothing_serves_it;
-    stage::discard(*d.store, args.paths, nothing_serves_it);
+    dropped = stage::discard(*d.store, args.paths, nothing_serves_it);
   }
+  if (dropped.empty())
+    std::cout << "nothing was staged there; nothing dropped\n";
+  else
+    std::cout << fmt::format("dropped {} staged change{}:\n", dropped.size(),
+                             dropped.size() == 1 ? "" : "s")
+              << to_text(dropped);
   return ExitCode::Ok;
 }
 

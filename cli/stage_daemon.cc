@@ -10,6 +10,7 @@
 #include <fstream>
 #include <functional>
 
+#include "cli/change_list.h"
 #include "cli/fuse_options.h"
 #include "cli/stage_report.h"
 #include "fusefs/session.h"
@@ -116,8 +117,8 @@ StageDaemon::StageDaemon(const StageArgs& args,
 
 void StageDaemon::open(const std::string& store_dir, const std::string& mountpoint) {
   store_dir_ = store_dir;
-  stage_ = stage::open_for_mount(target_, capacity_, store_dir, mountpoint,
-                                 target_lock_path(target_));
+  stage_ =
+      stage::open_for_mount(target_, capacity_, store_dir, mountpoint, target_lock_path(target_));
   fs_ = std::make_unique<fusefs::StageFs>(*stage_.store, limits_for(stage_.info));
 }
 
@@ -182,8 +183,7 @@ void StageDaemon::handle(const std::vector<std::string>& req, Reply& reply) {
     MountGate gate(*fs_, std::chrono::seconds(10), [](const std::vector<std::string>& busy) {
       return fmt::format("files are still open for writing: {}", fmt::join(busy, ", "));
     });
-    stage::discard(*stage_.store, paths, gate);
-    reply.ok(to_json(status_report(*stage_.store, target_, fs_->free_bytes())));
+    reply.ok("{\"dropped\":" + to_json(stage::discard(*stage_.store, paths, gate)) + "}");
   } else if (verb == "commit") {
     burner::CommitOptions o;
     o.dummy = arg(req, "dummy") == "1";

@@ -65,8 +65,9 @@ Stage open_for_mount(const std::string& target,
 Stage open_store(const std::string& store_dir, bool drop_stale);
 
 // Drops staged changes while `gate` is paused: those at the stage paths `paths`
-// (Store::discard), or all of them when `paths` is empty. Throws what gate.pause() and the
-// store throw; the gate is resumed either way.
-void discard(Store& store, const std::vector<std::string>& paths, Gate& gate);
+// (Store::discard), or all of them when `paths` is empty. Returns what was dropped: the
+// staged changes that are gone after it. Throws what gate.pause() and the store throw; the
+// gate is resumed either way.
+std::vector<StagedChange> discard(Store& store, const std::vector<std::string>& paths, Gate& gate);
 
 }  // namespace stage
