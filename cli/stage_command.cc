@@ -175,12 +175,15 @@ bool confirm_discard_all(const std::string& store) {
     throw Failure(ExitCode::Usage,
                   "discard without PATH drops every staged change: add --all to mean it");
   const StatusReport report = status_of(store);
-  if (report.changes.empty()) {
+  if (report.changes && report.changes->empty()) {
     std::cout << "nothing is staged; nothing dropped\n";
     return false;
   }
-  std::cerr << to_text(report.changes)
-            << fmt::format("Drop all {} staged changes above? [y/N] ", report.changes.size());
+  if (report.changes)
+    std::cerr << to_text(*report.changes)
+              << fmt::format("Drop all {} staged changes above? [y/N] ", report.changes->size());
+  else
+    std::cerr << "Drop every staged change? [y/N] ";
   std::string answer;
   if (!std::getline(std::cin, answer) || (answer != "y" && answer != "Y" && answer != "yes")) {
     std::cout << "nothing dropped\n";
@@ -189,13 +192,14 @@ bool confirm_discard_all(const std::string& store) {
   return true;
 }
 
-// The member `key` of the JSON object `json`. Throws imagecore::Error(EPROTO) when missing.
-FlatJsonValue member_of(const std::string& json, const std::string& key) {
-  auto members = parse_flat_json(json);
-  const auto it = members.find(key);
+// What a daemon's answer to "discard" says was dropped; nullopt from a daemon older than
+// that answer. Throws imagecore::Error(EPROTO) when `json` is malformed.
+std::optional<std::vector<stage::StagedChange>> dropped_in(const std::string& json) {
+  const auto members = parse_flat_json(json);
+  const auto it = members.find("dropped");
   if (it == members.end())
-    throw Error(EPROTO, fmt::format("malformed JSON: \"{}\" is missing", key));
-  return std::move(it->second);
+    return std::nullopt;
+  return changes_from_json(it->second);
 }
 
 }  // namespace
@@ -356,7 +360,12 @@ ExitCode run_discard(const DiscardArgs& args) {
   if (std::optional<ControlResult> r = ask_daemon(store, req, [](const auto&) {})) {
     if (!r->ok)
       throw Error(r->err, r->text);
-    dropped = changes_from_json(member_of(r->text, "dropped"));
+    const std::optional<std::vector<stage::StagedChange>> said = dropped_in(r->text);
+    if (!said) {
+      std::cout << "discarded\n";  // a daemon older than the list
+      return ExitCode::Ok;
+    }
+    dropped = *said;
   } else {
     stage::Stage d = stage::open_store(store, args.paths.empty());
     stage::Gate nothing_serves_it;

@@ -134,6 +134,7 @@ ExitCode StageDaemon::serve(const std::string& mountpoint, Detach& detach) {
   so.after_mount = [&] {
     try {
       start();
+      stage_.lock->mounted_on(mountpoint);
       std::filesystem::create_directories(std::filesystem::path(registry).parent_path());
       std::ofstream(registry) << store_dir_ << "\n";
       started = true;

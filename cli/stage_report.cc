@@ -92,11 +92,11 @@ StatusReport status_report(stage::Store& store,
 std::string to_json(const StatusReport& r) {
   return fmt::format(
       "{{\"target\":{},\"store\":{},\"added\":{},\"changed\":{},\"deleted\":{},\"renamed\":{},"
-      "\"bytes_staged\":{},\"free_bytes_after_commit\":{},\"changes\":{}}}",
+      "\"bytes_staged\":{},\"free_bytes_after_commit\":{}{}}}",
       json_string(r.target), json_string(r.store), r.added, r.changed, r.deleted, r.renamed,
       r.bytes_staged,
       r.free_bytes_after_commit ? std::to_string(*r.free_bytes_after_commit) : "null",
-      to_json(r.changes));
+      r.changes ? ",\"changes\":" + to_json(*r.changes) : "");
 }
 
 std::string to_text(const StatusReport& r) {
@@ -109,7 +109,9 @@ std::string to_text(const StatusReport& r) {
          text_line("free bytes after commit", r.free_bytes_after_commit
                                                   ? std::to_string(*r.free_bytes_after_commit)
                                                   : "unlimited") +
-         "\n" + (r.changes.empty() ? std::string("nothing is staged\n") : to_text(r.changes));
+         (!r.changes           ? std::string()
+          : r.changes->empty() ? std::string("\nnothing is staged\n")
+                               : "\n" + to_text(*r.changes));
 }
 
 StatusReport status_from_json(std::string_view json) {
@@ -123,7 +125,8 @@ StatusReport status_from_json(std::string_view json) {
   r.renamed = *number(m, "renamed");
   r.bytes_staged = *number(m, "bytes_staged");
   r.free_bytes_after_commit = number(m, "free_bytes_after_commit", true);
-  r.changes = changes_from_json(member(m, "changes"));
+  if (m.contains("changes"))  // a daemon older than the list sends none
+    r.changes = changes_from_json(m.at("changes"));
   return r;
 }
 

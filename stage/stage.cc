@@ -39,7 +39,7 @@ Stage open_for_mount(const std::string& target,
   s.info = burner::probe_target(target, capacity);
   if (s.info.state == burner::TargetState::NotAppendable)
     throw imagecore::Unsupported(s.info.reason);
-  s.lock = std::make_unique<TargetLock>(target_lock_path, target, store_dir, mountpoint);
+  s.lock = std::make_unique<TargetLock>(target_lock_path, target, store_dir);
   StoreOptions so;
   so.target = target;
   so.mountpoint = mountpoint;

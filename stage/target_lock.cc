@@ -40,8 +40,7 @@ bool mount_gone(const std::string& holder) {
 
 TargetLock::TargetLock(const std::string& lock_path,
                        const std::string& target,
-                       const std::string& store,
-                       const std::string& mountpoint)
+                       const std::string& store)
     : file_(
           with_folder(lock_path),
           0600,
@@ -52,11 +51,14 @@ TargetLock::TargetLock(const std::string& lock_path,
           },
           mount_gone,
           kLeavingWait) {
-  std::string text = fmt::format("process {}, store {}", ::getpid(), store);
-  if (!mountpoint.empty())
-    text += std::string(kMountedOn) + mountpoint;
-  if (!file_.record(text))
+  holder_ = fmt::format("process {}, store {}", ::getpid(), store);
+  if (!file_.record(holder_))
     spdlog::debug("{}: cannot record the holder", lock_path);
+}
+
+void TargetLock::mounted_on(const std::string& mountpoint) {
+  if (!file_.record(holder_ + std::string(kMountedOn) + mountpoint))
+    spdlog::debug("{}: cannot record the holder's mount", file_.path());
 }
 
 }  // namespace stage
