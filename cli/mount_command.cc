@@ -55,8 +55,8 @@ CLI::App* add_mount_command(CLI::App& app, MountArgs& m) {
   mount->add_option("MOUNTPOINT", m.mountpoint, "Existing directory to mount on")->required();
   mount->add_option("-o", m.options,
                     "Mount options, comma-separated: uid=N, gid=N, umask=OOO, tree=T, "
-                    "session=N, sessions, boot, readahead_kb=N, splice, allow_other, and other "
-                    "FUSE options");
+                    "session=N, sessions, boot, readahead_kb=N, splice, allow_other, suid and dev "
+                    "(nosuid,nodev unless given), and other FUSE options");
   mount->add_flag("-f,--foreground", m.foreground, "Stay in the foreground");
   mount->add_flag("-d,--debug", m.debug, "Trace FUSE requests (implies -f)");
   mount

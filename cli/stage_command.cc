@@ -235,7 +235,9 @@ CLI::App* add_stage_command(CLI::App& app, StageArgs& a) {
                 "unlimited for image files, the size of a block device");
   c->add_option("--auto-commit", a.auto_commit, "Commit after SECS seconds without changes")
       ->check(CLI::Range(1, 86400 * 365));
-  c->add_option("-o", a.options, "FUSE mount options, comma-separated (allow_other, ...)");
+  c->add_option("-o", a.options,
+                "FUSE mount options, comma-separated (allow_other, ...; nosuid,nodev unless "
+                "suid or dev is given)");
   c->add_flag("-f,--foreground", a.foreground, "Stay in the foreground");
   c->add_flag("-d,--debug", a.debug, "Trace FUSE requests (implies -f)");
   c->add_option("--threads", a.threads, "Threads answering requests (default 2)")
@@ -265,7 +267,8 @@ CLI::App* add_commit_command(CLI::App& app, CommitArgs& a) {
 }
 
 CLI::App* add_status_command(CLI::App& app, StatusArgs& a) {
-  CLI::App* c = app.add_subcommand("status", "Show what is staged and the room left.");
+  CLI::App* c =
+      app.add_subcommand("status", "Show what is staged, path by path, and the room left.");
   c->add_option("MOUNTPOINT", a.mountpoint, "The stage mount");
   c->add_option("--store", a.store, "The store directory (works without a mount too)");
   c->add_flag("--json", a.json, "One JSON object");
@@ -274,7 +277,9 @@ CLI::App* add_status_command(CLI::App& app, StatusArgs& a) {
 
 CLI::App* add_discard_command(CLI::App& app, DiscardArgs& a) {
   CLI::App* c = app.add_subcommand(
-      "discard", "Drop staged changes: all of them, or those at the given paths.");
+      "discard",
+      "Drop staged changes at the given paths, or all of them with --all, and list what was "
+      "dropped.");
   c->add_option("MOUNTPOINT", a.mountpoint, "The stage mount");
   c->add_option("PATH", a.paths, "Paths on the stage (\"/docs/a.txt\")");
   c->add_flag("--all", a.all,
