@@ -247,6 +247,23 @@ class StatusAndDiscard(Case):
         st2 = stage.status(store=stage_store(st))
         self.assertEqual(st2["changes"], st["changes"])
 
+    def test_status_of_many_paths(self):
+        """The daemon's answer lists every path: a few thousand must not exceed what the
+        control socket reads (64 KiB lines once)."""
+        with stage.Stage(self.target, self.mnt):
+            d = os.path.join(self.mnt, "many")
+            os.mkdir(d)
+            for i in range(1500):
+                open(os.path.join(d, "a-rather-long-file-name-%05d.txt" % i), "wb").close()
+            st = stage.status(self.mnt)
+            self.assertEqual(len(st["changes"]), 1501)
+            text = self.discfs("status", self.mnt)
+            self.assertEqual(text.returncode, 0, text.err)
+            self.assertIn("A  /many/ (and 1500 more inside)", text.out.splitlines())
+            p = self.discfs("discard", self.mnt, "/many")
+            self.assertEqual(p.returncode, 0, p.err)
+            self.assertIn("dropped 1501 staged changes:", p.out)
+
     def test_discard_says_what_it_dropped(self):
         with stage.Stage(self.target, self.mnt):
             self.change_things()
