@@ -46,9 +46,9 @@ size_t edit_distance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
-// The sentence for a first word that is no verb and no existing source: mount(8) and
-// mount.fuse3 call "discfs SOURCE MOUNTPOINT -o OPTS" with a SOURCE that exists, so a word
-// that names nothing is a mistyped or missing verb, not a mount.
+// The sentence for a first word that is no verb and no existing source, and has no '/' or
+// '.': mount(8) and mount.fuse3 call "discfs SOURCE MOUNTPOINT -o OPTS" with a SOURCE that
+// exists, so such a word is a mistyped or missing verb, not a mount.
 std::string not_a_verb(const std::string& word) {
   if (is_one_of(word.c_str(), kPlannedVerbs))
     return "'" + word + "' is not available in this version of discfs";
@@ -103,7 +103,9 @@ int main(int argc, char** argv) try {
   bool mount_helper_form = false;
   if (argc > 1 && argv[1][0] != '-' && !is_one_of(argv[1], kVerbs)) {
     struct stat st {};
-    if (::stat(argv[1], &st) != 0 && std::strchr(argv[1], '/') == nullptr) {
+    // A path or a file name ("/dev/sr0", "disc.iso") is a source even when missing: the mount
+    // then says it cannot be opened.
+    if (::stat(argv[1], &st) != 0 && std::strpbrk(argv[1], "/.") == nullptr) {
       std::cerr << "discfs: " << not_a_verb(argv[1]) << "\n";
       return static_cast<int>(discfs::ExitCode::Usage);
     }

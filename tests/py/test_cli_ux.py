@@ -73,9 +73,10 @@ class UnknownVerbs(Case):
         # mount(8) passes the fstab source as it is: an absolute path that is missing is a
         # source that cannot be opened (3), not an unknown verb.
         mnt = self.tmp.sub("mnt")
-        p = self.discfs(os.path.join(self.tmp.path, "missing.iso"), mnt, "-o", "ro")
-        self.assertEqual(p.returncode, env.EXIT_CANNOT_OPEN, p.err)
-        self.assertNotIn("not a discfs command", p.err)
+        for source in (os.path.join(self.tmp.path, "missing.iso"), "missing.iso"):
+            p = self.discfs(source, mnt, "-o", "ro")
+            self.assertEqual(p.returncode, env.EXIT_CANNOT_OPEN, p.err)
+            self.assertNotIn("not a discfs command", p.err)
 
 
 def make_iso(tmp):
