@@ -19,7 +19,9 @@
 namespace discfs {
 namespace {
 
-constexpr size_t kMaxLine = 64 * 1024;
+// A request is a verb and a few words; an answer may list every staged path.
+constexpr size_t kMaxRequest = 64 * 1024;
+constexpr size_t kMaxAnswer = size_t{1} << 30;
 
 std::string clean(std::string s) {
   for (char& c : s)
@@ -50,16 +52,18 @@ sockaddr_un address(const std::string& path) {
   return a;
 }
 
-// Reads one line (without the newline) from fd; false at end of stream.
-bool read_line(int fd, std::string* buf, std::string* line) {
+// Reads one line (without the newline) from fd; false at end of stream or past `max` bytes.
+bool read_line(int fd, std::string* buf, std::string* line, size_t max) {
+  size_t searched = 0;  // no newline before this
   for (;;) {
-    const size_t nl = buf->find('\n');
+    const size_t nl = buf->find('\n', searched);
     if (nl != std::string::npos) {
       *line = buf->substr(0, nl);
       buf->erase(0, nl + 1);
       return true;
     }
-    if (buf->size() > kMaxLine)
+    searched = buf->size();
+    if (buf->size() > max)
       return false;
     char chunk[4096];
     const ssize_t n = ::read(fd, chunk, sizeof chunk);
@@ -152,7 +156,7 @@ void ControlServer::loop() {
     std::thread([this, fd] {
       std::string buf, line;
       Reply reply(fd);
-      if (read_line(fd, &buf, &line)) {
+      if (read_line(fd, &buf, &line, kMaxRequest)) {
         try {
           handler_(split_tabs(line), reply);
         } catch (const imagecore::Error& e) {
@@ -192,7 +196,7 @@ ControlResult control_request(const std::string& path,
   ControlResult result;
   result.err = EPIPE;
   result.text = "the stage daemon stopped before answering (see its log)";
-  while (read_line(fd, &buf, &line)) {
+  while (read_line(fd, &buf, &line, kMaxAnswer)) {
     std::vector<std::string> words = split_tabs(line);
     if (words[0] == "ok") {
       result = {true, 0, words.size() > 1 ? words[1] : ""};

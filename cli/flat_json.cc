@@ -15,16 +15,7 @@ class Reader {
   explicit Reader(std::string_view s) : s_(s) {}
 
   std::map<std::string, FlatJsonValue> object() {
-    std::map<std::string, FlatJsonValue> members;
-    expect('{');
-    if (!take('}')) {
-      do {
-        std::string key = string();
-        expect(':');
-        members[std::move(key)] = value();
-      } while (take(','));
-      expect('}');
-    }
+    std::map<std::string, FlatJsonValue> members = members_of(true);
     skip_space();
     if (pos_ != s_.size())
       fail("text after the object");
@@ -59,16 +50,41 @@ class Reader {
     return true;
   }
 
-  FlatJsonValue value() {
+  // "{...}"; arrays among the members only when `top`.
+  std::map<std::string, FlatJsonValue> members_of(bool top) {
+    std::map<std::string, FlatJsonValue> members;
+    expect('{');
+    if (!take('}')) {
+      do {
+        std::string key = string();
+        expect(':');
+        members[std::move(key)] = value(top);
+      } while (take(','));
+      expect('}');
+    }
+    return members;
+  }
+
+  FlatJsonValue value(bool arrays) {
     skip_space();
+    if (arrays && take('[')) {
+      FlatJsonValue v{FlatJsonValue::Kind::Array, "", {}};
+      if (!take(']')) {
+        do
+          v.items.push_back(members_of(false));
+        while (take(','));
+        expect(']');
+      }
+      return v;
+    }
     if (pos_ < s_.size() && s_[pos_] == '"')
-      return {FlatJsonValue::Kind::String, string()};
+      return {FlatJsonValue::Kind::String, string(), {}};
     if (take_word("true"))
-      return {FlatJsonValue::Kind::True, ""};
+      return {FlatJsonValue::Kind::True, "", {}};
     if (take_word("false"))
-      return {FlatJsonValue::Kind::False, ""};
+      return {FlatJsonValue::Kind::False, "", {}};
     if (take_word("null"))
-      return {FlatJsonValue::Kind::Null, ""};
+      return {FlatJsonValue::Kind::Null, "", {}};
     const size_t start = pos_;
     if (pos_ < s_.size() && s_[pos_] == '-')
       ++pos_;
@@ -76,7 +92,7 @@ class Reader {
       ++pos_;
     if (pos_ == start || s_[pos_ - 1] == '-')
       fail("a string, a whole number, true, false or null expected");
-    return {FlatJsonValue::Kind::Number, std::string(s_.substr(start, pos_ - start))};
+    return {FlatJsonValue::Kind::Number, std::string(s_.substr(start, pos_ - start)), {}};
   }
 
   std::string string() {

@@ -83,9 +83,21 @@ std::vector<std::string> split_mount_options(const std::vector<std::string>& lis
   return out;
 }
 
-MountOptionSet parse_mount_options(const std::vector<std::string>& lists) {
+std::vector<std::string> safe_mount_defaults() {
+  return {"nosuid", "nodev"};
+}
+
+MountOptionSet parse_mount_options(const std::vector<std::string>& lists, bool from_mount_helper) {
+  std::vector<std::string> options = split_mount_options(lists);
+  if (from_mount_helper) {
+    // mount.fuse3 (fuse3 3.x) appends "dev" then "suid", each unless its "no" form was given.
+    if (!options.empty() && options.back() == "suid")
+      options.pop_back();
+    if (!options.empty() && options.back() == "dev")
+      options.pop_back();
+  }
   MountOptionSet s;
-  for (std::string& o : split_mount_options(lists)) {
+  for (std::string& o : options) {
     if (!take_mount_option(o, &s))
       s.fuse.push_back(std::move(o));
   }

@@ -28,9 +28,19 @@ struct MountOptionSet {
   std::vector<std::string> fuse;         // everything else, for libfuse, in order
 };
 
+// The libfuse options every mount and stage starts with, before the user's -o: setuid bits
+// and device files inside an image are not honoured (nosuid, nodev), as fusermount3 does for
+// users; "-o suid" and "-o dev" opt out. Does not throw (but std::bad_alloc).
+std::vector<std::string> safe_mount_defaults();
+
 // Parses the -o lists of `discfs mount`, which is always read-only ("ro" is taken as said).
-// Throws Failure(Usage) naming the option when a value is bad.
-MountOptionSet parse_mount_options(const std::vector<std::string>& lists);
+// `from_mount_helper`: the lists come from mount.fuse3 ("discfs SOURCE MOUNTPOINT -o OPTS"),
+// which appends "dev" and "suid" unless told "nodev" or "nosuid" (mount(8)'s defaults); those
+// trailing defaults are dropped so that discfs's own (safe_mount_defaults) hold, while a
+// "suid" or "dev" the user wrote stays. Throws Failure(Usage) naming the option when a value
+// is bad.
+MountOptionSet parse_mount_options(const std::vector<std::string>& lists,
+                                   bool from_mount_helper = false);
 
 // The libfuse options in the -o lists of `discfs stage`, which has none of its own; "ro"
 // goes on to libfuse and makes the staging mount read-only. Does not throw (but

@@ -2,10 +2,14 @@
 // verb, and turns whatever the verb throws into one sentence and an exit code.
 #include <CLI/CLI.hpp>
 
+#include <sys/stat.h>
+
+#include <algorithm>
 #include <cstring>
 #include <iostream>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cli/exit_codes.h"
@@ -17,12 +21,51 @@
 namespace {
 
 constexpr const char* kVerbs[] = {"mount", "info", "stage", "commit", "status", "discard"};
+// Verbs man/discfs.1 and DEVELOPMENT.md announce but this version does not have yet.
+constexpr const char* kPlannedVerbs[] = {"create", "burn", "blank", "rip", "verify", "drives"};
 
-bool is_verb(const char* s) {
-  for (const char* v : kVerbs)
-    if (std::strcmp(s, v) == 0)
-      return true;
-  return false;
+bool is_one_of(const char* s, const auto& list) {
+  return std::any_of(std::begin(list), std::end(list),
+                     [s](const char* v) { return std::strcmp(s, v) == 0; });
+}
+
+// The Levenshtein distance between `a` and `b`.
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j)
+    row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// The sentence for a first word that is no verb and no existing source, and has no '/' or
+// '.': mount(8) and mount.fuse3 call "discfs SOURCE MOUNTPOINT -o OPTS" with a SOURCE that
+// exists, so such a word is a mistyped or missing verb, not a mount.
+std::string not_a_verb(const std::string& word) {
+  if (is_one_of(word.c_str(), kPlannedVerbs))
+    return "'" + word + "' is not available in this version of discfs";
+  if (word == "umount" || word == "unmount")
+    return "'" + word + "' is not a discfs command; unmount with 'fusermount3 -u MOUNTPOINT'";
+  const char* nearest = nullptr;
+  size_t best = 3;  // farther than two edits is no suggestion
+  for (const char* v : kVerbs) {
+    const size_t d = edit_distance(word, v);
+    if (d < best) {
+      best = d;
+      nearest = v;
+    }
+  }
+  return "'" + word + "' is not a discfs command" +
+         (nearest ? std::string("; did you mean '") + nearest + "'?"
+                  : std::string(" (run 'discfs --help' for the commands)"));
 }
 
 // Every verb's arguments, filled by the parser.
@@ -54,16 +97,28 @@ std::optional<int> parse(CLI::App& app, std::vector<char*>& args) {
 }  // namespace
 
 int main(int argc, char** argv) try {
-  // mount.fuse3 and fstab call "discfs SOURCE MOUNTPOINT -o OPTS": the same as "discfs mount".
+  // mount.fuse3 and fstab call "discfs SOURCE MOUNTPOINT -o OPTS": the same as "discfs mount",
+  // with mount.fuse3's own defaults left out (MountArgs::from_mount_helper).
   std::vector<char*> args(argv, argv + argc);
-  if (argc > 1 && argv[1][0] != '-' && !is_verb(argv[1]))
+  bool mount_helper_form = false;
+  if (argc > 1 && argv[1][0] != '-' && !is_one_of(argv[1], kVerbs)) {
+    struct stat st {};
+    // A path or a file name ("/dev/sr0", "disc.iso") is a source even when missing: the mount
+    // then says it cannot be opened.
+    if (::stat(argv[1], &st) != 0 && std::strpbrk(argv[1], "/.") == nullptr) {
+      std::cerr << "discfs: " << not_a_verb(argv[1]) << "\n";
+      return static_cast<int>(discfs::ExitCode::Usage);
+    }
     args.insert(args.begin() + 1, const_cast<char*>("mount"));
+    mount_helper_form = true;
+  }
 
   CLI::App app{"discfs - browse, stage and burn optical-disc images"};
   app.set_version_flag("-V,--version", std::string("discfs ") + DISCFS_VERSION);
   app.require_subcommand(1);
   app.footer("Run 'discfs VERB --help' for a verb's options; 'man discfs' for the whole story.");
   Verbs v;
+  v.mount.from_mount_helper = mount_helper_form;
   CLI::App* mount = discfs::add_mount_command(app, v.mount);
   CLI::App* info = discfs::add_info_command(app, v.info);
   CLI::App* stage = discfs::add_stage_command(app, v.stage);

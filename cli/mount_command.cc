@@ -9,6 +9,7 @@
 
 #include "cli/fuse_options.h"
 #include "cli/logging.h"
+#include "fusefs/mount_point.h"
 #include "fusefs/readonly_fs.h"
 #include "fusefs/session.h"
 #include "imagecore/open.h"
@@ -37,6 +38,15 @@ imagecore::OpenOptions open_options(const MountArgs& a, const MountOptionSet& o)
 
 }  // namespace
 
+void require_mount_point(const std::string& path) {
+  const fusefs::MountPointCheck c = fusefs::check_mount_point(path);
+  using State = fusefs::MountPointCheck::State;
+  if (c.state == State::Mounted)
+    throw Failure(ExitCode::Busy, c.sentence);
+  if (c.state != State::Ok)
+    throw Failure(ExitCode::MountFailed, c.sentence);
+}
+
 CLI::App* add_mount_command(CLI::App& app, MountArgs& m) {
   CLI::App* mount = app.add_subcommand(
       "mount",
@@ -45,8 +55,8 @@ CLI::App* add_mount_command(CLI::App& app, MountArgs& m) {
   mount->add_option("MOUNTPOINT", m.mountpoint, "Existing directory to mount on")->required();
   mount->add_option("-o", m.options,
                     "Mount options, comma-separated: uid=N, gid=N, umask=OOO, tree=T, "
-                    "session=N, sessions, boot, readahead_kb=N, splice, allow_other, and other "
-                    "FUSE options");
+                    "session=N, sessions, boot, readahead_kb=N, splice, allow_other, suid and dev "
+                    "(nosuid,nodev unless given), and other FUSE options");
   mount->add_flag("-f,--foreground", m.foreground, "Stay in the foreground");
   mount->add_flag("-d,--debug", m.debug, "Trace FUSE requests (implies -f)");
   mount
@@ -77,16 +87,14 @@ ExitCode run_mount(const MountArgs& args) {
   const bool foreground = args.foreground || args.debug;
   set_up_logging(args.debug ? spdlog::level::debug : spdlog::level::info,
                  foreground ? Syslog::No : Syslog::Yes);
-  MountOptionSet o = parse_mount_options(args.options);
+  MountOptionSet o = parse_mount_options(args.options, args.from_mount_helper);
   const imagecore::OpenOptions opts = open_options(args, o);
   char real[PATH_MAX];
   const std::string source = ::realpath(args.source.c_str(), real) ? real : args.source;
   std::shared_ptr<const imagecore::FileTree> fs =
       imagecore::open_tree(imagecore::open_file_source(source), opts);
 
-  struct stat st {};
-  if (::stat(args.mountpoint.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-    throw Failure(ExitCode::MountFailed, args.mountpoint + ": mount point is not a directory");
+  require_mount_point(args.mountpoint);
 
   o.view.default_uid = ::getuid();
   o.view.default_gid = ::getgid();
@@ -97,7 +105,10 @@ ExitCode run_mount(const MountArgs& args) {
   so.debug = args.debug;
   so.readahead_kb = o.readahead_kb.value_or(args.readahead_kb);
   so.threads = args.threads;
-  so.fuse_options = {"ro", "default_permissions", "subtype=discfs", fsname_option(source)};
+  so.fuse_options = safe_mount_defaults();
+  for (const char* o : {"ro", "default_permissions", "subtype=discfs"})
+    so.fuse_options.push_back(o);
+  so.fuse_options.push_back(fsname_option(source));
   so.fuse_options.insert(so.fuse_options.end(), o.fuse.begin(), o.fuse.end());
   switch (fusefs::serve(fusefs::ReadOnlyFs::ops(), &rofs, so)) {
     case fusefs::ServeResult::Ok:

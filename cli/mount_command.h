@@ -23,7 +23,13 @@ struct MountArgs {
   size_t cache_mib = 8;
   unsigned readahead_kb = 4096;
   unsigned threads = 2;
+  bool from_mount_helper = false;  // called as "discfs SOURCE MOUNTPOINT -o OPTS" (mount.fuse3)
 };
+
+// Refuses a mount point that cannot take a mount (fusefs::check_mount_point): exit 7 (Busy)
+// naming what is mounted there already, exit 6 (MountFailed) for a missing folder, a stale
+// mount or anything else. Throws Failure.
+void require_mount_point(const std::string& path);
 
 // Adds the "mount" verb and its options to `app`, filling `args` when parsed.
 CLI::App* add_mount_command(CLI::App& app, MountArgs& args);

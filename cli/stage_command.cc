@@ -21,9 +21,12 @@
 
 #include "burner/commit.h"
 #include "burner/target.h"
+#include "cli/change_list.h"
 #include "cli/control.h"
 #include "cli/detach.h"
+#include "cli/flat_json.h"
 #include "cli/logging.h"
+#include "cli/mount_command.h"
 #include "cli/progress.h"
 #include "cli/stage_daemon.h"
 #include "cli/stage_report.h"
@@ -165,6 +168,41 @@ StatusReport status_of(const std::string& store) {
                        stage::free_bytes_after_commit(d.info, d.store->staged_bytes()));
 }
 
+// Whether to drop everything staged in `store`, asked of the user: on a terminal, after
+// showing what is staged; elsewhere a whole discard needs --all. Throws Failure(Usage) when
+// not on a terminal.
+bool confirm_discard_all(const std::string& store) {
+  if (!::isatty(STDIN_FILENO))
+    throw Failure(ExitCode::Usage,
+                  "discard without PATH drops every staged change: add --all to mean it");
+  const StatusReport report = status_of(store);
+  if (report.changes && report.changes->empty()) {
+    std::cout << "nothing is staged; nothing dropped\n";
+    return false;
+  }
+  if (report.changes)
+    std::cerr << to_text(*report.changes)
+              << fmt::format("Drop all {} staged changes above? [y/N] ", report.changes->size());
+  else
+    std::cerr << "Drop every staged change? [y/N] ";
+  std::string answer;
+  if (!std::getline(std::cin, answer) || (answer != "y" && answer != "Y" && answer != "yes")) {
+    std::cout << "nothing dropped\n";
+    return false;
+  }
+  return true;
+}
+
+// What a daemon's answer to "discard" says was dropped; nullopt from a daemon older than
+// that answer. Throws imagecore::Error(EPROTO) when `json` is malformed.
+std::optional<std::vector<stage::StagedChange>> dropped_in(const std::string& json) {
+  const auto members = parse_flat_json(json);
+  const auto it = members.find("dropped");
+  if (it == members.end())
+    return std::nullopt;
+  return changes_from_json(it->second);
+}
+
 }  // namespace
 
 std::string default_store_dir(const std::string& target_realpath) {
@@ -199,7 +237,9 @@ CLI::App* add_stage_command(CLI::App& app, StageArgs& a) {
                 "files, the size of a block device");
   c->add_option("--auto-commit", a.auto_commit, "Commit after SECS seconds without changes")
       ->check(CLI::Range(1, 86400 * 365));
-  c->add_option("-o", a.options, "FUSE mount options, comma-separated (allow_other, ...)");
+  c->add_option("-o", a.options,
+                "FUSE mount options, comma-separated (allow_other, ...; nosuid,nodev unless "
+                "suid or dev is given)");
   c->add_flag("-f,--foreground", a.foreground, "Stay in the foreground");
   c->add_flag("-d,--debug", a.debug, "Trace FUSE requests (implies -f)");
   c->add_option("--threads", a.threads, "Threads answering requests (default 2)")
@@ -229,7 +269,8 @@ CLI::App* add_commit_command(CLI::App& app, CommitArgs& a) {
 }
 
 CLI::App* add_status_command(CLI::App& app, StatusArgs& a) {
-  CLI::App* c = app.add_subcommand("status", "Show what is staged and the room left.");
+  CLI::App* c =
+      app.add_subcommand("status", "Show what is staged, path by path, and the room left.");
   c->add_option("MOUNTPOINT", a.mountpoint, "The stage mount");
   c->add_option("--store", a.store, "The store directory (works without a mount too)");
   c->add_flag("--json", a.json, "One JSON object");
@@ -238,9 +279,14 @@ CLI::App* add_status_command(CLI::App& app, StatusArgs& a) {
 
 CLI::App* add_discard_command(CLI::App& app, DiscardArgs& a) {
   CLI::App* c = app.add_subcommand(
-      "discard", "Drop staged changes: all of them, or those at the given paths.");
+      "discard",
+      "Drop staged changes at the given paths, or all of them with --all, and list what was "
+      "dropped.");
   c->add_option("MOUNTPOINT", a.mountpoint, "The stage mount");
-  c->add_option("PATH", a.paths, "Paths on the stage (\"/docs/a.txt\"); none: everything");
+  c->add_option("PATH", a.paths, "Paths on the stage (\"/docs/a.txt\")");
+  c->add_flag("--all", a.all,
+              "Drop every staged change (without PATH or --all, discard asks on a terminal "
+              "and refuses otherwise)");
   c->add_option("--store", a.store, "The store directory (works without a mount too)");
   return c;
 }
@@ -251,9 +297,7 @@ ExitCode run_stage(const StageArgs& args) {
                  foreground ? Syslog::No : Syslog::Yes);
   const std::string target = absolute_target(args.target);
   const std::optional<uint64_t> capacity = capacity_of(args.capacity);
-  struct stat st {};
-  if (::stat(args.mountpoint.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-    throw Failure(ExitCode::MountFailed, args.mountpoint + ": mount point is not a directory");
+  require_mount_point(args.mountpoint);
   char real[PATH_MAX];
   const std::string mountpoint = ::realpath(args.mountpoint.c_str(), real) ? real : args.mountpoint;
   // Absolute: the mount registry hands it to verbs run from other directories.
@@ -270,7 +314,7 @@ ExitCode run_stage(const StageArgs& args) {
   StageDaemon daemon(args, target, capacity);
   try {
     std::filesystem::create_directories(store_dir);
-    daemon.open(store_dir);
+    daemon.open(store_dir, mountpoint);
   } catch (...) {
     // Forked: the waiting parent prints the sentence and exits with the code.
     const ExitStatus status = exit_status_for(std::current_exception());
@@ -312,17 +356,34 @@ ExitCode run_status(const StatusArgs& args) {
 ExitCode run_discard(const DiscardArgs& args) {
   set_up_logging(spdlog::level::warn, Syslog::No);
   require_one_stage("discard", args.mountpoint, args.store);
+  if (args.all && !args.paths.empty())
+    throw Failure(ExitCode::Usage, "discard takes PATHs or --all, not both");
   const std::string store = store_for(args.mountpoint, args.store);
+  if (!args.all && args.paths.empty() && !confirm_discard_all(store))
+    return ExitCode::Ok;
   std::vector<std::string> req{"discard"};
   req.insert(req.end(), args.paths.begin(), args.paths.end());
+  std::vector<stage::StagedChange> dropped;
   if (std::optional<ControlResult> r = ask_daemon(store, req, [](const auto&) {})) {
     if (!r->ok)
       throw Error(r->err, r->text);
+    const std::optional<std::vector<stage::StagedChange>> said = dropped_in(r->text);
+    if (!said) {
+      std::cout << "discarded\n";  // a daemon older than the list
+      return ExitCode::Ok;
+    }
+    dropped = *said;
   } else {
     stage::Stage d = stage::open_store(store, args.paths.empty());
     stage::Gate nothing_serves_it;
-    stage::discard(*d.store, args.paths, nothing_serves_it);
+    dropped = stage::discard(*d.store, args.paths, nothing_serves_it);
   }
+  if (dropped.empty())
+    std::cout << "nothing was staged there; nothing dropped\n";
+  else
+    std::cout << fmt::format("dropped {} staged change{}:\n", dropped.size(),
+                             dropped.size() == 1 ? "" : "s")
+              << to_text(dropped);
   return ExitCode::Ok;
 }
 

@@ -46,6 +46,7 @@ struct DiscardArgs {
   std::string mountpoint;
   std::string store;
   std::vector<std::string> paths;
+  bool all = false;  // every staged change; without it and without paths, ask on a terminal
 };
 
 // Add the verbs and their options to `app`, filling `args` when parsed.

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <functional>
 
+#include "cli/change_list.h"
 #include "cli/fuse_options.h"
 #include "cli/stage_report.h"
 #include "fusefs/session.h"
@@ -94,7 +95,10 @@ fusefs::SessionOptions session_options(const StageArgs& args, const std::string&
   so.foreground = true;
   so.debug = args.debug;
   so.threads = args.threads;
-  so.fuse_options = {"default_permissions", "subtype=discfs", fsname_option(target)};
+  so.fuse_options = safe_mount_defaults();
+  for (const char* o : {"default_permissions", "subtype=discfs"})
+    so.fuse_options.push_back(o);
+  so.fuse_options.push_back(fsname_option(target));
   for (const std::string& o : parse_stage_options(args.options))
     so.fuse_options.push_back(o);
   return so;
@@ -111,10 +115,10 @@ StageDaemon::StageDaemon(const StageArgs& args,
                          std::optional<uint64_t> capacity)
     : args_(args), target_(std::move(target)), capacity_(capacity) {}
 
-void StageDaemon::open(const std::string& store_dir) {
+void StageDaemon::open(const std::string& store_dir, const std::string& mountpoint) {
   store_dir_ = store_dir;
-  stage_ = stage::open_for_mount(target_, capacity_, store_dir, args_.mountpoint,
-                                 target_lock_path(target_));
+  stage_ =
+      stage::open_for_mount(target_, capacity_, store_dir, mountpoint, target_lock_path(target_));
   capacity_ = stage_.capacity;  // the store's recorded one when none was given
   fs_ = std::make_unique<fusefs::StageFs>(*stage_.store, limits_for(stage_.info));
 }
@@ -131,6 +135,7 @@ ExitCode StageDaemon::serve(const std::string& mountpoint, Detach& detach) {
   so.after_mount = [&] {
     try {
       start();
+      stage_.lock->mounted_on(mountpoint);
       std::filesystem::create_directories(std::filesystem::path(registry).parent_path());
       std::ofstream(registry) << store_dir_ << "\n";
       started = true;
@@ -180,8 +185,7 @@ void StageDaemon::handle(const std::vector<std::string>& req, Reply& reply) {
     MountGate gate(*fs_, std::chrono::seconds(10), [](const std::vector<std::string>& busy) {
       return fmt::format("files are still open for writing: {}", fmt::join(busy, ", "));
     });
-    stage::discard(*stage_.store, paths, gate);
-    reply.ok(to_json(status_report(*stage_.store, target_, fs_->free_bytes())));
+    reply.ok("{\"dropped\":" + to_json(stage::discard(*stage_.store, paths, gate)) + "}");
   } else if (verb == "commit") {
     burner::CommitOptions o;
     o.dummy = arg(req, "dummy") == "1";

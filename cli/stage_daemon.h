@@ -34,9 +34,9 @@ class StageDaemon {
   // the target's own) for `args`, which must outlive the daemon.
   StageDaemon(const StageArgs& args, std::string target, std::optional<uint64_t> capacity);
 
-  // Opens the store at `store_dir` (absolute) and the base; throws Error with the sentence
-  // for the user.
-  void open(const std::string& store_dir);
+  // Opens the store at `store_dir` (absolute) and the base for a mount on `mountpoint` (its
+  // real path); throws Error with the sentence for the user.
+  void open(const std::string& store_dir, const std::string& mountpoint);
 
   // After open(): mounts the stage on `mountpoint` (its real path), starts the control
   // socket and the auto-commit timer, registers the mount for the other verbs, tells

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 
+#include "cli/change_list.h"
 #include "cli/flat_json.h"
 #include "imagecore/base/error.h"
 #include "imagecore/base/json.h"
@@ -84,16 +85,18 @@ StatusReport status_report(stage::Store& store,
   r.bytes_staged = s.bytes_staged;
   if (free_bytes && *free_bytes != UINT64_MAX)
     r.free_bytes_after_commit = free_bytes;
+  r.changes = store.staged_changes();
   return r;
 }
 
 std::string to_json(const StatusReport& r) {
   return fmt::format(
       "{{\"target\":{},\"store\":{},\"added\":{},\"changed\":{},\"deleted\":{},\"renamed\":{},"
-      "\"bytes_staged\":{},\"free_bytes_after_commit\":{}}}",
+      "\"bytes_staged\":{},\"free_bytes_after_commit\":{}{}}}",
       json_string(r.target), json_string(r.store), r.added, r.changed, r.deleted, r.renamed,
       r.bytes_staged,
-      r.free_bytes_after_commit ? std::to_string(*r.free_bytes_after_commit) : "null");
+      r.free_bytes_after_commit ? std::to_string(*r.free_bytes_after_commit) : "null",
+      r.changes ? ",\"changes\":" + to_json(*r.changes) : "");
 }
 
 std::string to_text(const StatusReport& r) {
@@ -105,7 +108,10 @@ std::string to_text(const StatusReport& r) {
          text_line("bytes staged", std::to_string(r.bytes_staged)) +
          text_line("free bytes after commit", r.free_bytes_after_commit
                                                   ? std::to_string(*r.free_bytes_after_commit)
-                                                  : "unlimited");
+                                                  : "unlimited") +
+         (!r.changes           ? std::string()
+          : r.changes->empty() ? std::string("\nnothing is staged\n")
+                               : "\n" + to_text(*r.changes));
 }
 
 StatusReport status_from_json(std::string_view json) {
@@ -119,6 +125,8 @@ StatusReport status_from_json(std::string_view json) {
   r.renamed = *number(m, "renamed");
   r.bytes_staged = *number(m, "bytes_staged");
   r.free_bytes_after_commit = number(m, "free_bytes_after_commit", true);
+  if (m.contains("changes"))  // a daemon older than the list sends none
+    r.changes = changes_from_json(m.at("changes"));
   return r;
 }
 

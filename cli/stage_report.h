@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "burner/commit.h"
 #include "stage/store.h"
@@ -23,6 +24,8 @@ struct StatusReport {
   uint64_t renamed = 0;
   uint64_t bytes_staged = 0;
   std::optional<uint64_t> free_bytes_after_commit;  // nullopt: unlimited
+  // By path (cli/change_list.h); nullopt from a daemon older than the list.
+  std::optional<std::vector<stage::StagedChange>> changes;
 };
 
 // The status of `store` over `target`; `free_bytes` nullopt or UINT64_MAX for unlimited.
@@ -31,13 +34,15 @@ StatusReport status_report(stage::Store& store,
                            const std::string& target,
                            std::optional<uint64_t> free_bytes);
 
-// One JSON object: {"target":...,"store":...,"added":N,...,"free_bytes_after_commit":N|null}.
+// One JSON object: {"target":...,"store":...,"added":N,...,"free_bytes_after_commit":N|null,
+// "changes":[...]} (the array as cli/change_list.h renders it; left out when unknown).
 // Throws only std::bad_alloc.
 std::string to_json(const StatusReport& r);
 
 // One "label:  value" line per field, each with its newline, values aligned at column 27;
-// "unlimited" for no limit. Paths are shown as JSON quotes them, without the quotes, so that each
-// stays on its line whatever it holds. Throws only std::bad_alloc.
+// "unlimited" for no limit; then, when known, an empty line and the changes, one a line
+// (cli/change_list.h), or "nothing is staged". Paths are shown as JSON quotes them, without
+// the quotes, so that each stays on its line whatever it holds. Throws only std::bad_alloc.
 std::string to_text(const StatusReport& r);
 
 // The report to_json(r) rendered. Throws imagecore::Error(EPROTO) when `json` is not such an

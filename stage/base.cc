@@ -42,7 +42,7 @@ void adopt_base(Store& store, const Base& base, const std::string& target, bool 
     if (!drop_stale)
       throw imagecore::Unsupported(fmt::format(
           "{}: the changes staged in {} were made on another session of the target, which has "
-          "changed since; drop them with 'discfs discard --store {}'",
+          "changed since; drop them with 'discfs discard --all --store {}'",
           target, store.dir(), store.dir()));
     store.reset_to_new_base(base.tree, base.start_lba, base.blocks);
     return;

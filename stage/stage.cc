@@ -3,6 +3,9 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <tuple>
+
 #include "imagecore/base/error.h"
 #include "stage/base.h"
 
@@ -77,20 +80,32 @@ Stage open_store(const std::string& store_dir, bool drop_stale) {
   return s;
 }
 
-void discard(Store& store, const std::vector<std::string>& paths, Gate& gate) {
+std::vector<StagedChange> discard(Store& store, const std::vector<std::string>& paths, Gate& gate) {
   gate.pause();
   gate.remember_cached();
+  std::vector<StagedChange> dropped;
   try {
+    dropped = store.staged_changes();
     if (paths.empty())
       store.discard_all();
     else
       store.discard(paths);
+    const auto before = [](const StagedChange& a, const StagedChange& b) {
+      return std::tie(a.path, a.kind, a.from, a.modified) <
+             std::tie(b.path, b.kind, b.from, b.modified);
+    };
+    std::vector<StagedChange> left = store.staged_changes();
+    std::sort(left.begin(), left.end(), before);
+    std::erase_if(dropped, [&](const StagedChange& c) {
+      return std::binary_search(left.begin(), left.end(), c, before);
+    });
   } catch (...) {
     gate.resume();
     throw;
   }
   gate.resume();
   gate.forget_cached();
+  return dropped;
 }
 
 }  // namespace stage

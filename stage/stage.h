@@ -46,8 +46,9 @@ struct Stage {
   std::unique_ptr<Store> store;      // its base is the newest session of the target
 };
 
-// For a stage mount on `mountpoint`: probes `target` with `capacity` (imagecore::Unsupported
-// with the reason when it cannot take another session), locks it through `target_lock_path`,
+// For a stage mount on `mountpoint` (an absolute path): probes `target` with `capacity`
+// (imagecore::Unsupported with the reason when it cannot take another session), locks it
+// through `target_lock_path` (waiting briefly for a stage just unmounted, see TargetLock),
 // opens or creates the store `store_dir` (entries without owners belong to this process's
 // user) and serves the target's newest session on it. A given `capacity` is recorded in the
 // store, replacing the one recorded before; without one, the recorded one applies. Throws
@@ -66,8 +67,9 @@ Stage open_for_mount(const std::string& target,
 Stage open_store(const std::string& store_dir, bool drop_stale);
 
 // Drops staged changes while `gate` is paused: those at the stage paths `paths`
-// (Store::discard), or all of them when `paths` is empty. Throws what gate.pause() and the
-// store throw; the gate is resumed either way.
-void discard(Store& store, const std::vector<std::string>& paths, Gate& gate);
+// (Store::discard), or all of them when `paths` is empty. Returns what was dropped: the
+// staged changes that are gone after it. Throws what gate.pause() and the store throw; the
+// gate is resumed either way.
+std::vector<StagedChange> discard(Store& store, const std::vector<std::string>& paths, Gate& gate);
 
 }  // namespace stage

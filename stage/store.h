@@ -75,6 +75,16 @@ struct StoreStatus {
   bool empty() const { return added + changed + deleted + renamed == 0; }
 };
 
+// One staged difference from the base, by path (what `discfs status` lists).
+struct StagedChange {
+  enum class Kind : uint8_t { Added, Modified, Renamed, Deleted };
+  Kind kind = Kind::Added;
+  std::string path;       // on the stage; for Deleted, where the base has it
+  std::string from;       // Renamed: where the base has it
+  bool modified = false;  // Renamed: new contents or attributes as well
+  bool operator==(const StagedChange&) const = default;
+};
+
 // Attribute changes for Store::set_attr; unset members stay as they are.
 struct AttrChange {
   std::optional<uint32_t> perm;
@@ -177,6 +187,9 @@ class Store {
   // The tree the next session must show. Consistent: taken under the store lock.
   StagedEntry snapshot();
   StoreStatus status();
+  // Every staged difference, one per name (a hard link's every name), sorted by path: the
+  // entries status() counts. Throws Error(EIO) when the database cannot be read.
+  std::vector<StagedChange> staged_changes();
   // Puts the entries at these stage paths back as they are in the base (removing them when
   // the base has none). Throws Error(ENOENT) when a path's parent is not on the stage.
   void discard(const std::vector<std::string>& paths);

@@ -2,6 +2,11 @@
 // session, and the reset to the new base.
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <optional>
+
 #include "imagecore/base/error.h"
 #include "stage/store.h"
 #include "stage/store_private.h"
@@ -74,6 +79,59 @@ StoreStatus Store::status() {
   s.deleted = count("SELECT COUNT(*) FROM deleted");
   s.bytes_staged = staged_bytes_;
   return s;
+}
+
+std::vector<StagedChange> Store::staged_changes() {
+  std::lock_guard lock(mu_);
+  std::map<Ino, std::string> dir_paths{{kRootIno, ""}};
+  // The stage path of the folder `ino` ("" for the root); empty optional when it has no name.
+  std::function<std::optional<std::string>(Ino, int)> dir_path =
+      [&](Ino ino, int depth) -> std::optional<std::string> {
+    if (const auto it = dir_paths.find(ino); it != dir_paths.end())
+      return it->second;
+    if (depth > kMaxDepth)
+      return std::nullopt;
+    Stmt q(*this, "SELECT parent, name FROM dentries WHERE ino=? LIMIT 1");
+    q.u(1, ino);
+    if (!q.step())
+      return std::nullopt;
+    const Ino parent = q.ucol(0);
+    const std::string name = q.text(1);
+    const std::optional<std::string> up = dir_path(parent, depth + 1);
+    if (!up)
+      return std::nullopt;
+    return dir_paths[ino] = *up + "/" + name;
+  };
+  std::vector<StagedChange> out;
+  using Kind = StagedChange::Kind;
+  Stmt q(*this,
+         "SELECT d.parent, d.name, i.base_ino, i.data, i.attr_changed, i.moved, i.base_path "
+         "FROM inodes i JOIN dentries d ON d.ino=i.ino WHERE i.nlink>0 AND i.ino!=1 AND "
+         "(i.base_ino=0 OR i.data=2 OR i.attr_changed=1 OR i.moved=1)");
+  while (q.step()) {
+    const std::optional<std::string> parent = dir_path(q.ucol(0), 0);
+    if (!parent)
+      continue;  // not reachable from the root: not on the stage
+    StagedChange c;
+    c.path = *parent + "/" + q.text(1);
+    const bool modified = q.col(3) == 2 || q.col(4) == 1;
+    if (q.col(2) == 0) {
+      c.kind = Kind::Added;
+    } else if (q.col(5) == 1) {
+      c.kind = Kind::Renamed;
+      c.from = q.text(6);
+      c.modified = modified;
+    } else {
+      c.kind = Kind::Modified;
+    }
+    out.push_back(std::move(c));
+  }
+  Stmt d(*this, "SELECT base_path FROM deleted");
+  while (d.step())
+    out.push_back({Kind::Deleted, d.text(0), "", false});
+  std::sort(out.begin(), out.end(),
+            [](const StagedChange& a, const StagedChange& b) { return a.path < b.path; });
+  return out;
 }
 
 void Store::set_pending_session(uint64_t start_lba) {

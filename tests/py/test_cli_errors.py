@@ -78,7 +78,7 @@ class CliErrors(unittest.TestCase):
 
     def test_discard_of_a_damaged_store_names_the_damage(self):
         store = self.damaged_store()
-        rc, err = self.discfs("discard", "--store", store)
+        rc, err = self.discfs("discard", "--all", "--store", store)
         self.assertEqual(rc, EXIT_CANNOT_OPEN, err)
         line = self.assert_one_line(err, f"discfs: {store}/store.db: ")
         self.assertIn("'x'", line)

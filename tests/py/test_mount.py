@@ -612,8 +612,51 @@ class Options(unittest.TestCase):
         try:
             self.assertNotEqual(os.stat(mnt).st_dev, dev0)
             self.assertTrue(os.path.isfile(os.path.join(mnt, "README")))
+            self.assertLessEqual({"nosuid", "nodev"}, env.mount_flags(mnt))
         finally:
             self._wait_unmounted(mnt)
+
+    def test_fstab_form_is_nosuid_nodev(self):
+        """What mount(8) runs for `mount -t fuse.discfs` and the man page's fstab line
+        (`allow_other`): mount.fuse3 appends "dev,suid" (mount(8)'s defaults) unless told
+        otherwise, and a setuid-root program in an image would run as root for any user.
+        The mount must be nosuid,nodev like `discfs mount`; `-o suid,dev` opts out."""
+        helper = shutil.which("mount.fuse3") or ("/sbin/mount.fuse3"
+                                                 if os.path.exists("/sbin/mount.fuse3") else None)
+        if not helper:
+            self.skipTest("mount.fuse3 missing")
+        for opts, want, unwanted in (("allow_other", {"nosuid", "nodev"}, set()),
+                                     ("rw,noauto,user,allow_other", {"nosuid", "nodev"}, set()),
+                                     ("suid", {"nodev"}, {"nosuid"}),
+                                     ("suid,dev", set(), {"nosuid", "nodev"}),
+                                     ("nosuid", {"nosuid", "nodev"}, set())):
+            with self.subTest(options=opts):
+                mnt = new_mountpoint("fstab")
+                p, err, dev0 = self._daemonizing_mount(
+                    [helper, image("native"), mnt, "-t", "fuse.discfs", "-o", opts], mnt,
+                    run_env=self._mount_helper_env())
+                self.assertEqual(p.returncode, 0, f"mount.fuse3 -o {opts} failed: {err}")
+                try:
+                    flags = env.mount_flags(mnt)
+                    self.assertLessEqual(want, flags, f"-o {opts}: mount options {flags}")
+                    self.assertFalse(unwanted & flags, f"-o {opts}: mount options {flags}")
+                finally:
+                    self._wait_unmounted(mnt)
+
+    def test_discfs_mount_is_nosuid_nodev(self):
+        mnt = new_mountpoint("nosuid")
+        for opts, want, unwanted in ((None, {"nosuid", "nodev"}, set()),
+                                     ("suid,dev", set(), {"nosuid", "nodev"})):
+            with self.subTest(options=opts):
+                cmd = [env.discfs_bin(), "mount", image("native"), mnt]
+                p, err, dev0 = self._daemonizing_mount(cmd + (["-o", opts] if opts else []), mnt)
+                self.assertEqual(p.returncode, 0, err)
+                try:
+                    flags = env.mount_flags(mnt)
+                    self.assertLessEqual(want, flags, f"-o {opts}: mount options {flags}")
+                    self.assertFalse(unwanted & flags, f"-o {opts}: mount options {flags}")
+                finally:
+                    self._wait_unmounted(mnt)
 
     def test_mount_fuse3_helper(self):
         """What mount(8) and /etc/fstab (type fuse.discfs) run: mount.fuse3 finding discfs on

@@ -761,7 +761,7 @@ class CommitKillTest(CrashBase):
             self.assertIn("discard", msg, "the refusal does not say how to go on")
             p = stage.discard(store=self.store, check=False)
             self.assertEqual(p.returncode, 0,
-                             "the stage refused and advised 'discfs discard --store', which "
+                             "the stage refused and advised 'discfs discard --all --store', which "
                              "then fails: " + p.err[-2000:] + "\nthe refusal was: " +
                              msg[-1500:])
             st = self.stage()

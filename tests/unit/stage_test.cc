@@ -230,7 +230,8 @@ TEST_F(StageTest, AStoreOfAnOlderSessionIsRefusedOrDropped) {
     open_store(store_dir_, false);
     FAIL() << "staged on a session that is no longer the newest";
   } catch (const imagecore::Unsupported& e) {
-    EXPECT_NE(std::string(e.what()).find("discfs discard --store"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("discfs discard --all --store"), std::string::npos)
+        << e.what();
   }
   Stage st = open_store(store_dir_, true);
   EXPECT_TRUE(st.store->status().empty());

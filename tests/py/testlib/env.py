@@ -145,6 +145,19 @@ def mounts_below(path):
     return sorted(out, key=len, reverse=True)
 
 
+def mount_flags(path):
+    """The per-mount options (field 6 of /proc/self/mountinfo: "ro", "nosuid", "nodev", ...)
+    of the mount on top at path, as a set; None when nothing is mounted there."""
+    path = os.path.realpath(path)
+    flags = None
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4].encode().decode("unicode_escape") == path:
+                flags = set(fields[5].split(","))  # a later mount hides an earlier one
+    return flags
+
+
 def is_mounted(path):
     """True when something is mounted on path (it is listed in /proc/self/mountinfo)."""
     return os.path.realpath(path) in mounts_below(path)

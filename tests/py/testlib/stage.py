@@ -103,7 +103,8 @@ def staged_count(st):
 
 
 def discard(mnt=None, *paths, store=None, check=True):
-    return discfs("discard", *_where(mnt, store), *paths, check=check)
+    """`discfs discard (MNT | --store STORE) PATHS...`; without paths, `discard --all`."""
+    return discfs("discard", *_where(mnt, store), *(paths or ["--all"]), check=check)
 
 
 class Stage(mount.Mount):

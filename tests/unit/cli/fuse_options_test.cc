@@ -57,6 +57,19 @@ TEST(MountOptions, TakesDiscfsOwnAndPassesTheRest) {
   EXPECT_EQ(s.fuse, Options{"allow_other"});
 }
 
+TEST(MountOptions, MountHelperDefaultsDoNotOverrideNosuidNodev) {
+  // mount.fuse3 appends "dev" then "suid" unless told "nodev"/"nosuid"; those are its
+  // defaults, not the user's, and must not undo safe_mount_defaults().
+  EXPECT_EQ(parse_mount_options({"allow_other,dev,suid"}, true).fuse, Options{"allow_other"});
+  EXPECT_EQ(parse_mount_options({"nosuid,dev"}, true).fuse, Options{"nosuid"});
+  EXPECT_EQ(parse_mount_options({"nodev,suid"}, true).fuse, Options{"nodev"});
+  // What the user wrote comes first and stays.
+  EXPECT_EQ(parse_mount_options({"suid,dev,dev,suid"}, true).fuse, (Options{"suid", "dev"}));
+  // `discfs mount -o suid,dev` means them.
+  EXPECT_EQ(parse_mount_options({"suid,dev"}).fuse, (Options{"suid", "dev"}));
+  EXPECT_EQ(safe_mount_defaults(), (Options{"nosuid", "nodev"}));
+}
+
 TEST(MountOptions, LeavesUnsetWhatTheListDoesNotName) {
   const MountOptionSet s = parse_mount_options({"sessions"});
   EXPECT_TRUE(s.sessions);

@@ -23,6 +23,11 @@ StatusReport typical() {
   r.renamed = 4;
   r.bytes_staged = 303898;
   r.free_bytes_after_commit = 729115680;
+  using Kind = stage::StagedChange::Kind;
+  r.changes = {{Kind::Added, "/new", "", false},
+               {Kind::Modified, "/a", "", false},
+               {Kind::Renamed, "/b2", "/b", true},
+               {Kind::Deleted, "/gone", "", false}};
   return r;
 }
 
@@ -35,6 +40,7 @@ void expect_same(const StatusReport& a, const StatusReport& b) {
   EXPECT_EQ(a.renamed, b.renamed);
   EXPECT_EQ(a.bytes_staged, b.bytes_staged);
   EXPECT_EQ(a.free_bytes_after_commit, b.free_bytes_after_commit);
+  EXPECT_EQ(a.changes, b.changes);
 }
 
 int error_code_of(void (*f)()) {
@@ -55,20 +61,37 @@ TEST(StatusReport, TextIsOneAlignedLinePerField) {
             "deleted:                  3\n"
             "renamed:                  4\n"
             "bytes staged:             303898\n"
-            "free bytes after commit:  729115680\n");
+            "free bytes after commit:  729115680\n"
+            "\n"
+            "A  /new\n"
+            "M  /a\n"
+            "RM /b -> /b2\n"
+            "D  /gone\n");
+}
+
+TEST(StatusReport, NothingStagedSaysSoAndAnOlderDaemonListsNothing) {
+  StatusReport r = typical();
+  r.changes.emplace();
+  EXPECT_TRUE(to_text(r).ends_with("729115680\n\nnothing is staged\n")) << to_text(r);
+  r.changes.reset();
+  EXPECT_TRUE(to_text(r).ends_with("729115680\n")) << to_text(r);
+  EXPECT_EQ(to_json(r).find("changes"), std::string::npos);
 }
 
 TEST(StatusReport, JsonHasEveryFieldInOrder) {
   EXPECT_EQ(to_json(typical()),
             R"({"target":"/tmp/img.iso","store":"/tmp/S","added":1,"changed":2,"deleted":3,)"
-            R"("renamed":4,"bytes_staged":303898,"free_bytes_after_commit":729115680})");
+            R"("renamed":4,"bytes_staged":303898,"free_bytes_after_commit":729115680,)"
+            R"("changes":[{"change":"added","path":"/new"},{"change":"modified","path":"/a"},)"
+            R"({"change":"renamed","path":"/b2","from":"/b","modified":true},)"
+            R"({"change":"deleted","path":"/gone"}]})");
 }
 
 TEST(StatusReport, NoLimitIsUnlimitedInTextAndNullInJson) {
   StatusReport r = typical();
   r.free_bytes_after_commit.reset();
   EXPECT_NE(to_text(r).find("\nfree bytes after commit:  unlimited\n"), std::string::npos);
-  EXPECT_NE(to_json(r).find(R"("free_bytes_after_commit":null})"), std::string::npos);
+  EXPECT_NE(to_json(r).find(R"("free_bytes_after_commit":null,)"), std::string::npos);
 }
 
 TEST(StatusReport, OddTargetNamesAreQuotedInJsonAndEscapedInText) {
@@ -92,13 +115,14 @@ TEST(StatusReport, EveryFieldKeepsItsLineWhateverTheNames) {
   size_t lines = 0;
   for (char c : text)
     lines += c == '\n';
-  EXPECT_EQ(lines, 8u);
+  EXPECT_EQ(lines, 8u + 1 + 4);  // and an empty line before the four changes
 }
 
 TEST(StatusReport, JsonReadsBackToTheSameReport) {
   StatusReport r = typical();
   r.target = "/tmp/odd \"q\" \\b,c \xc3\xa9\tt\x01.iso\\";
   r.bytes_staged = UINT64_MAX;
+  r.changes->push_back({stage::StagedChange::Kind::Renamed, "/odd \"x\"\n\\", "/\t", false});
   expect_same(status_from_json(to_json(r)), r);
   r.free_bytes_after_commit.reset();
   expect_same(status_from_json(to_json(r)), r);
@@ -114,6 +138,7 @@ TEST(StatusReport, ReadsWhatADaemonOfTheSameFormatSends) {
   EXPECT_EQ(r.changed, 2u);
   EXPECT_EQ(r.bytes_staged, 303898u);
   EXPECT_FALSE(r.free_bytes_after_commit);
+  EXPECT_FALSE(r.changes);
 }
 
 TEST(StatusReport, MalformedAnswersAreProtocolErrors) {
