@@ -190,6 +190,42 @@ TEST(RockRidge, NamesFromNmAndAContinuationLoopIsCapped) {
   EXPECT_EQ(read_all(*fs, root->entries[0]), "hi");
 }
 
+// Rock Ridge PX with a file serial number (RRIP 1.12): mode, links, uid, gid, serial.
+Bytes rr_px(uint32_t mode, uint32_t nlink, uint32_t serial) {
+  Bytes p(40);
+  both32(p, 0, mode);
+  both32(p, 8, nlink);
+  both32(p, 32, serial);
+  return susp("PX", p);
+}
+
+TEST(RockRidge, AHardLinkResolvesInAFreshReaderWithoutAListing) {
+  // Two names of serial 7 in two subfolders; a stage store keeps the number, and a later
+  // process asks for it before listing anything.
+  Image img(28);
+  img.volume(18, kBlock);
+  img.directory(18, kBlock, 18,
+                {record(19, kBlock, 2, "A", rr_px(040755, 2, 1)),
+                 record(20, kBlock, 2, "B", rr_px(040755, 2, 2))},
+                rr_sp());
+  img.directory(19, kBlock, 18, {record(21, 5, 0, "ONE;1", rr_px(0100644, 2, 7))});
+  img.directory(20, kBlock, 18,
+                {record(22, 3, 0, "OTHER;1", rr_px(0100644, 1, 8)),
+                 record(21, 5, 0, "TWO;1", rr_px(0100644, 2, 7))});
+  img.put(21 * kBlock, "hello");
+  auto first = open(img);
+  const Node two = first->lookup(first->lookup(kRootIno, "B").attr.ino, "TWO");
+  EXPECT_EQ(two.attr.ino, IsoFs::kLinkTag | 7);
+  EXPECT_EQ(two.attr.nlink, 2u);
+  auto fresh = open(img);
+  const Node n = fresh->stat(two.attr.ino);
+  EXPECT_EQ(n.attr.ino, two.attr.ino);
+  EXPECT_EQ(read_all(*fresh, n), "hello");
+  // A number that no folder names is still unknown (and asking again does not rescan).
+  EXPECT_THROW(fresh->stat(IsoFs::kLinkTag | 9), Error);
+  EXPECT_THROW(fresh->stat(IsoFs::kLinkTag | 10), Error);
+}
+
 TEST(RockRidge, HostileNamesCannotEscape) {
   Image img(24);
   img.volume(18, kBlock);
