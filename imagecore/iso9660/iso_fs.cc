@@ -387,6 +387,7 @@ bool IsoFs::make_node(std::span<const std::byte> first_rec,
         "9660",
         src_->name(), n.name, rec_off);
   a.ino = rec_off;
+  a.nlink_unmatched = a.type != FileType::Directory && rr.nlink > 1 && !rr.serial;
   if (rr.serial && rr.nlink > 1) {
     std::lock_guard lock(side_mutex_);
     auto [it, fresh] = link_records_.try_emplace(*rr.serial, rec_off);
