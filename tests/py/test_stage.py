@@ -1345,6 +1345,27 @@ class HardLinks(StageCase):
         self.assert_session_holds(img, mirror, "names in folders never listed")
 
 
+    def test_links_made_on_the_stage(self):
+        """Hard links made on the stage to a new file, symlink, FIFO and device node are one
+        file each in the commit."""
+        img = self.path("new.iso")
+        mirror = self.path("mirror")
+        os.makedirs(mirror)
+        mnt, store = self.path("mnt"), self.path("store")
+        with stage.Stage(img, mnt, store=store):
+            tw = Twin(self, mnt, mirror)
+            tw.sh("chmod 755 {R} && mkdir {R}/d")
+            tw.sh("echo new > {R}/f && ln {R}/f {R}/d/f2")
+            tw.sh("ln -s f {R}/s && ln -P {R}/s {R}/d/s2 && ln -P {R}/s {R}/s3")
+            tw.sh("mkfifo -m 640 {R}/p && ln {R}/p {R}/d/p2")
+            if env.is_root():
+                tw.sh("mknod -m 600 {R}/n c 1 3 && ln {R}/n {R}/d/n2")
+            tw.check_view("before the commit")
+            stage.commit(mnt)
+            time.sleep(stage.ATTR_TIMEOUT)
+            tw.check_view("after the commit")
+        self.assert_session_holds(img, mirror, "links made on the stage")
+
     def test_names_without_serial_numbers_are_separate(self):
         """An image whose PX records carry no serial number does not say which names are
         one file: the stage shows them as xorriso extracts them, separate files (link
