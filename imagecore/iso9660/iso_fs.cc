@@ -595,10 +595,22 @@ Node IsoFs::stat(Ino ino) const {
     return stat_dir(static_cast<uint32_t>(ino & 0xffffffffu));
   const uint64_t rec = file_record(ino);
   uint64_t end = rec / kBlockSize * kBlockSize + kBlockSize;
+  bool end_known = false;
   {
     std::lock_guard lock(side_mutex_);
-    if (auto it = multi_extent_end_.find(rec); it != multi_extent_end_.end())
+    if (auto it = multi_extent_end_.find(rec); it != multi_extent_end_.end()) {
       end = it->second;
+      end_known = true;
+    }
+  }
+  if (!end_known && rec + dr::kFlags + 1 <= src_->size()) {
+    // A multi-extent file whose directory was not parsed in this process: its later
+    // sections may follow in the next sectors of the directory, as far as the longest
+    // chain allowed reaches (the walk stops at the record that ends the chain).
+    std::byte head[dr::kFlags + 1];
+    src_->read(rec, head);
+    if (std::to_integer<uint8_t>(head[dr::kFlags]) & dr::kMultiExtent)
+      end = round_up_block(end + kMaxSections * dr::kMinLength);
   }
   std::optional<Node> found;
   walk_records(rec, std::min(end, src_->size()), 1, [&](Node&& n) { found = std::move(n); });
