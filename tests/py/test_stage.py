@@ -1338,6 +1338,7 @@ class HardLinks(StageCase):
             tw.sh("echo through p1 >> {R}/e1/p1")        # e2/p2 never listed
             tw.sh("ln {R}/f1/q1 {R}/q3")                 # f2/q2 never listed
             tw.sh("chmod 600 {R}/d3/x")                  # d3/y listed with it
+            tw.sh("chmod 640 {R}/c")                     # d1/a and d2/b never listed
             tw.sh("ln -P {R}/s1 {R}/s3")                 # d1/s2 never listed
             if env.is_root():
                 tw.sh("chown 7:8 {R}/n1")                # d2/n2 never listed
