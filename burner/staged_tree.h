@@ -42,8 +42,14 @@ struct StagedEntry {
   // changed (the store never opened it): the commit reuses the base directory whole, and
   // `children` is empty.
   bool whole_base_dir = false;
-  // Non-zero: entries with the same value are names of one file (hard links).
+  // Non-zero: entries with the same value are names of one file (hard links). The commit
+  // writes them as one file: one content, one Rock Ridge inode serial, the same attributes.
   uint64_t link_group = 0;
+  // With link_group: how many names the file has in the next session. More than the
+  // entries of the group in this tree means that the others are in directories reused
+  // whole (whole_base_dir); the commit finds them by their base inode and gives them the
+  // group's contents and attributes. 0: the group's entries are all its names.
+  uint32_t nlink = 0;
 
   std::vector<StagedEntry> children;  // directories (unless whole_base_dir), in any order
 };

@@ -50,6 +50,9 @@ struct Attr {
   uint32_t uid = 0;
   uint32_t gid = 0;
   uint32_t nlink = 1;
+  // nlink > 1 counts names that do not share this inode number, so they cannot be told
+  // apart from other files (Rock Ridge PX without a file serial number, RRIP 1.10).
+  bool nlink_unmatched = false;
   uint64_t size = 0;  // bytes a reader gets (uncompressed size for zisofs)
   uint64_t rdev = 0;  // makedev(major, minor) for devices
   Timestamp mtime, atime, ctime;

@@ -38,8 +38,10 @@ StagedEntry Store::snapshot_of(const StoreEntry& e, const std::string& name, int
     if (s.data == StagedEntry::Data::Local)
       s.local_path = local_path(a.ino);
   }
-  if (a.type != FileType::Directory && a.nlink > 1)
+  if (a.type != FileType::Directory && a.nlink > 1) {
     s.link_group = a.ino;
+    s.nlink = a.nlink;  // names in folders never listed on the stage count too
+  }
   if (a.type != FileType::Directory)
     return s;
   Stmt q(*this, "SELECT populated FROM inodes WHERE ino=?");

@@ -73,7 +73,9 @@ StoreEntry entry_from_base(const Node& n,
     a.uid = default_uid;
     a.gid = default_gid;
   }
-  if (a.type == FileType::Directory || a.nlink == 0)
+  // A link count whose other names the base cannot show (no shared inode number): each
+  // name is a file of its own on the stage, as xorriso -osirrox extracts them.
+  if (a.type == FileType::Directory || a.nlink == 0 || n.attr.nlink_unmatched)
     a.nlink = 1;
   if (a.type != FileType::Regular)
     a.size = a.type == FileType::Symlink ? n.symlink.size() : 0;

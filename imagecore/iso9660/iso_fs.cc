@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <optional>
+#include <unordered_set>
+#include <vector>
 
 #include "imagecore/base/bytes.h"
 #include "imagecore/dir_cache.h"
@@ -385,6 +387,7 @@ bool IsoFs::make_node(std::span<const std::byte> first_rec,
         "9660",
         src_->name(), n.name, rec_off);
   a.ino = rec_off;
+  a.nlink_unmatched = a.type != FileType::Directory && rr.nlink > 1 && !rr.serial;
   if (rr.serial && rr.nlink > 1) {
     std::lock_guard lock(side_mutex_);
     auto [it, fresh] = link_records_.try_emplace(*rr.serial, rec_off);
@@ -526,14 +529,59 @@ Node IsoFs::lookup(Ino parent, std::string_view name) const {
   return *n;
 }
 
+std::optional<uint64_t> IsoFs::link_record(uint32_t serial) const {
+  std::lock_guard lock(side_mutex_);
+  auto it = link_records_.find(serial);
+  if (it == link_records_.end())
+    return std::nullopt;
+  return it->second;
+}
+
+void IsoFs::scan_for_link(uint32_t serial) const {
+  std::lock_guard scan(scan_mutex_);
+  if (links_scanned_ || link_record(serial))
+    return;
+  // Breadth first from the root, through the directory cache: parsing a directory records
+  // the serials of the hard links in it. Stops at the first directory that names `serial`.
+  std::vector<Ino> queue{kRootIno};
+  std::unordered_set<Ino> seen{kRootIno};
+  size_t dirs = 0;
+  for (size_t i = 0; i < queue.size(); ++i) {
+    std::shared_ptr<const Directory> dir;
+    try {
+      dir = list(queue[i]);
+    } catch (const Error& e) {
+      spdlog::debug("{}: looking for hard link {}: {}", src_->name(), serial, e.what());
+      continue;
+    }
+    ++dirs;
+    if (link_record(serial)) {
+      spdlog::debug("{}: hard link {} found after {} directories", src_->name(), serial, dirs);
+      return;
+    }
+    for (const Node& n : dir->entries) {
+      if (n.attr.type == FileType::Directory && n.defect.empty() && seen.insert(n.attr.ino).second)
+        queue.push_back(n.attr.ino);
+    }
+  }
+  spdlog::debug("{}: hard link {} not found in {} directories", src_->name(), serial, dirs);
+  links_scanned_ = true;
+}
+
 uint64_t IsoFs::file_record(Ino ino) const {
   uint64_t rec = ino;
   if (ino & kLinkTag) {
-    std::lock_guard lock(side_mutex_);
-    auto it = link_records_.find(static_cast<uint32_t>(ino));
-    if (it == link_records_.end())
+    const auto serial = static_cast<uint32_t>(ino);
+    std::optional<uint64_t> found = link_record(serial);
+    if (!found) {
+      // Asked before any directory that names it was parsed in this process (a stage
+      // serving a store made by an earlier one, or a kernel that kept the number).
+      scan_for_link(serial);
+      found = link_record(serial);
+    }
+    if (!found)
       throw Error(ENOENT, fmt::format("inode {} is not known", ino));
-    rec = it->second;
+    rec = *found;
   }
   if (rec < uint64_t{kSystemAreaBlocks} * kBlockSize || rec >= src_->size())
     throw Error(ENOENT, fmt::format("inode {} is not known", ino));
@@ -547,10 +595,22 @@ Node IsoFs::stat(Ino ino) const {
     return stat_dir(static_cast<uint32_t>(ino & 0xffffffffu));
   const uint64_t rec = file_record(ino);
   uint64_t end = rec / kBlockSize * kBlockSize + kBlockSize;
+  bool end_known = false;
   {
     std::lock_guard lock(side_mutex_);
-    if (auto it = multi_extent_end_.find(rec); it != multi_extent_end_.end())
+    if (auto it = multi_extent_end_.find(rec); it != multi_extent_end_.end()) {
       end = it->second;
+      end_known = true;
+    }
+  }
+  if (!end_known && rec + dr::kFlags + 1 <= src_->size()) {
+    // A multi-extent file whose directory was not parsed in this process: its later
+    // sections may follow in the next sectors of the directory, as far as the longest
+    // chain allowed reaches (the walk stops at the record that ends the chain).
+    std::byte head[dr::kFlags + 1];
+    src_->read(rec, head);
+    if (std::to_integer<uint8_t>(head[dr::kFlags]) & dr::kMultiExtent)
+      end = round_up_block(end + kMaxSections * dr::kMinLength);
   }
   std::optional<Node> found;
   walk_records(rec, std::min(end, src_->size()), 1, [&](Node&& n) { found = std::move(n); });

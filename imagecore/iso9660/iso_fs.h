@@ -12,7 +12,10 @@
 //     every name of it shares one number.
 // Only two small side tables exist, filled as directories are parsed: serial -> record for
 // hard links, and record -> directory end for multi-extent files (whose later sections follow
-// in the directory). They grow with the number of such files, never with the tree.
+// in the directory). They grow with the number of such files, never with the tree. A hard
+// link asked for before any directory naming it was parsed in this process (a stage store
+// made by an earlier process keeps these numbers) is found by parsing directories from the
+// root until one names it.
 #pragma once
 
 #include <cstddef>
@@ -87,6 +90,10 @@ class IsoFs : public FileTree {
   // The byte offset of the directory record of a file, symlink or device inode (hard links
   // through the side table). Throws Error(ENOENT) for a number this tree never gave.
   uint64_t file_record(Ino ino) const;
+  std::optional<uint64_t> link_record(uint32_t serial) const;  // from the side table
+  // Parses directories from the root until one names the hard link `serial` (or all were
+  // parsed: then later misses are answered at once).
+  void scan_for_link(uint32_t serial) const;
   void check_root() const;  // throws FormatError when the chosen tree's root cannot be read
   Node stat_dir(uint32_t lba) const;
   std::shared_ptr<Directory> parse_dir(uint32_t lba) const;
@@ -129,7 +136,9 @@ class IsoFs : public FileTree {
   mutable std::once_flag checksum_once_;
   mutable std::optional<ChecksumArea> checksum_area_;  // verified "isofs.ca" of the root
   mutable std::mutex side_mutex_;
-  mutable std::unordered_map<uint32_t, uint64_t> link_records_;      // PX serial -> record
+  mutable std::unordered_map<uint32_t, uint64_t> link_records_;  // PX serial -> record
+  mutable std::mutex scan_mutex_;                                // one scan at a time
+  mutable bool links_scanned_ = false;  // every directory was parsed (under scan_mutex_)
   mutable std::unordered_map<uint64_t, uint64_t> multi_extent_end_;  // record -> dir end
   mutable std::unordered_map<Ino, std::string> damaged_dirs_;        // -> named defect
 };

@@ -1248,6 +1248,143 @@ class OtherTools(StageCase):
 
 
 # --------------------------------------------------------------------------
+# 4b. hard links of the base: one inode on the stage, one file in the commit
+# --------------------------------------------------------------------------
+
+def hard_link_base(src):
+    """Hard links as xorriso records them (-hardlinks on: a PX serial shared by the names):
+    a file with three names in three folders, a pair in one folder, a pair nobody touches in
+    two folders, a pair whose other name is never listed, a symlink with two names and
+    (as root) a device node with two names."""
+    for d in ("d1", "d2", "d3", "e1", "e2", "f1", "f2"):
+        os.makedirs(os.path.join(src, d))
+    write(os.path.join(src, "d1", "a"), b"hello\n", sources.T2020)
+    os.link(os.path.join(src, "d1", "a"), os.path.join(src, "d2", "b"))
+    os.link(os.path.join(src, "d1", "a"), os.path.join(src, "c"))
+    write(os.path.join(src, "d3", "x"), b"pair in one folder\n", sources.T1980)
+    os.link(os.path.join(src, "d3", "x"), os.path.join(src, "d3", "y"))
+    write(os.path.join(src, "e1", "p1"), b"never touched\n", sources.T2020)
+    os.link(os.path.join(src, "e1", "p1"), os.path.join(src, "e2", "p2"))
+    write(os.path.join(src, "f1", "q1"), b"linked again\n", sources.T2020)
+    os.link(os.path.join(src, "f1", "q1"), os.path.join(src, "f2", "q2"))
+    os.symlink("d1/a", os.path.join(src, "s1"))
+    os.link(os.path.join(src, "s1"), os.path.join(src, "d1", "s2"), follow_symlinks=False)
+    if env.is_root():
+        os.mknod(os.path.join(src, "n1"), 0o640 | stat.S_IFCHR, os.makedev(1, 3))
+        os.link(os.path.join(src, "n1"), os.path.join(src, "d2", "n2"))
+    sources.set_dir_times(src)
+
+
+class HardLinks(StageCase):
+
+    def test_base_hard_links(self):
+        """Names of one base file are one inode on the stage (st_ino, st_nlink, contents),
+        readable on every later mount with the same store, and one file in the commit."""
+        src = self.path("src")
+        hard_link_base(src)
+        img = images.make_xorriso_native(self.path("base.iso"), src)
+        mirror = self.path("mirror")
+        copy_tree(src, mirror)
+        mnt, store = self.path("mnt"), self.path("store")
+        with stage.Stage(img, mnt, store=store):
+            Twin(self, mnt, mirror).check_view("first mount")
+        # A later mount with the same store: every name must still open (it was ENOENT).
+        with stage.Stage(img, mnt, store=store):
+            tw = Twin(self, mnt, mirror)
+            tw.check_view("second mount")
+            tw.sh("cat {R}/c {R}/d1/a {R}/d2/b {R}/d3/x > /dev/null")
+            # a write through one name is seen through the others
+            tw.sh("echo through c >> {R}/c")
+            # unlinking one name lowers the others' count
+            tw.sh("rm {R}/d3/y")
+            # a new link to an unmodified base file whose other name was never listed
+            tw.sh("ln {R}/f1/q1 {R}/q3")
+            # a new link to a changed one, and links to the symlink and the device node
+            tw.sh("ln {R}/d2/b {R}/d3/b2")
+            tw.sh("ln -P {R}/s1 {R}/s3")
+            if env.is_root():
+                tw.sh("ln {R}/n1 {R}/n3")
+            tw.check_view("after the changes")
+            self.assertEqual(os.stat(os.path.join(mnt, "c")).st_nlink, 4)
+            res = stage.commit(mnt)
+            time.sleep(stage.ATTR_TIMEOUT)
+            tw.check_view("after the commit")
+        self.assertTrue(res["verified"])
+        self.assert_session_holds(img, mirror, "hard links committed")
+        ext = readers.extract_tree(img, self.fresh("x"))
+        groups = trees.link_groups(ext)
+        for g in (["/c", "/d1/a", "/d2/b", "/d3/b2"], ["/e1/p1", "/e2/p2"],
+                  ["/f1/q1", "/f2/q2", "/q3"], ["/d1/s2", "/s1", "/s3"]):
+            self.assertIn(g, groups, "xorriso -osirrox does not extract these as one file")
+        # The committed hard links, staged again with the same store, twice.
+        with stage.Stage(img, mnt, store=store):
+            Twin(self, mnt, mirror).check_view("restaged after the commit")
+        with stage.Stage(img, mnt, store=store):
+            tw = Twin(self, mnt, mirror)
+            tw.sh("cat {R}/q3 {R}/f2/q2 {R}/c > /dev/null")
+            tw.sh("echo again >> {R}/q3")
+            tw.check_view("written after restaging")
+
+    def test_names_in_folders_never_listed(self):
+        """A hard-linked base file changed through one name while its other names sit in
+        folders the stage never listed (the commit reuses those folders whole): those names
+        get the new contents and attributes, and stay links of it."""
+        src = self.path("src")
+        hard_link_base(src)
+        img = images.make_xorriso_native(self.path("base.iso"), src)
+        mirror = self.path("mirror")
+        copy_tree(src, mirror)
+        mnt, store = self.path("mnt"), self.path("store")
+        with stage.Stage(img, mnt, store=store):
+            tw = Twin(self, mnt, mirror)
+            tw.sh("echo through p1 >> {R}/e1/p1")        # e2/p2 never listed
+            tw.sh("ln {R}/f1/q1 {R}/q3")                 # f2/q2 never listed
+            tw.sh("chmod 600 {R}/d3/x")                  # d3/y listed with it
+            tw.sh("chmod 640 {R}/c")                     # d1/a and d2/b never listed
+            tw.sh("ln -P {R}/s1 {R}/s3")                 # d1/s2 never listed
+            if env.is_root():
+                tw.sh("chown 7:8 {R}/n1")                # d2/n2 never listed
+            stage.commit(mnt)
+        self.assert_session_holds(img, mirror, "names in folders never listed")
+
+
+    def test_links_made_on_the_stage(self):
+        """Hard links made on the stage to a new file, symlink, FIFO and device node are one
+        file each in the commit."""
+        img = self.path("new.iso")
+        mirror = self.path("mirror")
+        os.makedirs(mirror)
+        mnt, store = self.path("mnt"), self.path("store")
+        with stage.Stage(img, mnt, store=store):
+            tw = Twin(self, mnt, mirror)
+            tw.sh("chmod 755 {R} && mkdir {R}/d")
+            tw.sh("echo new > {R}/f && ln {R}/f {R}/d/f2")
+            tw.sh("ln -s f {R}/s && ln -P {R}/s {R}/d/s2 && ln -P {R}/s {R}/s3")
+            tw.sh("mkfifo -m 640 {R}/p && ln {R}/p {R}/d/p2")
+            if env.is_root():
+                tw.sh("mknod -m 600 {R}/n c 1 3 && ln {R}/n {R}/d/n2")
+            tw.check_view("before the commit")
+            stage.commit(mnt)
+            time.sleep(stage.ATTR_TIMEOUT)
+            tw.check_view("after the commit")
+        self.assert_session_holds(img, mirror, "links made on the stage")
+
+    def test_names_without_serial_numbers_are_separate(self):
+        """An image whose PX records carry no serial number does not say which names are
+        one file: the stage shows them as xorriso extracts them, separate files (link
+        count 1), so that unlinking one does not leave a wrong count on the others."""
+        src = self.path("src")
+        hard_link_base(src)
+        img = images.make_xorriso_native(self.path("base.iso"), src, hardlinks=False)
+        ext = readers.extract_tree(img, self.fresh("x"))
+        self.assertEqual(trees.link_groups(ext), [], "precondition: no hard links recorded")
+        mnt, store = self.path("mnt"), self.path("store")
+        with stage.Stage(img, mnt, store=store):
+            env.fail_diff(self, stage.tree_problems(ext, trees.walk(mnt), kind="extract"),
+                          "stage mount vs xorriso -osirrox extraction of the base")
+
+
+# --------------------------------------------------------------------------
 # 5. a loop block device as the target
 # --------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
 // The reader on hand-built images: structure, damage, bounds and caps.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "imagecore/dir_cache.h"
@@ -111,6 +112,30 @@ TEST(Reader, MultiExtentSectionsJoin) {
   EXPECT_EQ(read_all(*fs, fs->stat(big.attr.ino)), std::string(kBlock, 'x') + "end");
 }
 
+TEST(Reader, AMultiExtentFileAcrossSectorsResolvesInAFreshReader) {
+  // 51 small files fill the first sector of the root so that BIG's second section starts
+  // the next one; a stage store asks a later reader for BIG by number before any listing.
+  Image img(28);
+  img.volume(18, 2 * kBlock);
+  std::vector<Bytes> recs;
+  for (int i = 0; i < 51; ++i)
+    recs.push_back(record(22, 1, 0, fmt::format("F{:02};1", i)));
+  recs.push_back(record(23, kBlock, 0x80, "BIG;1"));
+  recs.push_back(record(25, 3, 0, "BIG;1"));
+  img.directory(18, 2 * kBlock, 18, recs);
+  img.put(23 * kBlock, std::string(kBlock, 'x'));
+  img.put(25 * kBlock, "end");
+  auto first = open(img);
+  const Node big = first->lookup(kRootIno, "BIG");
+  ASSERT_LE(big.attr.ino % kBlock + 38, kBlock + 0u) << "precondition: BIG starts in sector 1";
+  ASSERT_GT(big.attr.ino % kBlock + 2 * 38, kBlock + 0u) << "precondition: and ends in sector 2";
+  EXPECT_EQ(big.attr.size, kBlock + 3);
+  auto fresh = open(img);
+  const Node n = fresh->stat(big.attr.ino);
+  EXPECT_TRUE(n.defect.empty()) << n.defect;
+  EXPECT_EQ(read_all(*fresh, n), std::string(kBlock, 'x') + "end");
+}
+
 TEST(Reader, AMultiExtentChainStopsAtAnotherName) {
   Image img(24);
   img.volume(18, kBlock);
@@ -188,6 +213,42 @@ TEST(RockRidge, NamesFromNmAndAContinuationLoopIsCapped) {
   EXPECT_EQ(root->entries[1].name, "loopy-x");  // the looping area is read once, not 32 times
   EXPECT_NE(root->entries[1].defect.find("loop"), std::string::npos);
   EXPECT_EQ(read_all(*fs, root->entries[0]), "hi");
+}
+
+// Rock Ridge PX with a file serial number (RRIP 1.12): mode, links, uid, gid, serial.
+Bytes rr_px(uint32_t mode, uint32_t nlink, uint32_t serial) {
+  Bytes p(40);
+  both32(p, 0, mode);
+  both32(p, 8, nlink);
+  both32(p, 32, serial);
+  return susp("PX", p);
+}
+
+TEST(RockRidge, AHardLinkResolvesInAFreshReaderWithoutAListing) {
+  // Two names of serial 7 in two subfolders; a stage store keeps the number, and a later
+  // process asks for it before listing anything.
+  Image img(28);
+  img.volume(18, kBlock);
+  img.directory(18, kBlock, 18,
+                {record(19, kBlock, 2, "A", rr_px(040755, 2, 1)),
+                 record(20, kBlock, 2, "B", rr_px(040755, 2, 2))},
+                rr_sp());
+  img.directory(19, kBlock, 18, {record(21, 5, 0, "ONE;1", rr_px(0100644, 2, 7))});
+  img.directory(20, kBlock, 18,
+                {record(22, 3, 0, "OTHER;1", rr_px(0100644, 1, 8)),
+                 record(21, 5, 0, "TWO;1", rr_px(0100644, 2, 7))});
+  img.put(21 * kBlock, "hello");
+  auto first = open(img);
+  const Node two = first->lookup(first->lookup(kRootIno, "B").attr.ino, "TWO");
+  EXPECT_EQ(two.attr.ino, IsoFs::kLinkTag | 7);
+  EXPECT_EQ(two.attr.nlink, 2u);
+  auto fresh = open(img);
+  const Node n = fresh->stat(two.attr.ino);
+  EXPECT_EQ(n.attr.ino, two.attr.ino);
+  EXPECT_EQ(read_all(*fresh, n), "hello");
+  // A number that no folder names is still unknown (and asking again does not rescan).
+  EXPECT_THROW(fresh->stat(IsoFs::kLinkTag | 9), Error);
+  EXPECT_THROW(fresh->stat(IsoFs::kLinkTag | 10), Error);
 }
 
 TEST(RockRidge, HostileNamesCannotEscape) {

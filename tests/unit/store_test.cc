@@ -193,6 +193,7 @@ TEST_F(StoreTest, HardLinksShareAnInodeAndAGroup) {
   ASSERT_NE(find(snap, "top2"), nullptr);
   EXPECT_NE(find(snap, "top")->link_group, 0u);
   EXPECT_EQ(find(snap, "top")->link_group, find(snap, "top2")->link_group);
+  EXPECT_EQ(find(snap, "top")->nlink, 2u) << "the commit needs every name's count";
 }
 
 TEST_F(StoreTest, EverythingThatReturnedIsThereAfterReopen) {
