@@ -27,10 +27,7 @@ FSSTRESS_PROCS = 4
 # fsstress operations switched off. copy_file_range, clone, dedupe, splice and exchange
 # write at up to st_size + 1024 * st_blksize, and the stage's st_blksize is 1 MiB: each call
 # could add a GiB of hole, which an ISO 9660 session (no sparse files) would write out whole.
-FSSTRESS_OFF = ["copyrange", "clonerange", "deduperange", "splice", "exchangerange",
-                # Issue 10 item 7, being fixed: fsstress's symlink targets are up to
-                # PATH_MAX of one name, which the commit cannot write. Remove when merged.
-                "symlink"]
+FSSTRESS_OFF = ["copyrange", "clonerange", "deduperange", "splice", "exchangerange"]
 
 
 def setUpModule():
@@ -198,11 +195,9 @@ class Fsstress(Case):
         back as the stage showed it."""
         self.run_and_commit(["-f", "link=0"])
 
-    @unittest.expectedFailure
     def test_fsstress_hard_links_remount_commit(self):
-        """The same with fsstress's hard links (of files and device nodes): today they come
-        back split (nlink 1, separate inodes) and a later stage cannot open them. Expected
-        failure: issue 10 items 1-2, being fixed (remove the decorator when merged)."""
+        """The same with fsstress's hard links (of files and device nodes): they stay one
+        file through remounts and commits (issue 10 items 1-2)."""
         self.run_and_commit([])
 
     def test_commit_while_fsstress_runs(self):
