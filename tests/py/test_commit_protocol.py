@@ -180,5 +180,234 @@ class BusyWriters(CommitCase):
                     self.assertEqual(f.read(), "%d\n" % i)
 
 
+
+def stage_big(mnt, mib):
+    """mib MiB of new data on the stage, in 8 MiB files of random bytes."""
+    os.makedirs(os.path.join(mnt, "big"), exist_ok=True)
+    chunk = os.urandom(MiB)
+    for i in range(mib // 8):
+        with open(os.path.join(mnt, "big", "part%03d" % i), "wb") as f:
+            for _ in range(8):
+                f.write(chunk)
+
+
+def read_events(proc, until):
+    """JSON lines of proc's stdout until until(event) is true; returns them."""
+    seen = []
+    for line in proc.stdout:
+        line = line.strip()
+        if not line:
+            continue
+        ev = json.loads(line)
+        seen.append(ev)
+        if until(ev):
+            break
+    return seen
+
+
+class Cancel(CommitCase):
+
+    def test_ctrl_c_while_waiting_for_open_files_cancels(self):
+        """Ctrl-C while the commit waits for a file open for writing: the commit is
+        cancelled and says so (exit 130), nothing is written, the staged files are kept,
+        and a later commit writes them."""
+        img = self.base()
+        toc = readers.session_count(img)
+        mnt, store = self.path("mnt"), self.path("store")
+        with stage.Stage(img, mnt, store=store):
+            stage.write_file(os.path.join(mnt, "new"), b"staged\n")
+            fh = open(os.path.join(mnt, "held"), "wb")
+            try:
+                proc = self.commit_proc(mnt, "--json", "--wait", "120")
+                seen = read_events(proc, lambda e: e.get("phase") == "waiting for open files")
+                self.assertTrue(seen and seen[-1].get("phase") == "waiting for open files",
+                                f"no phase event before the wait: {seen}")
+                proc.send_signal(signal.SIGINT)
+                out, err = proc.communicate(timeout=env.HANG_GUARD)
+            finally:
+                fh.close()
+            self.assertEqual(proc.returncode, 130, err)
+            self.assertIn("cancelled", err)
+            self.assertIn('"event":"cancelled"', out)
+            self.assertEqual(readers.session_count(img), toc, "a cancelled commit wrote")
+            st = stage.status(mnt)
+            self.assertGreaterEqual(st["added"], 2, st)
+            res = stage.commit(mnt)
+            self.assertEqual(res["session"], toc + 1)
+        ext = self.path("ext")
+        xorriso_extract(img, ext)
+        with open(os.path.join(ext, "new"), "rb") as f:
+            self.assertEqual(f.read(), b"staged\n")
+
+    def test_ctrl_c_during_the_write_tells_the_truth(self):
+        """Ctrl-C while a 200 MiB session is written: either the commit is cancelled (exit
+        130, "cancelled", the target's sessions unchanged, everything still staged) or it
+        had passed its commit point and the client says the session was written (exit 0,
+        one more session, nothing staged). The client never says one and does the other."""
+        img = self.base()
+        toc = readers.session_count(img)
+        mnt, store = self.path("mnt"), self.path("store")
+        with stage.Stage(img, mnt, store=store):
+            stage_big(mnt, 200)
+            proc = self.commit_proc(mnt, "--json")
+            seen = read_events(proc, lambda e: e.get("event") == "progress" and e["done"] > 0)
+            self.assertEqual(seen[-1].get("event"), "progress", seen)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=env.HANG_GUARD)
+            events = seen + [json.loads(x) for x in out.splitlines() if x.strip()]
+            time.sleep(stage.ATTR_TIMEOUT)
+            st = stage.status(mnt)
+            if proc.returncode == 130:
+                self.assertIn("cancelled", err)
+                self.assertEqual(readers.session_count(img), toc,
+                                 "the client said cancelled, but a session was written")
+                self.assertEqual(st["added"], 1 + 200 // 8, st)  # big/ and its files
+                self.assertEqual(len(os.listdir(os.path.join(mnt, "big"))), 200 // 8)
+            else:
+                self.assertEqual(proc.returncode, 0, err)
+                self.assertIn("written", err)
+                self.assertIn("done", [e.get("event") for e in events])
+                self.assertEqual(readers.session_count(img), toc + 1)
+                self.assertEqual(stage.staged_count(st), 0, st)
+
+    def test_interrupt_after_the_commit_point_says_written(self):
+        """An interrupt once the daemon has passed the commit point (phase "written") is
+        answered with the session written: exit 0, the summary, one more session."""
+        img = self.base()
+        toc = readers.session_count(img)
+        mnt, store = self.path("mnt"), self.path("store")
+        with stage.Stage(img, mnt, store=store):
+            stage_big(mnt, 16)
+            proc = self.commit_proc(mnt, "--json")
+            seen = read_events(proc, lambda e: e.get("phase") == "written")
+            self.assertEqual(seen[-1].get("phase"), "written", seen)
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=env.HANG_GUARD)
+            self.assertEqual(proc.returncode, 0, err)
+            self.assertIn('"event":"done"', out)
+            self.assertNotIn("cancelled", err)
+        self.assertEqual(readers.session_count(img), toc + 1)
+
+
+class Paths(CommitCase):
+
+    def test_relative_to_is_the_callers(self):
+        """`commit --to copy.iso` run in a directory writes that directory's copy.iso (not
+        the daemon's working directory) and reports the absolute path."""
+        img = self.base()
+        mnt, store = self.path("mnt"), self.path("store")
+        work = self.path("work")
+        os.makedirs(work)
+        name = "copy-%d.iso" % os.getpid()
+        self.addCleanup(lambda: os.path.exists("/" + name) and os.unlink("/" + name))
+        with stage.Stage(img, mnt, store=store):
+            stage.write_file(os.path.join(mnt, "new"), b"new\n")
+            p = subprocess.run([env.discfs_bin(), "commit", "--to", name, mnt], cwd=work,
+                               capture_output=True, text=True, timeout=env.HANG_GUARD)
+            self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertFalse(os.path.exists("/" + name), "--to was resolved in the daemon's /")
+        copy = os.path.join(work, name)
+        self.assertTrue(os.path.exists(copy), p.stdout + p.stderr)
+        self.assertIn(copy, p.stdout)
+        ext = self.path("ext")
+        xorriso_extract(copy, ext)
+        with open(os.path.join(ext, "new"), "rb") as f:
+            self.assertEqual(f.read(), b"new\n")
+
+
+class TargetChanged(CommitCase):
+
+    def test_target_appended_by_xorriso(self):
+        """xorriso appends a session to the target while it is staged: the commit refuses
+        (exit 8, saying the target changed), writes nothing, and loses nothing: xorriso's
+        file stays in the newest tree and the staged file stays staged."""
+        img = self.base()
+        mnt, store = self.path("mnt"), self.path("store")
+        other = self.path("other.txt")
+        with open(other, "w") as f:
+            f.write("from xorriso\n")
+        with stage.Stage(img, mnt, store=store):
+            stage.write_file(os.path.join(mnt, "staged"), b"staged\n")
+            readers.xorriso(["-dev", img, "-map", other, "/other.txt", "-commit"])
+            toc = readers.session_count(img)
+            p = stage.commit(mnt, check=False)
+            self.assertEqual(p.returncode, env.EXIT_COMMIT_FAILED, p.err)
+            self.assertIn("changed since it was staged", p.err)
+            self.assertEqual(readers.session_count(img), toc, "a session was written anyway")
+            self.assertEqual(stage.status(mnt)["added"], 1)
+            with open(os.path.join(mnt, "staged"), "rb") as f:
+                self.assertEqual(f.read(), b"staged\n")
+        ext = self.path("ext")
+        xorriso_extract(img, ext)
+        self.assertTrue(os.path.exists(os.path.join(ext, "other.txt")),
+                        "xorriso's file vanished from the newest tree")
+
+
+def run_in_pty(argv, cols):
+    """argv on a pseudo-terminal `cols` wide; returns (exit status, everything printed)."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        try:
+            os.execv(argv[0], argv)
+        finally:
+            os._exit(127)
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, cols, 0, 0))
+    out = b""
+    while True:
+        try:
+            r, _, _ = select.select([fd], [], [], env.HANG_GUARD)
+            if not r:
+                break
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
+
+
+class Output(CommitCase):
+
+    def test_terminal_pipe_and_json(self):
+        """On a 40-column terminal the commit draws one line in place, never wider than
+        the terminal, names its steps, and ends with a readable summary (no JSON); on a pipe
+        it prints only the summary; --json stays one JSON object per line with phase
+        events."""
+        img = self.base()
+        mnt, store = self.path("mnt"), self.path("store")
+        with stage.Stage(img, mnt, store=store):
+            stage_big(mnt, 48)
+            rc, out = run_in_pty([env.discfs_bin(), "commit", mnt], 40)
+            self.assertEqual(rc, 0, out)
+            self.assertNotIn("{", out, "the summary is JSON")
+            self.assertRegex(out, r"committed: session \d+")
+            self.assertIn("MD5 verified", out)
+            ansi = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+            for piece in re.split(r"[\r\n]", ansi.sub("", out)):
+                self.assertLessEqual(len(piece.rstrip()) if "committed:" not in piece else 0,
+                                     39, f"a line wider than the terminal: {piece!r}")
+            drawn = ansi.sub("", out)
+            self.assertIn("writing", drawn)
+            self.assertNotIn("0:00 left", drawn)
+            lines = [x for x in out.split("\n") if x.strip()]
+            self.assertLessEqual(len(lines), 3, f"the progress spammed lines:\n{out!r}")
+
+            stage_big(mnt, 8)
+            p = stage.discfs("commit", mnt)
+            self.assertEqual(p.err, "", "progress on a pipe")
+            self.assertEqual(len(p.out.splitlines()), 1, p.out)
+            self.assertTrue(p.out.startswith("committed: session "), p.out)
+
+            stage.write_file(os.path.join(mnt, "last"), b"x")
+            p = stage.commit(mnt, check=False)
+            self.assertEqual(p.returncode, 0, p.err)
+            phases = [e["phase"] for e in p.events if e.get("event") == "phase"]
+            self.assertEqual(phases, ["waiting for open files", "writing", "verifying MD5",
+                                      "activating", "written"])
+            self.assertTrue(p.result and p.result["session"] > 0, p.out)
+
 if __name__ == "__main__":
     unittest.main()
