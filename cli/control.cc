@@ -97,6 +97,8 @@ void Reply::phase(const std::string& name) {
   line("phase\t" + clean(name));
 }
 bool Reply::cancel_requested(int ms) {
+  if (early_cancel_)
+    return true;
   pollfd p{fd_, POLLIN, 0};
   const int n = ::poll(&p, 1, ms);
   if (n <= 0)
@@ -167,6 +169,7 @@ void ControlServer::loop() {
       std::string buf, line;
       Reply reply(fd);
       if (read_line(fd, &buf, &line)) {
+        reply.sent_after_request(buf);
         try {
           handler_(split_tabs(line), reply);
         } catch (const imagecore::Error& e) {

@@ -31,6 +31,8 @@ class Reply {
   void phase(const std::string& name);
   // Waits up to `ms` for the client to send "cancel" or to go away; true when it did.
   bool cancel_requested(int ms);
+  // What the client sent after its request line, read with it.
+  void sent_after_request(const std::string& rest) { early_cancel_ = rest.starts_with("cancel"); }
   void info(const std::string& text);
   void ok(const std::string& json);
   void error(int err, const std::string& sentence);
@@ -41,6 +43,7 @@ class Reply {
   void line(const std::string& s);
   int fd_;
   std::atomic<bool> connected_{true};
+  bool early_cancel_ = false;
 };
 
 using Handler = std::function<void(const std::vector<std::string>& request, Reply& reply)>;

@@ -117,8 +117,8 @@ std::vector<std::string> StageFs::pause_writes(std::chrono::milliseconds timeout
 // dropped what it cached (forget_in_kernel()), name inodes as they were before the store
 // changed as a whole (a commit renumbers every inode; numbers are never reused). They are
 // served by path: the names the kernel held, taken before the change (kernel_names()), give
-// each old inode's path, and live() looks that path up in the changed store, until the next
-// change.
+// each old inode's path, and live() looks that path up in the changed store when the old
+// inode is gone, until the next change.
 void StageFs::resume() {
   std::vector<KernelName> names;
   {
@@ -170,6 +170,11 @@ Ino StageFs::live(Ino ino) {
     if (it == moved_.end())
       return ino;
     path = it->second;
+  }
+  try {
+    store_.get(ino);
+    return ino;  // still there (a discard renumbers only what it drops)
+  } catch (const Error&) {
   }
   Ino now = imagecore::kRootIno;
   try {
