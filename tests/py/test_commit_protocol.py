@@ -226,7 +226,7 @@ class Cancel(CommitCase):
                 out, err = proc.communicate(timeout=env.HANG_GUARD)
             finally:
                 fh.close()
-            self.assertEqual(proc.returncode, 130, err)
+            self.assertEqual(proc.returncode, env.EXIT_CANCELLED, err)
             self.assertIn("cancelled", err)
             self.assertIn('"event":"cancelled"', out)
             self.assertEqual(readers.session_count(img), toc, "a cancelled commit wrote")
@@ -257,7 +257,7 @@ class Cancel(CommitCase):
             events = seen + [json.loads(x) for x in out.splitlines() if x.strip()]
             time.sleep(stage.ATTR_TIMEOUT)
             st = stage.status(mnt)
-            if proc.returncode == 130:
+            if proc.returncode == env.EXIT_CANCELLED:
                 self.assertIn("cancelled", err)
                 self.assertEqual(readers.session_count(img), toc,
                                  "the client said cancelled, but a session was written")
