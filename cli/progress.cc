@@ -61,7 +61,8 @@ void ProgressBar::update(uint64_t done, uint64_t total) {
   std::string left;
   if (rate > 0 && total > done) {
     const auto s = static_cast<uint64_t>((total - done) / rate);
-    left = fmt::format("  {}:{:02} left", s / 60, s % 60);
+    if (s > 0)  // under a second: no "0:00 left" while the last bytes go out
+      left = fmt::format("  {}:{:02} left", s / 60, s % 60);
   }
   draw(fmt::format("writing [{}{}] {:3.0f}%  {:.1f} / {:.1f} MiB  {:.1f} MiB/s{}",
                    std::string(filled, '='), std::string(bar - filled, ' '), frac * 100,
