@@ -15,6 +15,7 @@ import struct
 import subprocess
 import sys
 import termios
+import threading
 import fcntl
 import time
 import unittest
@@ -151,6 +152,37 @@ class BusyWriters(CommitCase):
                 with open(os.path.join(d, name), "rb") as f:
                     self.assertEqual(f.read(), expected_content(name),
                                      f"w{i}/{name} is not whole in session {first}")
+
+    def test_times_set_before_close_do_not_hold_the_commit(self):
+        """What cp -a does last: futimens and fchmod on the file still open for writing,
+        then close. While a commit waits for that file, those calls must go on (the writer
+        could never close otherwise): the commit succeeds and keeps the times."""
+        img = self.base()
+        mnt, store = self.path("mnt"), self.path("store")
+        with stage.Stage(img, mnt, store=store):
+            fd = os.open(os.path.join(mnt, "copied"), os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, b"copied\n")
+                proc = self.commit_proc(mnt, "--json", "--wait", "60")
+                seen = read_events(proc, lambda e: e.get("phase") == "waiting for open files")
+                self.assertEqual(seen[-1].get("phase"), "waiting for open files", seen)
+                time.sleep(0.5)  # let the commit close its gate
+                done = []
+                t = threading.Thread(target=lambda: done.append(
+                    (os.utime(fd, (sources.T2020, sources.T2020)), os.fchmod(fd, 0o644))))
+                t.start()
+                t.join(timeout=20)
+                self.assertTrue(done, "futimens/fchmod on a file open for writing waited "
+                                "for the commit that waits for its close")
+            finally:
+                os.close(fd)
+            out, err = proc.communicate(timeout=env.HANG_GUARD)
+            self.assertEqual(proc.returncode, 0, err)
+        ext = self.path("ext")
+        xorriso_extract(img, ext)
+        st = os.stat(os.path.join(ext, "copied"))
+        self.assertEqual(int(st.st_mtime), int(sources.T2020))
+        self.assertEqual(st.st_mode & 0o777, 0o644)
 
     def test_writer_that_never_closes_still_times_out(self):
         """A file kept open for writing still makes the commit give up after --wait (exit
