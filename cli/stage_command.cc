@@ -274,7 +274,7 @@ CLI::App* add_commit_command(CLI::App& app, CommitArgs& a) {
   CLI::App* c = app.add_subcommand(
       "commit",
       "Write what is staged as one new session on the target, check it, and clear "
-      "the staging area.");
+      "the staging area. Ctrl-C before the commit point cancels it (exit 130).");
   c->add_option("MOUNTPOINT", a.mountpoint, "The stage mount");
   c->add_option("--store", a.store, "The store directory (works without a mount too)");
   c->add_option("--to", a.to,
