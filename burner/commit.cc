@@ -233,6 +233,10 @@ CommitResult commit(const CommitOptions& o, const burner::StagedEntry& root) {
     burn::burn_write_opts_set_underrun_proof(wopts.p, 1);
     burn::burn_write_opts_set_perform_opc(wopts.p, 0);
     created = dest.kind == TargetKind::Missing && !o.dummy;
+    if (o.cancel && o.cancel->load())
+      fail(ECANCELED, shown, "commit cancelled; the previous session stays in force");
+    if (o.phase)
+      o.phase("writing");
     prep.written = true;
     const bool done = run_write(out, wopts.p, prep.disc, image.p, o, sectors * kBlockSize);
     if (!done)
@@ -248,6 +252,8 @@ CommitResult commit(const CommitOptions& o, const burner::StagedEntry& root) {
       return result;
     }
     if (o.md5) {
+      if (o.phase)
+        o.phase("verifying MD5");
       const SessionCheck check = verify_session(shown, result.start_lba);
       result.verified = true;
       spdlog::info("commit {}: session at LBA {} verified ({} blocks up to its tag)", shown,
@@ -260,6 +266,8 @@ CommitResult commit(const CommitOptions& o, const burner::StagedEntry& root) {
     if (o.fail_before_activation) {
       fail(EIO, shown, "stopped before rewriting LBA 0..31 as asked (test)");
     }
+    if (o.phase)
+      o.phase("activating");
     if (isoburn_activate_session(out) <= 0) {
       fail(EIO, shown, "cannot rewrite LBA 0..31 to make the new session the newest");
     }

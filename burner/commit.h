@@ -23,8 +23,12 @@ struct CommitOptions {
   bool md5 = true;  // session and per-file MD5 tags
   // Called from the committing thread about every 100 ms: bytes written, bytes in total.
   std::function<void(uint64_t done, uint64_t total)> progress;
-  // Polled during the write and once more before LBA 0..31 are rewritten; when set,
-  // commit() throws (ECANCELED) with the target still showing its previous session.
+  // Called from the committing thread as each step starts: "waiting for open files" (by
+  // stage::commit), "writing", "verifying MD5", "activating" (rewriting LBA 0..31: the commit
+  // point), then "written" (by stage::commit, once the session is in force).
+  std::function<void(const char* phase)> phase;
+  // Polled before and during the write and once more before LBA 0..31 are rewritten; when
+  // set, commit() throws (ECANCELED) with the target still showing its previous session.
   const std::atomic<bool>* cancel = nullptr;
   // Testing: fail (EIO) after the session is written and verified, before LBA 0..31 are
   // rewritten, as a crash at that point would.

@@ -97,6 +97,22 @@ void Reply::line(const std::string& s) {
 void Reply::progress(uint64_t done, uint64_t total) {
   line(fmt::format("progress\t{}\t{}", done, total));
 }
+void Reply::phase(const std::string& name) {
+  line("phase\t" + clean(name));
+}
+bool Reply::cancel_requested(int ms) {
+  if (early_cancel_)
+    return true;
+  pollfd p{fd_, POLLIN, 0};
+  const int n = ::poll(&p, 1, ms);
+  if (n <= 0)
+    return false;
+  char buf[256];
+  const ssize_t got = ::recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
+  if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR))
+    return true;  // the client went away: nobody would hear the result
+  return got > 0 && std::string(buf, static_cast<size_t>(got)).find("cancel") != std::string::npos;
+}
 void Reply::info(const std::string& text) {
   line("info\t" + clean(text));
 }
@@ -157,6 +173,7 @@ void ControlServer::loop() {
       std::string buf, line;
       Reply reply(fd);
       if (read_line(fd, &buf, &line, kMaxRequest)) {
+        reply.sent_after_request(buf);
         try {
           handler_(split_tabs(line), reply);
         } catch (const imagecore::Error& e) {
@@ -172,7 +189,8 @@ void ControlServer::loop() {
 
 ControlResult control_request(const std::string& path,
                               const std::vector<std::string>& request,
-                              const std::function<void(const std::vector<std::string>&)>& on_line) {
+                              const std::function<void(const std::vector<std::string>&)>& on_line,
+                              int cancel_fd) {
   const sockaddr_un a = address(path);
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0 || ::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) {
@@ -196,7 +214,34 @@ ControlResult control_request(const std::string& path,
   ControlResult result;
   result.err = EPIPE;
   result.text = "the stage daemon stopped before answering (see its log)";
-  while (read_line(fd, &buf, &line, kMaxAnswer)) {
+  // Waits until the answer has a line, sending "cancel" when cancel_fd is readable.
+  auto await_line = [&] {
+    if (cancel_fd < 0 || buf.find('\n') != std::string::npos)
+      return;
+    for (;;) {
+      pollfd fds[2] = {{fd, POLLIN, 0}, {cancel_fd, POLLIN, 0}};
+      if (::poll(fds, 2, -1) < 0) {
+        if (errno == EINTR)
+          continue;
+        return;
+      }
+      if (fds[1].revents) {
+        char drain[64];
+        [[maybe_unused]] ssize_t n = ::read(cancel_fd, drain, sizeof drain);
+        static const char kCancel[] = "cancel\n";
+        [[maybe_unused]] ssize_t s = ::send(fd, kCancel, sizeof kCancel - 1, MSG_NOSIGNAL);
+        cancel_fd = -1;
+        on_line({"cancel"});
+        return;
+      }
+      if (fds[0].revents)
+        return;
+    }
+  };
+  for (;;) {
+    await_line();
+    if (!read_line(fd, &buf, &line, kMaxAnswer))
+      break;
     std::vector<std::string> words = split_tabs(line);
     if (words[0] == "ok") {
       result = {true, 0, words.size() > 1 ? words[1] : ""};

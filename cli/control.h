@@ -2,9 +2,12 @@
 // processes) ask the daemon that serves a staging mount to act, and follow its progress.
 //
 // A UNIX stream socket STORE/control.sock. The client sends one request line; the daemon
-// answers with any number of lines and closes. Lines are tab-separated words:
+// answers with any number of lines and closes. During a commit the client may send one more
+// line, "cancel" (or close the connection), to stop it before its commit point. Lines are
+// tab-separated words:
 //   request:  VERB [ARG...]                       e.g. "commit\tdummy=0\tvolid=BACKUP"
 //   answers:  "progress\tDONE\tTOTAL"             bytes written so far, of TOTAL
+//             "phase\tNAME"                       a commit step starts (burner/commit.h)
 //             "info\tTEXT"                        a line for the user
 //             "ok\tJSON"                          the verb succeeded; JSON is its result
 //             "error\tERRNO\tSENTENCE"            the verb failed
@@ -25,6 +28,11 @@ class Reply {
  public:
   explicit Reply(int fd) : fd_(fd) {}
   void progress(uint64_t done, uint64_t total);
+  void phase(const std::string& name);
+  // Waits up to `ms` for the client to send "cancel" or to go away; true when it did.
+  bool cancel_requested(int ms);
+  // What the client sent after its request line, read with it.
+  void sent_after_request(const std::string& rest) { early_cancel_ = rest.starts_with("cancel"); }
   void info(const std::string& text);
   void ok(const std::string& json);
   void error(int err, const std::string& sentence);
@@ -34,7 +42,8 @@ class Reply {
  private:
   void line(const std::string& s);
   int fd_;
-  bool connected_ = true;
+  std::atomic<bool> connected_{true};
+  bool early_cancel_ = false;
 };
 
 using Handler = std::function<void(const std::vector<std::string>& request, Reply& reply)>;
@@ -63,11 +72,13 @@ struct ControlResult {
 };
 
 // Connects to the daemon at `path`, sends the request, calls on_line for each progress/info
-// line, and returns the final answer. Throws imagecore::Error(ECONNREFUSED/ENOENT) when no
-// daemon listens there.
+// line, and returns the final answer. When `cancel_fd` (>= 0) becomes readable, it is
+// drained, "cancel" is sent once and on_line hears {"cancel"}; the answer is still awaited.
+// Throws imagecore::Error(ECONNREFUSED/ENOENT) when no daemon listens there.
 ControlResult control_request(const std::string& path,
                               const std::vector<std::string>& request,
-                              const std::function<void(const std::vector<std::string>&)>& on_line);
+                              const std::function<void(const std::vector<std::string>&)>& on_line,
+                              int cancel_fd = -1);
 
 // Where a stage daemon registers the control socket of its mount point, so that
 // `discfs commit MOUNTPOINT` finds it: a file under $XDG_RUNTIME_DIR/discfs (or

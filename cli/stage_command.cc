@@ -1,10 +1,13 @@
 #include "cli/stage_command.h"
 
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -94,19 +97,66 @@ std::string store_for(const std::string& mountpoint, const std::string& store) {
   return dir;
 }
 
-// Runs a request on the daemon of `store`; nullopt when no daemon serves it.
+// Runs a request on the daemon of `store`; nullopt when no daemon serves it. `cancel_fd` as
+// control_request() takes it.
 std::optional<ControlResult> ask_daemon(
     const std::string& store,
     const std::vector<std::string>& request,
-    const std::function<void(const std::vector<std::string>&)>& on_line) {
+    const std::function<void(const std::vector<std::string>&)>& on_line,
+    int cancel_fd = -1) {
   try {
-    return control_request(store + "/control.sock", request, on_line);
+    return control_request(store + "/control.sock", request, on_line, cancel_fd);
   } catch (const Error& e) {
     if (e.code() == ENOENT || e.code() == ECONNREFUSED)
       return std::nullopt;
     throw;
   }
 }
+
+// Ctrl-C (SIGINT), SIGTERM and SIGHUP while a commit runs cancel it instead of ending the
+// client at once: the daemon (or the commit here) stops before the commit point if it can,
+// and the user hears whether the session was written. The handler only sets a flag and
+// writes to a pipe (async-signal-safe).
+class CancelOnSignal {
+ public:
+  CancelOnSignal() {
+    requested = false;
+    if (::pipe2(fds_, O_CLOEXEC | O_NONBLOCK) != 0)
+      fds_[0] = fds_[1] = -1;
+    write_fd = fds_[1];
+    struct sigaction sa {};
+    sa.sa_handler = [](int) {
+      requested = true;
+      if (write_fd >= 0) {
+        const char c = 'c';
+        [[maybe_unused]] ssize_t n = ::write(write_fd, &c, 1);
+      }
+    };
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < std::size(kSignals); ++i)
+      ::sigaction(kSignals[i], &sa, &old_[i]);
+  }
+  ~CancelOnSignal() {
+    for (size_t i = 0; i < std::size(kSignals); ++i)
+      ::sigaction(kSignals[i], &old_[i], nullptr);
+    write_fd = -1;
+    for (int fd : fds_)
+      if (fd >= 0)
+        ::close(fd);
+  }
+  CancelOnSignal(const CancelOnSignal&) = delete;
+  CancelOnSignal& operator=(const CancelOnSignal&) = delete;
+  // Readable once a signal came.
+  int fd() const { return fds_[0]; }
+
+  static inline std::atomic<bool> requested{false};
+
+ private:
+  static constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP};
+  static inline volatile int write_fd = -1;
+  int fds_[2] = {-1, -1};
+  struct sigaction old_[std::size(kSignals)]{};
+};
 
 // A commit of `store`, which no daemon serves, from this process. Throws what
 // stage::commit() throws, and Error(EBUSY) when another stage holds the target.
@@ -123,14 +173,18 @@ CommitReport commit_here(const std::string& store, const CommitArgs& args, Progr
   o.joliet = !args.no_joliet;
   o.md5 = !args.no_md5;
   o.progress = [&](uint64_t done, uint64_t total) { bar.update(done, total); };
+  o.phase = [&](const char* name) { bar.phase(name); };
+  o.cancel = &CancelOnSignal::requested;
   stage::Gate nothing_serves_it;
   return CommitReport{stage::commit(*d.store, o, nothing_serves_it), args.to};
 }
 
 // A commit of the stage of `args`: by its daemon, or, with --store and no daemon, from here.
-// Throws imagecore::Error with the sentence for the user.
-CommitReport commit_stage(const CommitArgs& args, ProgressBar& bar) {
+// `cancel` is readable once the user interrupted. Throws imagecore::Error with the sentence
+// for the user.
+CommitReport commit_stage(const CommitArgs& args, ProgressBar& bar, const CancelOnSignal& cancel) {
   const std::string store = store_for(args.mountpoint, args.store);
+  bool written = false;
   const std::vector<std::string> req = {"commit",
                                         fmt::format("dummy={}", args.dummy ? 1 : 0),
                                         "to=" + args.to,
@@ -138,12 +192,23 @@ CommitReport commit_stage(const CommitArgs& args, ProgressBar& bar) {
                                         fmt::format("joliet={}", args.no_joliet ? 0 : 1),
                                         fmt::format("md5={}", args.no_md5 ? 0 : 1),
                                         fmt::format("wait={}", args.wait)};
-  std::optional<ControlResult> r = ask_daemon(store, req, [&](const auto& words) {
-    if (words[0] == "progress" && words.size() >= 3)
-      bar.update(std::stoull(words[1]), std::stoull(words[2]));
-    else if (words[0] == "info" && words.size() >= 2)
-      std::cerr << "discfs: " << words[1] << "\n";
-  });
+  std::optional<ControlResult> r = ask_daemon(
+      store, req,
+      [&](const auto& words) {
+        if (words[0] == "progress" && words.size() >= 3) {
+          bar.update(std::stoull(words[1]), std::stoull(words[2]));
+        } else if (words[0] == "phase" && words.size() >= 2) {
+          written = written || words[1] == "written";
+          bar.phase(words[1]);
+        } else if (words[0] == "cancel") {
+          bar.note(written ? "interrupted after the commit point: the session is written; "
+                             "finishing"
+                           : "cancelling the commit...");
+        } else if (words[0] == "info" && words.size() >= 2) {
+          bar.note(words[1]);
+        }
+      },
+      cancel.fd());
   if (r) {
     if (!r->ok)
       throw Error(r->err, r->text);
@@ -251,7 +316,7 @@ CLI::App* add_commit_command(CLI::App& app, CommitArgs& a) {
   CLI::App* c = app.add_subcommand(
       "commit",
       "Write what is staged as one new session on the target, check it, and clear "
-      "the staging area.");
+      "the staging area. Ctrl-C before the commit point cancels it (exit 130).");
   c->add_option("MOUNTPOINT", a.mountpoint, "The stage mount");
   c->add_option("--store", a.store, "The store directory (works without a mount too)");
   c->add_option("--to", a.to,
@@ -323,13 +388,20 @@ ExitCode run_stage(const StageArgs& args) {
   return daemon.serve(mountpoint, detach);
 }
 
-ExitCode run_commit(const CommitArgs& args) {
+ExitCode run_commit(const CommitArgs& given) {
+  CommitArgs args = given;
   set_up_logging(spdlog::level::warn, Syslog::No);
   require_one_stage("commit", args.mountpoint, args.store);
+  // --to is resolved here, against the caller's directory, not the daemon's.
+  if (!args.to.empty())
+    args.to = std::filesystem::absolute(args.to).lexically_normal().string();
   ProgressBar bar(args.json);
+  CancelOnSignal cancel;
   try {
-    const CommitReport report = commit_stage(args, bar);
+    const CommitReport report = commit_stage(args, bar, cancel);
     bar.done();
+    if (CancelOnSignal::requested)
+      bar.note("the interrupt came after the commit point: the session was written");
     if (args.json)
       std::cout << "{\"event\":\"done\",\"result\":" << to_json(report) << "}\n";
     else
@@ -338,6 +410,14 @@ ExitCode run_commit(const CommitArgs& args) {
   } catch (const std::exception& e) {
     bar.done();
     const auto* error = dynamic_cast<const Error*>(&e);
+    if (error && error->code() == ECANCELED) {
+      const std::string sentence =
+          "commit cancelled: nothing was written, the target still shows its previous "
+          "session, and the staged changes are kept";
+      if (args.json)
+        std::cout << "{\"event\":\"cancelled\",\"message\":" << json_string(sentence) << "}\n";
+      throw Failure(ExitCode::Cancelled, sentence);
+    }
     if (args.json)
       std::cout << "{\"event\":\"error\",\"message\":" << json_string(e.what()) << "}\n";
     // main prints the sentence; exit 7 when busy, else 8

@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
@@ -45,13 +46,18 @@ std::string arg(const std::vector<std::string>& req, const std::string& key) {
 class MountGate : public stage::Gate {
  public:
   // `busy_text` is the sentence for files still open for writing after `wait`.
+  // `cancel` (may be null) stops the wait for open files.
   MountGate(fusefs::StageFs& fs,
             std::chrono::seconds wait,
-            std::function<std::string(const std::vector<std::string>& busy)> busy_text)
-      : fs_(fs), wait_(wait), busy_text_(std::move(busy_text)) {}
+            std::function<std::string(const std::vector<std::string>& busy)> busy_text,
+            const std::atomic<bool>* cancel = nullptr)
+      : fs_(fs), wait_(wait), busy_text_(std::move(busy_text)), cancel_(cancel) {}
 
   void pause() override {
-    const std::vector<std::string> busy = fs_.pause_writes(wait_);
+    std::function<bool()> cancelled;
+    if (cancel_)
+      cancelled = [this] { return cancel_->load(); };
+    const std::vector<std::string> busy = fs_.pause_writes(wait_, cancelled);
     if (!busy.empty())
       throw Error(EBUSY, busy_text_(busy));
   }
@@ -68,6 +74,7 @@ class MountGate : public stage::Gate {
   fusefs::StageFs& fs_;
   std::chrono::seconds wait_;
   std::function<std::string(const std::vector<std::string>&)> busy_text_;
+  const std::atomic<bool>* cancel_;
   std::vector<fusefs::StageFs::KernelName> names_;
 };
 
@@ -190,12 +197,33 @@ void StageDaemon::handle(const std::vector<std::string>& req, Reply& reply) {
     burner::CommitOptions o;
     o.dummy = arg(req, "dummy") == "1";
     o.to_path = arg(req, "to").empty() ? std::nullopt : std::optional(arg(req, "to"));
+    if (o.to_path && !o.to_path->starts_with('/'))  // the client resolves it against its own cwd
+      throw Error(EINVAL,
+                  fmt::format("{}: --to must reach the daemon as an absolute path", *o.to_path));
     o.volid = arg(req, "volid");
     o.joliet = arg(req, "joliet") != "0";
     o.md5 = arg(req, "md5") != "0";
     const std::string wait = arg(req, "wait");
     const auto secs = wait.empty() ? 30 : std::strtoul(wait.c_str(), nullptr, 10);
     o.progress = [&reply](uint64_t done, uint64_t total) { reply.progress(done, total); };
+    o.phase = [&reply](const char* name) { reply.phase(name); };
+    // The client cancels (Ctrl-C) by sending "cancel" or by going away; stage::commit
+    // honours it up to the commit point.
+    std::atomic<bool> cancel{false}, finished{false};
+    std::thread watch([&] {
+      while (!finished && !cancel)
+        if (reply.cancel_requested(100))
+          cancel = true;
+    });
+    struct Join {
+      std::atomic<bool>& finished;
+      std::thread& t;
+      ~Join() {
+        finished = true;
+        t.join();
+      }
+    } join{finished, watch};
+    o.cancel = &cancel;
     reply.ok(to_json(CommitReport{commit(o, std::chrono::seconds(secs)), arg(req, "to")}));
   } else {
     throw Error(EINVAL, fmt::format("unknown request '{}'", verb));
@@ -206,11 +234,14 @@ burner::CommitResult StageDaemon::commit(burner::CommitOptions o, std::chrono::s
   std::lock_guard one(commit_mu_);
   o.target = target_;
   o.capacity_bytes = capacity_;
-  MountGate gate(*fs_, wait, [wait](const std::vector<std::string>& busy) {
-    return fmt::format(
-        "files are still open for writing after {} s: {}; close them and commit again",
-        wait.count(), fmt::join(busy, ", "));
-  });
+  MountGate gate(
+      *fs_, wait,
+      [wait](const std::vector<std::string>& busy) {
+        return fmt::format(
+            "files are still open for writing after {} s: {}; close them and commit again",
+            wait.count(), fmt::join(busy, ", "));
+      },
+      o.cancel);
   return stage::commit(*stage_.store, o, gate);
 }
 

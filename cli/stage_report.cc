@@ -139,10 +139,38 @@ std::string to_json(const CommitReport& r) {
       r.to.empty() ? "null" : json_string(r.to), json_string(c.boot_note));
 }
 
+std::string size_text(uint64_t bytes) {
+  if (bytes < 1024)
+    return fmt::format("{} bytes", bytes);
+  static const char* const kUnits[] = {"KiB", "MiB", "GiB", "TiB"};
+  double v = bytes / 1024.0;
+  size_t u = 0;
+  while (v >= 1024 && u + 1 < std::size(kUnits)) {
+    v /= 1024;
+    ++u;
+  }
+  return fmt::format("{:.1f} {}", v, kUnits[u]);
+}
+
 std::string to_text(const CommitReport& r) {
-  if (r.result.unchanged)
+  const burner::CommitResult& c = r.result;
+  if (c.unchanged)
     return "nothing to commit: nothing is staged, so the target is unchanged\n";
-  return "committed: " + to_json(r) + "\n";
+  const std::string size = size_text(c.blocks * 2048);
+  const std::string check = c.verified ? "MD5 verified" : "not verified (no MD5 tags)";
+  std::string text;
+  if (c.dummy)
+    text = fmt::format("dry run: the session would take {} at block {}; nothing was written\n",
+                       size, c.start_lba);
+  else if (!r.to.empty())
+    text = fmt::format("written: {}, a new single-session image of {}; {}\n", escaped(r.to), size,
+                       check);
+  else
+    text = fmt::format("committed: session {}, {} at block {} ({} of new file data); {}\n",
+                       c.session, size, c.start_lba, size_text(c.data_bytes), check);
+  if (!c.boot_note.empty())
+    text += "note: " + escaped(c.boot_note) + "\n";
+  return text;
 }
 
 CommitReport commit_from_json(std::string_view json) {

@@ -59,8 +59,13 @@ struct CommitReport {
 // std::bad_alloc.
 std::string to_json(const CommitReport& r);
 
-// One line for the user, with its newline: "committed: JSON", or that nothing was staged so
-// nothing was written. Throws only std::bad_alloc.
+// `bytes` for people: "512 bytes", "1.5 KiB", "12.3 MiB", ... Throws only std::bad_alloc.
+std::string size_text(uint64_t bytes);
+
+// A summary for the user, each line with its newline: "committed: session N, SIZE at block
+// LBA (SIZE of new file data); MD5 verified", or for --to "written: PATH, ...", for --dummy
+// "dry run: ...", or that nothing was staged so nothing was written; then "note: BOOT NOTE"
+// when there is one. Throws only std::bad_alloc.
 std::string to_text(const CommitReport& r);
 
 // The report to_json(r) rendered. Throws imagecore::Error(EPROTO) when `json` is not such an

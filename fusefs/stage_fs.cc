@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstring>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "fusefs/clock.h"
@@ -118,7 +119,10 @@ uint64_t StageFs::free_bytes() {
 // ---- kernel caches ---------------------------------------------------------------------
 
 std::vector<StageFs::KernelName> StageFs::kernel_names() {
-  return kernel_.kernel_names();
+  std::vector<KernelName> names = kernel_.kernel_names();
+  std::lock_guard lock(moved_mu_);
+  before_change_ = names;
+  return names;
 }
 
 void StageFs::forget_in_kernel(const std::vector<KernelName>& names) {
@@ -127,9 +131,15 @@ void StageFs::forget_in_kernel(const std::vector<KernelName>& names) {
 
 // ---- the commit hook -------------------------------------------------------------------
 
-std::vector<std::string> StageFs::pause_writes(std::chrono::milliseconds timeout) {
-  if (gate_.pause(timeout))
+std::vector<std::string> StageFs::pause_writes(std::chrono::milliseconds timeout,
+                                               const std::function<bool()>& cancelled) {
+  const CommitGate::Paused paused = gate_.pause(timeout, cancelled);
+  if (paused == CommitGate::Paused::Yes)
     return {};
+  if (paused == CommitGate::Paused::Cancelled) {
+    gate_.resume();
+    throw Error(ECANCELED, "cancelled while waiting for files open for writing");
+  }
   std::vector<std::string> names = files_->writer_paths();
   if (names.empty())
     names.push_back("(a change still under way)");
@@ -137,8 +147,77 @@ std::vector<std::string> StageFs::pause_writes(std::chrono::milliseconds timeout
   return names;
 }
 
+// Requests held during a commit or a discard, and those the kernel sends before it has
+// dropped what it cached (forget_in_kernel()), name inodes as they were before the store
+// changed as a whole (a commit renumbers every inode; numbers are never reused). They are
+// served by path: the names the kernel held, taken before the change (kernel_names()), give
+// each old inode's path, and live() looks that path up in the changed store when the old
+// inode is gone, until the next change.
 void StageFs::resume() {
+  std::vector<KernelName> names;
+  {
+    std::lock_guard lock(moved_mu_);
+    names.swap(before_change_);
+  }
+  if (names.empty()) {
+    gate_.resume();
+    return;
+  }
+  std::unordered_map<Ino, std::pair<Ino, std::string>> up;  // ino -> (parent, name)
+  for (const KernelName& k : names)
+    if (k.parent != 0)
+      up.emplace(k.ino, std::make_pair(k.parent, k.name));
+  std::unordered_map<Ino, std::vector<std::string>> paths;
+  for (const auto& [ino, link] : up) {
+    std::vector<std::string> path;
+    Ino at = ino;
+    bool whole = true;
+    while (at != imagecore::kRootIno) {
+      const auto it = up.find(at);
+      if (it == up.end() || path.size() > 4096) {
+        whole = false;
+        break;
+      }
+      path.push_back(it->second.second);
+      at = it->second.first;
+    }
+    if (whole) {
+      std::reverse(path.begin(), path.end());
+      paths.emplace(ino, std::move(path));
+    }
+  }
+  {
+    std::lock_guard lock(moved_mu_);
+    moved_ = std::move(paths);
+    translating_ = true;
+  }
   gate_.resume();
+}
+
+Ino StageFs::live(Ino ino) {
+  if (!translating_.load(std::memory_order_relaxed))
+    return ino;
+  std::vector<std::string> path;
+  {
+    std::lock_guard lock(moved_mu_);
+    const auto it = moved_.find(ino);
+    if (it == moved_.end())
+      return ino;
+    path = it->second;
+  }
+  try {
+    store_.get(ino);
+    return ino;  // still there (a discard renumbers only what it drops)
+  } catch (const Error&) {
+  }
+  Ino now = imagecore::kRootIno;
+  try {
+    for (const std::string& name : path)
+      now = store_.lookup(now, name).attr.ino;
+  } catch (const Error&) {
+    return ino;  // gone since: the old number gives ENOENT
+  }
+  return now;
 }
 
 void StageFs::resume_with_new_base(std::shared_ptr<const imagecore::FileTree> base,
@@ -218,19 +297,40 @@ void StageFs::forget_one(Ino ino, uint64_t n) {
 // ---- the operations --------------------------------------------------------------------
 
 struct StageOps {
-  // A change: waits at the commit gate and counts itself while it runs.
+  // A change of `kind`: runs f(fs) when the commit gate lets it pass, counted while it runs;
+  // otherwise the gate keeps it and runs it again on resume, and this worker goes on serving
+  // (the close a commit waits for must find a worker). So `f` owns copies of the request's
+  // arguments: it may run after this callback returned.
   template <typename F>
-  static void change(fuse_req_t req, F&& f) {
-    guarded(req, [&] {
-      StageFs& fs = self(req);
-      struct Leave {
-        StageFs& fs;
-        ~Leave() { fs.gate_.leave_change(); }
-      };
-      fs.gate_.enter_change();
-      Leave leave{fs};
-      f(fs);
-    });
+  static void change(fuse_req_t req, F f, CommitGate::Kind kind = CommitGate::Kind::Change) {
+    StageFs& fs = self(req);
+    if (!fs.gate_.try_enter(kind)) {
+      CommitGate::Deferred later{[req, f, kind] { change(req, f, kind); },
+                                 [req] { fuse_reply_err(req, ENODEV); }};
+      bool held;
+      try {
+        held = fs.gate_.defer(kind, std::move(later));
+      } catch (...) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+      }
+      if (held)
+        return;
+    }
+    struct Leave {
+      StageFs& fs;
+      ~Leave() { fs.gate_.leave(); }
+    } leave{fs};
+    guarded(req, [&] { f(fs); });
+  }
+
+  // A change through a file open for writing passes while a commit waits for that file.
+  static CommitGate::Kind kind_for(StageFs& fs, fuse_ino_t ino) {
+    const std::shared_ptr<OpenFile> f = fs.files_->find(ino);
+    if (!f)
+      return CommitGate::Kind::Change;
+    std::lock_guard lock(f->mu);
+    return f->writers ? CommitGate::Kind::Write : CommitGate::Kind::Change;
   }
 
   static void init(void* userdata, fuse_conn_info* conn) {
@@ -249,16 +349,20 @@ struct StageOps {
     conn->max_write = 1u << 20;
   }
 
+  // The session ends: requests still held at the gate get their answer now.
+  static void destroy(void* userdata) { static_cast<StageFs*>(userdata)->gate_.shut(); }
+
   static void add_entry(fuse_req_t req, StageFs& fs, const StoreEntry& e) {
     fuse_entry_param p = fs.entry(e);
     if (fuse_reply_entry(req, &p) != 0)
       fs.forget_one(e.attr.ino, 1);
   }
 
-  static void lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  static void lookup(fuse_req_t req, fuse_ino_t old, const char* name) {
     guarded(req, [&] {
       check_name(name);
       StageFs& fs = self(req);
+      const Ino parent = fs.live(old);
       std::optional<StoreEntry> e;
       try {
         e = fs.store_.lookup(parent, name);
@@ -289,7 +393,8 @@ struct StageOps {
   static void getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
     guarded(req, [&] {
       StageFs& fs = self(req);
-      struct stat st = fs.to_stat(fs.store_.get(ino));
+      struct stat st = fs.to_stat(fs.store_.get(fs.live(ino)));
+      st.st_ino = ino;  // the kernel's number for it
       fuse_reply_attr(req, &st, fs.timeout_);
     });
   }
@@ -322,44 +427,50 @@ struct StageOps {
 
   static void setattr(fuse_req_t req,
                       fuse_ino_t ino,
-                      struct stat* attr,
+                      struct stat* in_attr,
                       int to_set,
                       fuse_file_info*) {
-    change(req, [&](StageFs& fs) {
-      std::shared_ptr<OpenFile> f = fs.files_->find(ino);
-      if (to_set & FUSE_SET_ATTR_SIZE) {
-        const auto size = static_cast<uint64_t>(attr->st_size);
-        if (f) {
-          std::lock_guard lock(f->mu);
-          fs.files_->truncate(*f, size);
-        } else {
-          fs.store_.make_local(ino, size);
-        }
-      }
-      const Timestamp t = now();
-      const stage::AttrChange c = attr_change(*attr, to_set, t);
-      bool deferred = false;
-      if (f && only_times(to_set)) {
-        std::lock_guard lock(f->mu);
-        deferred = fs.files_->defer_times(*f, c.atime, c.mtime, t);
-      }
-      if (deferred) {
-        struct stat st = fs.to_stat(fs.store_.get(ino));
-        fuse_reply_attr(req, &st, fs.timeout_);
-        return;
-      }
-      if (c.mtime && f) {
-        std::lock_guard lock(f->mu);
-        f->mtime = *c.mtime;  // what the next flush records, unless written again
-      }
-      if (c.perm && f) {
-        std::lock_guard lock(f->mu);
-        f->no_set_id = false;
-      }
-      StoreEntry e = fs.store_.set_attr(ino, c);
-      struct stat st = fs.to_stat(e);
-      fuse_reply_attr(req, &st, fs.timeout_);
-    });
+    const struct stat copy = *in_attr;
+    change(
+        req,
+        [req, old = ino, copy, to_set](StageFs& fs) {
+          const Ino ino = fs.live(old);
+          const struct stat* attr = &copy;
+          std::shared_ptr<OpenFile> f = fs.files_->find(ino);
+          if (to_set & FUSE_SET_ATTR_SIZE) {
+            const auto size = static_cast<uint64_t>(attr->st_size);
+            if (f) {
+              std::lock_guard lock(f->mu);
+              fs.files_->truncate(*f, size);
+            } else {
+              fs.store_.make_local(ino, size);
+            }
+          }
+          const Timestamp t = now();
+          const stage::AttrChange c = attr_change(*attr, to_set, t);
+          bool deferred = false;
+          if (f && only_times(to_set)) {
+            std::lock_guard lock(f->mu);
+            deferred = fs.files_->defer_times(*f, c.atime, c.mtime, t);
+          }
+          if (deferred) {
+            struct stat st = fs.to_stat(fs.store_.get(ino));
+            fuse_reply_attr(req, &st, fs.timeout_);
+            return;
+          }
+          if (c.mtime && f) {
+            std::lock_guard lock(f->mu);
+            f->mtime = *c.mtime;  // what the next flush records, unless written again
+          }
+          if (c.perm && f) {
+            std::lock_guard lock(f->mu);
+            f->no_set_id = false;
+          }
+          StoreEntry e = fs.store_.set_attr(ino, c);
+          struct stat st = fs.to_stat(e);
+          fuse_reply_attr(req, &st, fs.timeout_);
+        },
+        kind_for(self(req), ino));
   }
 
   static void readlink(fuse_req_t req, fuse_ino_t ino) {
@@ -393,8 +504,13 @@ struct StageOps {
     return fs.store_.make(parent, name, type, perm, ctx->uid, gid, rdev, target);
   }
 
-  static void mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
-    change(req, [&](StageFs& fs) {
+  static void mknod(fuse_req_t req,
+                    fuse_ino_t parent,
+                    const char* in_name,
+                    mode_t mode,
+                    dev_t rdev) {
+    change(req, [req, old = parent, name = std::string(in_name), mode, rdev](StageFs& fs) {
+      const Ino parent = fs.live(old);
       FileType t;
       switch (mode & S_IFMT) {
         case S_IFREG:
@@ -417,32 +533,40 @@ struct StageOps {
           throw Error(EINVAL, "unknown file type");
       }
       const bool dev = t == FileType::CharDevice || t == FileType::BlockDevice;
-      add_entry(req, fs, make(req, fs, parent, name, t, mode, dev ? rdev : 0, {}));
+      add_entry(req, fs, make(req, fs, parent, name.c_str(), t, mode, dev ? rdev : 0, {}));
     });
   }
 
-  static void mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
-    change(req, [&](StageFs& fs) {
-      refuse_trash(parent, name);
-      add_entry(req, fs, make(req, fs, parent, name, FileType::Directory, mode, 0, {}));
+  static void mkdir(fuse_req_t req, fuse_ino_t parent, const char* in_name, mode_t mode) {
+    change(req, [req, old = parent, name = std::string(in_name), mode](StageFs& fs) {
+      const Ino parent = fs.live(old);
+      refuse_trash(parent, name.c_str());
+      add_entry(req, fs, make(req, fs, parent, name.c_str(), FileType::Directory, mode, 0, {}));
     });
   }
 
-  static void symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
-    change(req, [&](StageFs& fs) {
-      add_entry(req, fs, make(req, fs, parent, name, FileType::Symlink, 0777, 0, target));
+  static void symlink(fuse_req_t req,
+                      const char* in_target,
+                      fuse_ino_t parent,
+                      const char* in_name) {
+    change(req, [req, old = parent, name = std::string(in_name),
+                 target = std::string(in_target)](StageFs& fs) {
+      const Ino parent = fs.live(old);
+      add_entry(req, fs, make(req, fs, parent, name.c_str(), FileType::Symlink, 0777, 0, target));
     });
   }
 
-  static void unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
-    change(req, [&](StageFs& fs) {
+  static void unlink(fuse_req_t req, fuse_ino_t parent, const char* in_name) {
+    change(req, [req, old = parent, name = std::string(in_name)](StageFs& fs) {
+      const Ino parent = fs.live(old);
       fs.store_.unlink(parent, name);
       fuse_reply_err(req, 0);
     });
   }
 
-  static void rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
-    change(req, [&](StageFs& fs) {
+  static void rmdir(fuse_req_t req, fuse_ino_t parent, const char* in_name) {
+    change(req, [req, old = parent, name = std::string(in_name)](StageFs& fs) {
+      const Ino parent = fs.live(old);
       fs.store_.rmdir(parent, name);
       fuse_reply_err(req, 0);
     });
@@ -450,13 +574,15 @@ struct StageOps {
 
   static void rename(fuse_req_t req,
                      fuse_ino_t parent,
-                     const char* name,
+                     const char* in_name,
                      fuse_ino_t newparent,
-                     const char* newname,
+                     const char* in_newname,
                      unsigned flags) {
-    change(req, [&](StageFs& fs) {
-      check_name(newname);
-      refuse_trash(newparent, newname);
+    change(req, [req, old = parent, name = std::string(in_name), old_new = newparent,
+                 newname = std::string(in_newname), flags](StageFs& fs) {
+      const Ino parent = fs.live(old), newparent = fs.live(old_new);
+      check_name(newname.c_str());
+      refuse_trash(newparent, newname.c_str());
       if (flags & ~static_cast<unsigned>(RENAME_NOREPLACE))
         throw Error(EINVAL, "only RENAME_NOREPLACE is supported");
       fs.store_.rename(parent, name, newparent, newname, flags & RENAME_NOREPLACE);
@@ -464,11 +590,13 @@ struct StageOps {
     });
   }
 
-  static void link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
-    change(req, [&](StageFs& fs) {
-      check_name(newname);
-      add_entry(req, fs, fs.store_.link(ino, newparent, newname));
-    });
+  static void link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* in_newname) {
+    change(req,
+           [req, old = ino, old_new = newparent, newname = std::string(in_newname)](StageFs& fs) {
+             const Ino ino = fs.live(old), newparent = fs.live(old_new);
+             check_name(newname.c_str());
+             add_entry(req, fs, fs.store_.link(ino, newparent, newname));
+           });
   }
 
   // Opens `e` (already made Local when writable); replies with open or create.
@@ -529,7 +657,9 @@ struct StageOps {
       });
       return;
     }
-    change(req, [&](StageFs&) {
+    change(req, [req, old = ino, copy = *fi](StageFs& fs) mutable {
+      const Ino ino = fs.live(old);
+      fuse_file_info* fi = &copy;
       StoreEntry e = fs.store_.get(ino);
       if (e.attr.type == FileType::Directory)
         throw Error(EISDIR, "is a folder");
@@ -563,13 +693,15 @@ struct StageOps {
 
   static void create(fuse_req_t req,
                      fuse_ino_t parent,
-                     const char* name,
+                     const char* in_name,
                      mode_t mode,
                      fuse_file_info* fi) {
-    change(req, [&](StageFs& fs) {
-      StoreEntry e = make(req, fs, parent, name, FileType::Regular, mode, 0, {});
-      reply_open(req, fs, e, true, fi, true);
-    });
+    change(req,
+           [req, old = parent, name = std::string(in_name), mode, copy = *fi](StageFs& fs) mutable {
+             const Ino parent = fs.live(old);
+             StoreEntry e = make(req, fs, parent, name.c_str(), FileType::Regular, mode, 0, {});
+             reply_open(req, fs, e, true, &copy, true);
+           });
   }
 
   static StageFs::Handle& handle(fuse_file_info* fi) {
@@ -588,35 +720,80 @@ struct StageOps {
     });
   }
 
+  // Writes go through a handle open for writing, so they pass while a commit waits for it
+  // to close; a write that comes while the gate is fully paused is held with a copy of its
+  // data (there is no handle open for writing then, so this is rare).
   static void write(fuse_req_t req,
                     fuse_ino_t ino,
                     const char* data,
                     size_t size,
                     off_t off,
                     fuse_file_info* fi) {
+    StageFs& fs = self(req);
+    const uint64_t fh = fi->fh;
+    if (fs.gate_.try_enter(CommitGate::Kind::Write)) {
+      write_now(req, fs, ino, data, size, off, fh);
+      return;
+    }
+    auto held = std::make_shared<std::vector<char>>(data, data + size);
+    change(
+        req,
+        [req, old = ino, held, off, fh](StageFs& fs) {
+          const StageFs::Handle& h = Handles<StageFs::Handle>::get(fh);
+          OpenFile& f = *h.file;
+          size_t done;
+          {
+            std::lock_guard lock(f.mu);
+            kill_set_id(req, fs, h, f, fs.live(old));
+            done = fs.files_->write(f, held->data(), held->size(), off);
+          }
+          fuse_reply_write(req, done);
+        },
+        CommitGate::Kind::Write);
+  }
+
+  // A write counted at the gate: writes, replies, leaves the gate.
+  static void write_now(fuse_req_t req,
+                        StageFs& fs,
+                        fuse_ino_t ino,
+                        const char* data,
+                        size_t size,
+                        off_t off,
+                        uint64_t fh) {
+    struct Leave {
+      StageFs& fs;
+      ~Leave() { fs.gate_.leave(); }
+    } leave{fs};
     guarded(req, [&] {
-      StageFs& fs = self(req);
-      fs.gate_.wait_for_writes();
-      const StageFs::Handle& h = handle(fi);
+      const StageFs::Handle& h = Handles<StageFs::Handle>::get(fh);
       OpenFile& f = *h.file;
       size_t done;
       {
         std::lock_guard lock(f.mu);
-        if (h.direct && !f.no_set_id) {
-          // The kernel clears set-ID bits before cached writes, not before direct ones.
-          const StoreEntry e = fs.store_.get(ino);
-          const uint32_t perm = perm_after_write(req, e.attr.perm);
-          if (perm != e.attr.perm) {
-            stage::AttrChange c;
-            c.perm = perm;
-            fs.store_.set_attr(ino, c);
-          }
-          f.no_set_id = !(perm & (S_ISUID | S_ISGID));
-        }
+        kill_set_id(req, fs, h, f, fs.live(ino));
         done = fs.files_->write(f, data, size, off);
       }
       fuse_reply_write(req, done);
     });
+  }
+
+  // Before a write through `h` (f.mu held): the kernel clears set-ID bits before cached
+  // writes, not before direct ones, so the stage does it for those.
+  static void kill_set_id(fuse_req_t req,
+                          StageFs& fs,
+                          const StageFs::Handle& h,
+                          OpenFile& f,
+                          Ino ino) {
+    if (!h.direct || f.no_set_id)
+      return;
+    const StoreEntry e = fs.store_.get(ino);
+    const uint32_t perm = perm_after_write(req, e.attr.perm);
+    if (perm != e.attr.perm) {
+      stage::AttrChange c;
+      c.perm = perm;
+      fs.store_.set_attr(ino, c);
+    }
+    f.no_set_id = !(perm & (S_ISUID | S_ISGID));
   }
 
   static void fallocate(fuse_req_t req,
@@ -625,18 +802,19 @@ struct StageOps {
                         off_t off,
                         off_t len,
                         fuse_file_info* fi) {
-    guarded(req, [&] {
-      StageFs& fs = self(req);
-      fs.gate_.wait_for_writes();
-      if (mode & ~FALLOC_FL_KEEP_SIZE)
-        throw Error(EOPNOTSUPP, "only plain fallocate is supported");
-      OpenFile& f = *handle(fi).file;
-      {
-        std::lock_guard lock(f.mu);
-        fs.files_->allocate(f, mode, off, len);
-      }
-      fuse_reply_err(req, 0);
-    });
+    change(
+        req,
+        [req, mode, off, len, fh = fi->fh](StageFs& fs) {
+          if (mode & ~FALLOC_FL_KEEP_SIZE)
+            throw Error(EOPNOTSUPP, "only plain fallocate is supported");
+          OpenFile& f = *Handles<StageFs::Handle>::get(fh).file;
+          {
+            std::lock_guard lock(f.mu);
+            fs.files_->allocate(f, mode, off, len);
+          }
+          fuse_reply_err(req, 0);
+        },
+        CommitGate::Kind::Write);
   }
 
   static void flush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
@@ -749,6 +927,7 @@ const fuse_lowlevel_ops& StageFs::ops() {
   static const fuse_lowlevel_ops table = [] {
     fuse_lowlevel_ops o{};
     o.init = StageOps::init;
+    o.destroy = StageOps::destroy;
     o.lookup = StageOps::lookup;
     o.forget = StageOps::forget;
     o.forget_multi = StageOps::forget_multi;

@@ -13,22 +13,27 @@
 // Lock order: an open file's mutex (OpenFile::mu), then the store's or the gate's. The
 // mutexes of the open-file table, the kernel cache, the gate and the handle tables are each
 // held only for their own bookkeeping: never across a call into the store or the kernel,
-// never while waiting. A change waits at the gate (CommitGate::enter_change) and a write on
-// an open handle waits for the end of a pause (wait_for_writes) before taking any lock.
+// never while waiting. A change asks the gate (CommitGate::try_enter) before taking any lock.
 //
 // The commit hook is a gate: pause_writes() stops new changes and waits until no file is
 // open for writing, the commit takes Store::snapshot(), and resume() or
-// resume_with_new_base() opens the gate again. Requests that would change something wait at
-// the gate while it is closed (reads and listings go on).
+// resume_with_new_base() opens the gate again. Requests that would change something are held
+// by the gate while it is closed, without a worker waiting for them: resume() runs them on
+// the commit thread. Reads, listings, flushes and closes go on, and so do writes and
+// attribute changes through files open for writing until none is left.
 #pragma once
 
 #define FUSE_USE_VERSION 35
 #include <fuse_lowlevel.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "fusefs/commit_gate.h"
@@ -72,8 +77,11 @@ class StageFs {
 
   // Commit hook, step 1: closes the gate and waits up to `timeout` until no file is open for
   // writing and no change is under way. Returns an empty list when paused; otherwise the
-  // stage paths of the files still open for writing, and the gate is open again.
-  std::vector<std::string> pause_writes(std::chrono::milliseconds timeout);
+  // stage paths of the files still open for writing, and the gate is open again. When
+  // `cancelled` (asked about every 100 ms) says so first, the gate opens again and this
+  // throws imagecore::Error(ECANCELED).
+  std::vector<std::string> pause_writes(std::chrono::milliseconds timeout,
+                                        const std::function<bool()>& cancelled = {});
   // Step 3 after a failed or dry commit: changes go on.
   void resume();
   // Step 3 after a successful commit: `base` (the new session) becomes the base, nothing is
@@ -107,12 +115,20 @@ class StageFs {
   fuse_entry_param entry(const stage::StoreEntry& e);
   // The kernel dropped `n` lookups of `ino`. Throws nothing.
   void forget_one(imagecore::Ino ino, uint64_t n);
+  // The inode `ino` of a request is now: after a commit or a discard, the inode at the path
+  // an older `ino` had before it (see resume()); otherwise, and when that path is gone,
+  // `ino` itself. Throws bad_alloc.
+  imagecore::Ino live(imagecore::Ino ino);
 
   stage::Store& store_;
   StageLimits limits_;
   double timeout_ = 1.0;  // entry and attribute timeouts, in seconds
 
   CommitGate gate_;
+  std::mutex moved_mu_;
+  std::vector<KernelName> before_change_;  // kernel_names() before a commit or discard
+  std::unordered_map<imagecore::Ino, std::vector<std::string>> moved_;  // old ino -> path
+  std::atomic<bool> translating_{false};
   KernelCache kernel_{store_, timeout_};
   std::unique_ptr<OpenFiles> files_;
   Handles<Handle> file_handles_;

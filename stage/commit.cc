@@ -1,6 +1,9 @@
 #include "stage/commit.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
+
+#include <cerrno>
 
 #include "stage/base.h"
 
@@ -50,13 +53,45 @@ std::optional<burner::CommitResult> nothing_to_commit(Store& store,
   return r;
 }
 
+namespace {
+
+// Refuses (Error(ESTALE)) a commit whose target no longer ends with the session the store
+// stages on.
+void refuse_if_target_moved_on(Store& store,
+                               const burner::CommitOptions& o,
+                               const burner::TargetInfo& t) {
+  const burner::SessionInfo* newest = t.newest();
+  const bool appendable = t.state == burner::TargetState::Appendable && newest;
+  const uint64_t start = appendable ? newest->start_lba : 0;
+  const uint64_t blocks = appendable ? newest->blocks : 0;
+  if (!store.has_base() || store.base_matches(start, blocks))
+    return;
+  throw imagecore::Error(
+      ESTALE,
+      fmt::format("{}: the target has changed since it was staged (another program wrote to "
+                  "it; its newest session now starts at block {}); nothing was written and the "
+                  "staged changes are kept in {}: copy out what you need, unmount, drop them "
+                  "with 'discfs discard --store {}' and stage again",
+                  o.target, start, store.dir(), store.dir()));
+}
+
+}  // namespace
+
 burner::CommitResult commit(Store& store, const burner::CommitOptions& o, Gate& gate) {
+  if (o.phase)
+    o.phase("waiting for open files");
   gate.pause();
   burner::CommitResult r;
   const bool grows = !o.dummy && !o.to_path;
   try {
+    if (o.cancel && o.cancel->load())
+      throw imagecore::Error(ECANCELED,
+                             o.target + ": commit cancelled; the previous session stays in force");
+    const burner::TargetInfo t = burner::probe_target(o.target, o.capacity_bytes);
+    // What the session would be written on must be what the changes were staged on: a
+    // session another program appended meanwhile would vanish from the newest tree.
+    refuse_if_target_moved_on(store, o, t);
     if (grows) {
-      const burner::TargetInfo t = burner::probe_target(o.target, o.capacity_bytes);
       if (std::optional<burner::CommitResult> same = nothing_to_commit(store, o, t)) {
         gate.resume();
         spdlog::info("{}: nothing staged, nothing committed", o.target);
@@ -71,6 +106,8 @@ burner::CommitResult commit(Store& store, const burner::CommitOptions& o, Gate& 
     gate.resume();
     throw;
   }
+  if (o.phase && !o.dummy)
+    o.phase("written");
   if (!grows) {
     gate.resume();
     return r;

@@ -2,11 +2,12 @@
 // for every caller (a stage daemon with its mount paused, `discfs commit --store` without
 // one, and any later verb that writes a session).
 //
-// Steps: pause the gate; probe the target; when nothing is staged, write nothing; record the
-// session about to be written (Store::set_pending_session) so that a process stopped after
-// it became the newest is recovered by adopt_base(); burner::commit() the snapshot; on
-// failure forget the pending session and resume; on success open the new session and make
-// it the store's base, with nothing staged.
+// Steps: pause the gate; probe the target; refuse when its newest session is not the one
+// the store stages on (another program wrote to it); when nothing is staged, write nothing; record
+// the session about to be written (Store::set_pending_session) so that a process stopped after it
+// became the newest is recovered by adopt_base(); burner::commit() the snapshot; on failure forget
+// the pending session and resume; on success open the new session and make it the store's base,
+// with nothing staged.
 #pragma once
 
 #include <optional>
@@ -31,7 +32,9 @@ std::optional<burner::CommitResult> nothing_to_commit(Store& store,
 // --capacity) while `gate` is paused. Returns what was written, or what nothing_to_commit()
 // says. After an appended session the store stages nothing on the new base; if only that
 // reset fails, the error is logged and the result returned (the session is in force; the
-// next adopt_base() of the store clears it). Throws what gate.pause() throws, and
+// next adopt_base() of the store clears it). o.phase hears each step (burner/commit.h);
+// o.cancel is honoured up to the commit point (Error(ECANCELED)). Throws Error(ESTALE) when
+// the target changed since the store's base was taken, what gate.pause() throws, and
 // imagecore::Error naming the target when the commit fails; the target then still shows its
 // previous session, the staged changes stay, and no session is pending.
 burner::CommitResult commit(Store& store, const burner::CommitOptions& o, Gate& gate);

@@ -30,6 +30,7 @@ EXIT_UNSUPPORTED = 5        # block size, a tree or session the image lacks, aud
 EXIT_MOUNT_FAILED = 6
 EXIT_BUSY = 7
 EXIT_COMMIT_FAILED = 8
+EXIT_CANCELLED = 130        # commit cancelled (SIGINT) before its commit point
 
 
 # --------------------------------------------------------------------------

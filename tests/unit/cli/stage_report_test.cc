@@ -172,11 +172,30 @@ CommitReport committed() {
   return r;
 }
 
-TEST(CommitReport, TextIsCommittedAndTheJson) {
+TEST(CommitReport, TextIsAReadableSummary) {
   EXPECT_EQ(to_text(committed()),
-            R"(committed: {"session":2,"start_lba":192,"blocks":182,"data_bytes":303898,)"
-            R"("verified":true,"dummy":false,"unchanged":false,"to":null,"boot_note":""})"
-            "\n");
+            "committed: session 2, 364.0 KiB at block 192 (296.8 KiB of new file data); "
+            "MD5 verified\n");
+  CommitReport r = committed();
+  r.to = "/tmp/copy.iso";
+  r.result.verified = false;
+  r.result.boot_note = "El Torito kept";
+  EXPECT_EQ(to_text(r),
+            "written: /tmp/copy.iso, a new single-session image of 364.0 KiB; not verified "
+            "(no MD5 tags)\nnote: El Torito kept\n");
+  r = committed();
+  r.result.dummy = true;
+  EXPECT_EQ(to_text(r),
+            "dry run: the session would take 364.0 KiB at block 192; nothing was written\n");
+  EXPECT_EQ(to_text(r).find('{'), std::string::npos);
+}
+
+TEST(CommitReport, SizesForPeople) {
+  EXPECT_EQ(size_text(0), "0 bytes");
+  EXPECT_EQ(size_text(1023), "1023 bytes");
+  EXPECT_EQ(size_text(1536), "1.5 KiB");
+  EXPECT_EQ(size_text(200ull << 20), "200.0 MiB");
+  EXPECT_EQ(size_text(5ull << 40), "5.0 TiB");
 }
 
 TEST(CommitReport, NothingStagedSaysSo) {

@@ -142,7 +142,7 @@ TEST_F(OpenFilesTest, AWriteOnAHandleWithoutAStagedCopyFails) {
 TEST_F(OpenFilesTest, PauseTimesOutAndNamesTheFilesStillOpenForWriting) {
   const std::shared_ptr<OpenFile> busy = files_.open(store_.make_file("busy"), true);
   const std::shared_ptr<OpenFile> idle = files_.open(store_.make_file("idle"), false);
-  EXPECT_FALSE(gate_.pause(50ms));
+  EXPECT_EQ(gate_.pause(50ms), CommitGate::Paused::Busy);
   EXPECT_EQ(files_.writer_paths(), std::vector<std::string>{"/busy"});
   gate_.resume();
 
@@ -152,7 +152,8 @@ TEST_F(OpenFilesTest, PauseTimesOutAndNamesTheFilesStillOpenForWriting) {
 
   files_.close(busy, true);
   EXPECT_TRUE(files_.writer_paths().empty());
-  EXPECT_TRUE(gate_.pause(50ms)) << "the closed writer still holds up a commit";
+  EXPECT_EQ(gate_.pause(50ms), CommitGate::Paused::Yes)
+      << "the closed writer still holds up a commit";
   gate_.resume();
   files_.close(idle, false);
 }
