@@ -266,7 +266,18 @@ class Builder {
     if (by_base.empty())
       return;
     // Some names are in directories reused whole: find the loaded nodes of those files.
-    std::vector<IsoDir*> dirs{iso_image_get_root(image_)};
+    for_each_leaf(iso_image_get_root(image_), [&](IsoNode* child) {
+      if (auto it = by_base.find(child); it != by_base.end()) {
+        if (it->second->elsewhere.insert(child).second)
+          hold(child);
+      }
+    });
+  }
+
+  // Calls fn(node) for every node below `root` that is not a directory.
+  template <class Fn>
+  void for_each_leaf(IsoDir* root, Fn fn) {
+    std::vector<IsoDir*> dirs{root};
     while (!dirs.empty()) {
       IsoDir* dir = dirs.back();
       dirs.pop_back();
@@ -274,12 +285,10 @@ class Builder {
       check(iso_dir_get_children(dir, &iter), "listing", "a directory");
       IsoNode* child = nullptr;
       while (iso_dir_iter_next(iter, &child) == 1) {
-        if (iso_node_get_type(child) == LIBISO_DIR) {
+        if (iso_node_get_type(child) == LIBISO_DIR)
           dirs.push_back(reinterpret_cast<IsoDir*>(child));
-        } else if (auto it = by_base.find(child); it != by_base.end()) {
-          if (it->second->elsewhere.insert(child).second)
-            hold(child);
-        }
+        else
+          fn(child);
       }
       iso_dir_iter_free(iter);
     }
@@ -296,23 +305,12 @@ class Builder {
     if (wanted.empty())
       return;
     std::vector<std::pair<IsoNode*, Group*>> found;
-    std::vector<IsoDir*> dirs{root};
-    while (!dirs.empty()) {
-      IsoDir* dir = dirs.back();
-      dirs.pop_back();
-      IsoDirIter* iter = nullptr;
-      check(iso_dir_get_children(dir, &iter), "listing", "a directory");
-      IsoNode* child = nullptr;
-      while (iso_dir_iter_next(iter, &child) == 1) {
-        if (iso_node_get_type(child) == LIBISO_DIR) {
-          dirs.push_back(reinterpret_cast<IsoDir*>(child));
-        } else if (!built_.count(child)) {
-          if (auto it = wanted.find(child); it != wanted.end())
-            found.emplace_back(child, it->second);
-        }
+    for_each_leaf(root, [&](IsoNode* child) {
+      if (!built_.count(child)) {
+        if (auto it = wanted.find(child); it != wanted.end())
+          found.emplace_back(child, it->second);
       }
-      iso_dir_iter_free(iter);
-    }
+    });
     for (auto& [node, g] : found) {
       const StagedEntry& e = *g->entries.front().first;
       if (g->reuse || g->model == nullptr) {
