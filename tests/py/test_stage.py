@@ -34,15 +34,11 @@ rand_bytes = sources.rand_bytes
 
 
 def setUpModule():
-    M.set_up()
-    stage.set_private_dirs(M.path)
+    stage.set_up_module(M)
 
 
 def tearDownModule():
-    if M.tmp is not None:
-        for mnt in env.mounts_below(M.path):
-            mount.unmount_and_reap(mnt)
-    M.tear_down()
+    stage.tear_down_module(M)
 
 
 def copy_tree(src, dst):

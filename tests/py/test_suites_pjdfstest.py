@@ -26,16 +26,12 @@ MiB = 1 << 20
 
 
 def setUpModule():
-    M.set_up()
-    stage.set_private_dirs(M.path)
+    stage.set_up_module(M)
     thirdparty.require_built()
 
 
 def tearDownModule():
-    if M.tmp is not None:
-        for mnt in env.mounts_below(M.path):
-            mount.unmount_and_reap(mnt)
-    M.tear_down()
+    stage.tear_down_module(M)
 
 
 def add_tree(root):

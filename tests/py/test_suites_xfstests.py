@@ -31,16 +31,12 @@ FSSTRESS_OFF = ["copyrange", "clonerange", "deduperange", "splice", "exchangeran
 
 
 def setUpModule():
-    M.set_up()
-    stage.set_private_dirs(M.path)
+    stage.set_up_module(M)
     thirdparty.require_built()
 
 
 def tearDownModule():
-    if M.tmp is not None:
-        for mnt in env.mounts_below(M.path):
-            mount.unmount_and_reap(mnt)
-    M.tear_down()
+    stage.tear_down_module(M)
 
 
 class Case(unittest.TestCase):

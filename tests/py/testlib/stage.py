@@ -34,6 +34,22 @@ def set_private_dirs(tmp):
         os.environ[name] = d
 
 
+def set_up_module(fixture):
+    """A stage test module's setUpModule: the module fixture, and private state and runtime
+    folders inside it (set_private_dirs)."""
+    fixture.set_up()
+    set_private_dirs(fixture.path)
+
+
+def tear_down_module(fixture):
+    """A stage test module's tearDownModule: unmounts (and reaps the daemons of) whatever its
+    tests left mounted below the fixture, then removes it."""
+    if fixture.tmp is not None:
+        for mnt in env.mounts_below(fixture.path):
+            mount.unmount_and_reap(mnt)
+    fixture.tear_down()
+
+
 def use_private_dirs(test, tmp):
     """set_private_dirs(tmp) for one test: the old values come back at its cleanup."""
     saved = {k: os.environ.get(k) for k in ("XDG_STATE_HOME", "XDG_RUNTIME_DIR")}
