@@ -128,6 +128,12 @@ std::vector<StagedChange> Store::staged_changes() {
     }
     out.push_back(std::move(c));
   }
+  // The root has no name row: listed as "/" when its own attributes changed (as a new or
+  // deleted entry does to its folder's times), so that the list agrees with status()'s counts.
+  Stmt root(*this,
+            "SELECT 1 FROM inodes WHERE ino=1 AND base_ino!=0 AND (data=2 OR attr_changed=1)");
+  if (root.step())
+    out.push_back({Kind::Modified, "/", "", false});
   Stmt d(*this, "SELECT base_path FROM deleted");
   while (d.step())
     out.push_back({Kind::Deleted, d.text(0), "", false});
