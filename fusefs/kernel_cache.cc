@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdlib>
+#include <unordered_set>
 
 #include "imagecore/base/error.h"
 #include "stage/store.h"
@@ -28,45 +29,101 @@ void count_underflow(Ino ino, uint64_t held, uint64_t n) {
 
 }  // namespace
 
-void KernelCache::looked_up(Ino ino) {
+Ino KernelCache::store_ino(Ino nodeid) {
   std::lock_guard lock(mu_);
-  ++lookups_[ino];
+  const auto it = to_store_.find(nodeid);
+  return it == to_store_.end() ? nodeid : it->second;
 }
 
-bool KernelCache::forget(Ino ino, uint64_t n) {
+Ino KernelCache::nodeid(Ino ino) {
+  std::lock_guard lock(mu_);
+  const auto it = to_kernel_.find(ino);
+  return it == to_kernel_.end() ? ino : it->second;
+}
+
+Ino KernelCache::hand_out(Ino ino) {
+  std::lock_guard lock(mu_);
+  const auto it = to_kernel_.find(ino);
+  const Ino id = it == to_kernel_.end() ? ino : it->second;
+  ++lookups_[id];
+  return id;
+}
+
+void KernelCache::looked_up(Ino nodeid, Ino ino) {
+  std::lock_guard lock(mu_);
+  ++lookups_[nodeid];
+  // The kernel may have forgotten `nodeid` between nodeid() and this count: bind it again.
+  if (nodeid != ino && !to_store_.count(nodeid) && !to_kernel_.count(ino)) {
+    to_store_.emplace(nodeid, ino);
+    to_kernel_.emplace(ino, nodeid);
+  }
+}
+
+std::optional<Ino> KernelCache::forget(Ino nodeid, uint64_t n) {
   uint64_t held = 0;
+  Ino ino = nodeid;
   {
     std::lock_guard lock(mu_);
-    auto it = lookups_.find(ino);
+    auto it = lookups_.find(nodeid);
     if (it != lookups_.end()) {
       held = it->second;
       if (n < held) {
         it->second -= n;
-        return false;
+        return std::nullopt;
       }
       lookups_.erase(it);
     }
+    const auto b = to_store_.find(nodeid);
+    if (b != to_store_.end()) {
+      ino = b->second;
+      to_kernel_.erase(ino);
+      to_store_.erase(b);
+    }
   }
   if (n > held)
-    count_underflow(ino, held, n);
-  return held != 0;
+    count_underflow(nodeid, held, n);
+  if (held == 0)
+    return std::nullopt;
+  return ino;
 }
 
 bool KernelCache::held(Ino ino) {
   std::lock_guard lock(mu_);
-  return lookups_.count(ino) != 0;
+  const auto it = to_kernel_.find(ino);
+  return lookups_.count(it == to_kernel_.end() ? ino : it->second) != 0;
+}
+
+std::vector<std::pair<Ino, Ino>> KernelCache::held_nodeids() {
+  std::lock_guard lock(mu_);
+  std::vector<std::pair<Ino, Ino>> out;
+  out.reserve(lookups_.size());
+  for (const auto& [id, count] : lookups_) {
+    const auto it = to_store_.find(id);
+    out.emplace_back(id, it == to_store_.end() ? id : it->second);
+  }
+  return out;
+}
+
+void KernelCache::rebind(const std::vector<std::pair<Ino, Ino>>& now) {
+  std::lock_guard lock(mu_);
+  to_store_.clear();
+  to_kernel_.clear();
+  std::unordered_set<Ino> taken;  // store inodes given a node id
+  // Node ids still their inode's own number first: no other node id may take that inode.
+  for (const auto& [id, ino] : now)
+    if (id == ino && lookups_.count(id))
+      taken.insert(ino);
+  for (const auto& [id, ino] : now) {
+    if (id == ino || !lookups_.count(id) || !taken.insert(ino).second)
+      continue;
+    to_store_.emplace(id, ino);
+    to_kernel_.emplace(ino, id);
+  }
 }
 
 std::vector<KernelName> KernelCache::kernel_names() {
-  std::vector<imagecore::Ino> held;
-  {
-    std::lock_guard lock(mu_);
-    held.reserve(lookups_.size());
-    for (const auto& [ino, count] : lookups_)
-      held.push_back(ino);
-  }
   std::vector<KernelName> out;
-  for (imagecore::Ino ino : held) {
+  for (const auto& [id, ino] : held_nodeids()) {
     std::vector<std::pair<imagecore::Ino, std::string>> names;
     try {
       names = store_.names_of(ino);
@@ -74,9 +131,9 @@ std::vector<KernelName> KernelCache::kernel_names() {
       spdlog::debug("names of inode {}: {}", ino, e.what());
     }
     for (auto& [parent, name] : names)
-      out.push_back({parent, std::move(name), ino});
+      out.push_back({nodeid(parent), std::move(name), id});
     if (names.empty())
-      out.push_back({0, {}, ino});
+      out.push_back({0, {}, id});
   }
   return out;
 }

@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
+#include <shared_mutex>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
@@ -88,6 +90,7 @@ struct StageFs::Handle {
 // A listing taken at opendir, so offsets stay valid while the folder changes.
 struct StageFs::OpenDir {
   Ino parent = imagecore::kRootIno;
+  uint64_t renumbered = 0;  // StageFs::renumbered_ when listed
   std::vector<stage::Store::Child> children;
 };
 
@@ -119,13 +122,53 @@ uint64_t StageFs::free_bytes() {
 // ---- kernel caches ---------------------------------------------------------------------
 
 std::vector<StageFs::KernelName> StageFs::kernel_names() {
-  std::vector<KernelName> names = kernel_.kernel_names();
-  std::lock_guard lock(moved_mu_);
-  before_change_ = names;
-  return names;
+  if (!renumbering_held_) {
+    renumbering_.lock();
+    renumbering_held_ = true;
+  }
+  try {
+    std::vector<KernelName> names = kernel_.kernel_names();
+    held_.clear();
+    for (const auto& [id, ino] : kernel_.held_nodeids()) {
+      if (ino == imagecore::kRootIno)
+        continue;
+      Held h{id, ino, FileType::Regular, {}};
+      try {
+        h.type = store_.get(ino).attr.type;
+        const std::string path = store_.path_of(ino);
+        // No name left (unlinked while open): the store keeps the inode as it is.
+        for (size_t i = 1; i < path.size();) {
+          const size_t j = std::min(path.find('/', i), path.size());
+          h.path.push_back(path.substr(i, j - i));
+          i = j + 1;
+        }
+      } catch (const Error&) {
+        continue;
+      }
+      held_.push_back(std::move(h));
+    }
+    return names;
+  } catch (...) {
+    held_.clear();
+    renumbering_held_ = false;
+    renumbering_.unlock();
+    throw;
+  }
 }
 
-void StageFs::forget_in_kernel(const std::vector<KernelName>& names) {
+void StageFs::forget_in_kernel(std::vector<KernelName> names) {
+  // A name that still leads to the inode the kernel has under it stays: a working directory
+  // or an open file keeps its path (getcwd). Its attributes and pages are dropped all the same.
+  for (KernelName& k : names) {
+    if (k.parent == 0)
+      continue;
+    try {
+      std::shared_lock hold(renumbering_);
+      if (store_.lookup(to_store(k.parent), k.name).attr.ino == to_store(k.ino))
+        k.parent = 0;
+    } catch (const std::exception&) {
+    }
+  }
   kernel_.forget_in_kernel(names);
 }
 
@@ -147,77 +190,40 @@ std::vector<std::string> StageFs::pause_writes(std::chrono::milliseconds timeout
   return names;
 }
 
-// Requests held during a commit or a discard, and those the kernel sends before it has
-// dropped what it cached (forget_in_kernel()), name inodes as they were before the store
-// changed as a whole (a commit renumbers every inode; numbers are never reused). They are
-// served by path: the names the kernel held, taken before the change (kernel_names()), give
-// each old inode's path, and live() looks that path up in the changed store when the old
-// inode is gone, until the next change.
-void StageFs::resume() {
-  std::vector<KernelName> names;
-  {
-    std::lock_guard lock(moved_mu_);
-    names.swap(before_change_);
-  }
-  if (names.empty()) {
-    gate_.resume();
-    return;
-  }
-  std::unordered_map<Ino, std::pair<Ino, std::string>> up;  // ino -> (parent, name)
-  for (const KernelName& k : names)
-    if (k.parent != 0)
-      up.emplace(k.ino, std::make_pair(k.parent, k.name));
-  std::unordered_map<Ino, std::vector<std::string>> paths;
-  for (const auto& [ino, link] : up) {
-    std::vector<std::string> path;
-    Ino at = ino;
-    bool whole = true;
-    while (at != imagecore::kRootIno) {
-      const auto it = up.find(at);
-      if (it == up.end() || path.size() > 4096) {
-        whole = false;
-        break;
+// A commit renumbers every inode of the store, a discard those it drops (numbers are never
+// reused). The inodes the kernel holds keep their node ids: each is bound to the store's inode
+// now at the path it had before the change (kernel_names()), when that is of the same type;
+// one without a name (unlinked while open, kept by the store) to the same inode.
+void StageFs::rebind() {
+  try {
+    std::vector<std::pair<Ino, Ino>> now;
+    now.reserve(held_.size());
+    for (const Held& h : held_) {
+      try {
+        Ino at = h.path.empty() ? h.ino : imagecore::kRootIno;
+        for (const std::string& name : h.path)
+          at = store_.lookup(at, name).attr.ino;
+        if (store_.get(at).attr.type == h.type)
+          now.emplace_back(h.nodeid, at);
+      } catch (const Error&) {
+        // gone since: its node id gives ENOENT
       }
-      path.push_back(it->second.second);
-      at = it->second.first;
     }
-    if (whole) {
-      std::reverse(path.begin(), path.end());
-      paths.emplace(ino, std::move(path));
-    }
+    kernel_.rebind(now);
+  } catch (const std::exception& e) {
+    spdlog::error("after a commit or discard, the inodes the kernel holds are lost: {}", e.what());
   }
-  {
-    std::lock_guard lock(moved_mu_);
-    moved_ = std::move(paths);
-    translating_ = true;
-  }
-  gate_.resume();
+  held_.clear();
+  renumbered_.fetch_add(1);
 }
 
-Ino StageFs::live(Ino ino) {
-  if (!translating_.load(std::memory_order_relaxed))
-    return ino;
-  std::vector<std::string> path;
-  {
-    std::lock_guard lock(moved_mu_);
-    const auto it = moved_.find(ino);
-    if (it == moved_.end())
-      return ino;
-    path = it->second;
+void StageFs::resume() {
+  if (renumbering_held_) {
+    rebind();
+    renumbering_held_ = false;
+    renumbering_.unlock();
   }
-  try {
-    store_.get(ino);
-    return ino;  // still there (a discard renumbers only what it drops)
-  } catch (const Error&) {
-  }
-  Ino now = imagecore::kRootIno;
-  try {
-    for (const std::string& name : path)
-      now = store_.lookup(now, name).attr.ino;
-  } catch (const Error&) {
-    return ino;  // gone since: the old number gives ENOENT
-  }
-  return now;
+  gate_.resume();
 }
 
 void StageFs::resume_with_new_base(std::shared_ptr<const imagecore::FileTree> base,
@@ -261,7 +267,7 @@ void StageFs::purge_if_unreferenced(Ino ino) {
 struct stat StageFs::to_stat(const StoreEntry& e) {
   const imagecore::Attr& a = e.attr;
   struct stat st {};
-  st.st_ino = a.ino;
+  st.st_ino = kernel_.nodeid(a.ino);
   st.st_mode = type_bits(a.type) | a.perm;
   st.st_nlink = a.type == FileType::Directory ? 2 + store_.subdir_count(a.ino) : a.nlink;
   st.st_uid = a.uid;
@@ -280,18 +286,16 @@ struct stat StageFs::to_stat(const StoreEntry& e) {
 
 fuse_entry_param StageFs::entry(const StoreEntry& e) {
   fuse_entry_param p{};
-  p.ino = e.attr.ino;
   p.attr = to_stat(e);
+  p.ino = p.attr.st_ino = kernel_.hand_out(e.attr.ino);
   p.attr_timeout = timeout_;
   p.entry_timeout = timeout_;
-  kernel_.looked_up(e.attr.ino);
   return p;
 }
 
-void StageFs::forget_one(Ino ino, uint64_t n) {
-  if (!kernel_.forget(ino, n))
-    return;
-  purge_if_unreferenced(ino);
+void StageFs::forget_one(Ino nodeid, uint64_t n) {
+  if (const std::optional<Ino> ino = kernel_.forget(nodeid, n))
+    purge_if_unreferenced(*ino);
 }
 
 // ---- the operations --------------------------------------------------------------------
@@ -321,6 +325,7 @@ struct StageOps {
       StageFs& fs;
       ~Leave() { fs.gate_.leave(); }
     } leave{fs};
+    std::shared_lock hold(fs.renumbering_);
     guarded(req, [&] { f(fs); });
   }
 
@@ -355,21 +360,22 @@ struct StageOps {
   static void add_entry(fuse_req_t req, StageFs& fs, const StoreEntry& e) {
     fuse_entry_param p = fs.entry(e);
     if (fuse_reply_entry(req, &p) != 0)
-      fs.forget_one(e.attr.ino, 1);
+      fs.forget_one(p.ino, 1);
   }
 
   static void lookup(fuse_req_t req, fuse_ino_t old, const char* name) {
     guarded(req, [&] {
       check_name(name);
       StageFs& fs = self(req);
-      const Ino parent = fs.live(old);
+      std::shared_lock hold(fs.renumbering_);
+      const Ino parent = fs.to_store(old);
       std::optional<StoreEntry> e;
       try {
         e = fs.store_.lookup(parent, name);
       } catch (const Error& err) {
         // A cached negative entry spares the next lookup of the name (cp looks a name up
         // before creating it); commit and discard drop them again.
-        if (err.code() != ENOENT || !fs.kernel_.remember_negative(parent, name))
+        if (err.code() != ENOENT || !fs.kernel_.remember_negative(old, name))
           throw;
         fuse_entry_param p{};
         p.entry_timeout = fs.timeout_;
@@ -393,7 +399,8 @@ struct StageOps {
   static void getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
     guarded(req, [&] {
       StageFs& fs = self(req);
-      struct stat st = fs.to_stat(fs.store_.get(fs.live(ino)));
+      std::shared_lock hold(fs.renumbering_);
+      struct stat st = fs.to_stat(fs.store_.get(fs.to_store(ino)));
       st.st_ino = ino;  // the kernel's number for it
       fuse_reply_attr(req, &st, fs.timeout_);
     });
@@ -434,7 +441,7 @@ struct StageOps {
     change(
         req,
         [req, old = ino, copy, to_set](StageFs& fs) {
-          const Ino ino = fs.live(old);
+          const Ino ino = fs.to_store(old);
           const struct stat* attr = &copy;
           std::shared_ptr<OpenFile> f = fs.files_->find(ino);
           if (to_set & FUSE_SET_ATTR_SIZE) {
@@ -470,12 +477,14 @@ struct StageOps {
           struct stat st = fs.to_stat(e);
           fuse_reply_attr(req, &st, fs.timeout_);
         },
-        kind_for(self(req), ino));
+        kind_for(self(req), self(req).to_store(ino)));
   }
 
   static void readlink(fuse_req_t req, fuse_ino_t ino) {
     guarded(req, [&] {
-      StoreEntry e = self(req).store_.get(ino);
+      StageFs& fs = self(req);
+      std::shared_lock hold(fs.renumbering_);
+      StoreEntry e = fs.store_.get(fs.to_store(ino));
       if (e.attr.type != FileType::Symlink)
         throw Error(EINVAL, "not a symlink");
       fuse_reply_readlink(req, e.symlink.c_str());
@@ -510,7 +519,7 @@ struct StageOps {
                     mode_t mode,
                     dev_t rdev) {
     change(req, [req, old = parent, name = std::string(in_name), mode, rdev](StageFs& fs) {
-      const Ino parent = fs.live(old);
+      const Ino parent = fs.to_store(old);
       FileType t;
       switch (mode & S_IFMT) {
         case S_IFREG:
@@ -539,7 +548,7 @@ struct StageOps {
 
   static void mkdir(fuse_req_t req, fuse_ino_t parent, const char* in_name, mode_t mode) {
     change(req, [req, old = parent, name = std::string(in_name), mode](StageFs& fs) {
-      const Ino parent = fs.live(old);
+      const Ino parent = fs.to_store(old);
       refuse_trash(parent, name.c_str());
       add_entry(req, fs, make(req, fs, parent, name.c_str(), FileType::Directory, mode, 0, {}));
     });
@@ -551,14 +560,14 @@ struct StageOps {
                       const char* in_name) {
     change(req, [req, old = parent, name = std::string(in_name),
                  target = std::string(in_target)](StageFs& fs) {
-      const Ino parent = fs.live(old);
+      const Ino parent = fs.to_store(old);
       add_entry(req, fs, make(req, fs, parent, name.c_str(), FileType::Symlink, 0777, 0, target));
     });
   }
 
   static void unlink(fuse_req_t req, fuse_ino_t parent, const char* in_name) {
     change(req, [req, old = parent, name = std::string(in_name)](StageFs& fs) {
-      const Ino parent = fs.live(old);
+      const Ino parent = fs.to_store(old);
       fs.store_.unlink(parent, name);
       fuse_reply_err(req, 0);
     });
@@ -566,7 +575,7 @@ struct StageOps {
 
   static void rmdir(fuse_req_t req, fuse_ino_t parent, const char* in_name) {
     change(req, [req, old = parent, name = std::string(in_name)](StageFs& fs) {
-      const Ino parent = fs.live(old);
+      const Ino parent = fs.to_store(old);
       fs.store_.rmdir(parent, name);
       fuse_reply_err(req, 0);
     });
@@ -580,7 +589,7 @@ struct StageOps {
                      unsigned flags) {
     change(req, [req, old = parent, name = std::string(in_name), old_new = newparent,
                  newname = std::string(in_newname), flags](StageFs& fs) {
-      const Ino parent = fs.live(old), newparent = fs.live(old_new);
+      const Ino parent = fs.to_store(old), newparent = fs.to_store(old_new);
       check_name(newname.c_str());
       refuse_trash(newparent, newname.c_str());
       if (flags & ~static_cast<unsigned>(RENAME_NOREPLACE))
@@ -593,7 +602,7 @@ struct StageOps {
   static void link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* in_newname) {
     change(req,
            [req, old = ino, old_new = newparent, newname = std::string(in_newname)](StageFs& fs) {
-             const Ino ino = fs.live(old), newparent = fs.live(old_new);
+             const Ino ino = fs.to_store(old), newparent = fs.to_store(old_new);
              check_name(newname.c_str());
              add_entry(req, fs, fs.store_.link(ino, newparent, newname));
            });
@@ -632,7 +641,7 @@ struct StageOps {
       fuse_entry_param p = fs.entry(e);
       rc = fuse_reply_create(req, &p, fi);
       if (rc != 0)
-        fs.forget_one(e.attr.ino, 1);
+        fs.forget_one(p.ino, 1);
     } else {
       rc = fuse_reply_open(req, fi);
     }
@@ -650,7 +659,8 @@ struct StageOps {
     StageFs& fs = self(req);
     if (!wants_write(fi)) {
       guarded(req, [&] {
-        StoreEntry e = fs.store_.get(ino);
+        std::shared_lock hold(fs.renumbering_);
+        StoreEntry e = fs.store_.get(fs.to_store(ino));
         if (e.attr.type == FileType::Directory)
           throw Error(EISDIR, "is a folder");
         reply_open(req, fs, e, false, fi, false);
@@ -658,7 +668,7 @@ struct StageOps {
       return;
     }
     change(req, [req, old = ino, copy = *fi](StageFs& fs) mutable {
-      const Ino ino = fs.live(old);
+      const Ino ino = fs.to_store(old);
       fuse_file_info* fi = &copy;
       StoreEntry e = fs.store_.get(ino);
       if (e.attr.type == FileType::Directory)
@@ -698,7 +708,7 @@ struct StageOps {
                      fuse_file_info* fi) {
     change(req,
            [req, old = parent, name = std::string(in_name), mode, copy = *fi](StageFs& fs) mutable {
-             const Ino parent = fs.live(old);
+             const Ino parent = fs.to_store(old);
              StoreEntry e = make(req, fs, parent, name.c_str(), FileType::Regular, mode, 0, {});
              reply_open(req, fs, e, true, &copy, true);
            });
@@ -744,7 +754,7 @@ struct StageOps {
           size_t done;
           {
             std::lock_guard lock(f.mu);
-            kill_set_id(req, fs, h, f, fs.live(old));
+            kill_set_id(req, fs, h, f, fs.to_store(old));
             done = fs.files_->write(f, held->data(), held->size(), off);
           }
           fuse_reply_write(req, done);
@@ -770,7 +780,7 @@ struct StageOps {
       size_t done;
       {
         std::lock_guard lock(f.mu);
-        kill_set_id(req, fs, h, f, fs.live(ino));
+        kill_set_id(req, fs, h, f, fs.to_store(ino));
         done = fs.files_->write(f, data, size, off);
       }
       fuse_reply_write(req, done);
@@ -838,9 +848,11 @@ struct StageOps {
   static void opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     guarded(req, [&] {
       StageFs& fs = self(req);
+      std::shared_lock hold(fs.renumbering_);
       auto od = std::make_unique<StageFs::OpenDir>();
-      od->children = fs.store_.list(ino);
-      od->parent = fs.store_.parent_of(ino);
+      od->renumbered = fs.renumbered_.load();
+      od->children = fs.store_.list(fs.to_store(ino));
+      od->parent = fs.store_.parent_of(fs.to_store(ino));
       fs.dir_handles_.reply_open(req, fi, std::move(od));
     });
   }
@@ -857,20 +869,28 @@ struct StageOps {
                              bool plus) {
     guarded(req, [&] {
       StageFs& fs = self(req);
+      std::shared_lock hold(fs.renumbering_);
       const StageFs::OpenDir& od = Handles<StageFs::OpenDir>::get(fi->fh);
+      // A listing taken before a commit or a discard names inodes by their old numbers: it
+      // gives the kernel no entries then, which looks the names up when it needs them.
+      const bool stale = od.renumbered != fs.renumbered_.load();
+      std::unordered_map<fuse_ino_t, Ino> handed;  // node id -> store inode
       DirListing listing;
       listing.ino = ino;
-      listing.parent = od.parent;
+      listing.parent = fs.kernel_.nodeid(od.parent);
       listing.count = od.children.size();
       listing.child = [&](size_t i) {
         const stage::Store::Child& c = od.children[i];
         DirChild d{c.name.c_str(), {}};
-        d.entry.ino = c.entry.attr.ino;
         d.entry.attr = fs.to_stat(c.entry);
+        if (plus && !stale) {
+          d.entry.ino = d.entry.attr.st_ino;
+          handed[d.entry.ino] = c.entry.attr.ino;
+        }
         d.entry.attr_timeout = d.entry.entry_timeout = fs.timeout_;
         return d;
       };
-      listing.counted = [&](fuse_ino_t child) { fs.kernel_.looked_up(child); };
+      listing.counted = [&](fuse_ino_t child) { fs.kernel_.looked_up(child, handed.at(child)); };
       reply_dir(req, listing, size, off, plus);
     });
   }

@@ -1,5 +1,6 @@
 // The writable staging view (FUSE low-level API): the base session of a target merged with
-// the changes kept in an stage::Store. Inode numbers are the store's. Mount it with
+// the changes kept in an stage::Store. Inode numbers are the store's, but for inodes the kernel
+// held across a commit or a discard, which keep their number (kernel_cache.h). Mount it with
 // `default_permissions` (the kernel checks permissions; this filesystem does not).
 //
 // StageFs is the operation table (stage_fs.cc) over four parts it owns: the commit gate
@@ -10,10 +11,12 @@
 // kernel_names() and forget_in_kernel(), and the two Syncer threads of the open files, which
 // run the fsyncs of a sync() while its worker records the size.
 //
-// Lock order: an open file's mutex (OpenFile::mu), then the store's or the gate's. The
-// mutexes of the open-file table, the kernel cache, the gate and the handle tables are each
-// held only for their own bookkeeping: never across a call into the store or the kernel,
-// never while waiting. A change asks the gate (CommitGate::try_enter) before taking any lock.
+// Lock order: the renumbering lock (renumbering.h; shared by requests that use the store,
+// alone on the commit thread from kernel_names() to resume*), then an open file's mutex
+// (OpenFile::mu), then the store's or the gate's. The mutexes of the open-file table, the kernel
+// cache, the gate and the handle tables are each held only for their own bookkeeping: never across
+// a call into the store or the kernel, never while waiting. A change asks the gate
+// (CommitGate::try_enter) before taking any lock.
 //
 // The commit hook is a gate: pause_writes() stops new changes and waits until no file is
 // open for writing, the commit takes Store::snapshot(), and resume() or
@@ -39,6 +42,7 @@
 #include "fusefs/commit_gate.h"
 #include "fusefs/handles.h"
 #include "fusefs/kernel_cache.h"
+#include "fusefs/renumbering.h"
 #include "imagecore/tree.h"
 #include "stage/store.h"
 
@@ -95,9 +99,12 @@ class StageFs {
   // hold for up to the entry timeout; kernel_names() lists the names it may hold (taken before
   // the change), forget_in_kernel() tells it to drop them and their attributes and pages.
   void set_session(fuse_session* se) { kernel_.set_session(se); }
+  // kernel_names() also takes the paths of the inodes the kernel holds and keeps requests
+  // out until resume() or resume_with_new_base() has bound them to the store's inodes at
+  // those paths.
   using KernelName = fusefs::KernelName;
   std::vector<KernelName> kernel_names();
-  void forget_in_kernel(const std::vector<KernelName>& names);
+  void forget_in_kernel(std::vector<KernelName> names);
 
  private:
   friend struct StageOps;
@@ -113,22 +120,30 @@ class StageFs {
   struct stat to_stat(const stage::StoreEntry& e);
   // The entry reply for `e`; counts a lookup.
   fuse_entry_param entry(const stage::StoreEntry& e);
-  // The kernel dropped `n` lookups of `ino`. Throws nothing.
-  void forget_one(imagecore::Ino ino, uint64_t n);
-  // The inode `ino` of a request is now: after a commit or a discard, the inode at the path
-  // an older `ino` had before it (see resume()); otherwise, and when that path is gone,
-  // `ino` itself. Throws bad_alloc.
-  imagecore::Ino live(imagecore::Ino ino);
+  // The kernel dropped `n` lookups of `nodeid`. Throws nothing.
+  void forget_one(imagecore::Ino nodeid, uint64_t n);
+  // The store's inode of the kernel's node id `nodeid`. Throws nothing.
+  imagecore::Ino to_store(imagecore::Ino nodeid) { return kernel_.store_ino(nodeid); }
+  // After a commit or a discard (renumbering_ held alone): binds the node ids the kernel
+  // held to the store's inodes at their paths, and lets requests in again. Throws nothing.
+  void rebind();
 
   stage::Store& store_;
   StageLimits limits_;
   double timeout_ = 1.0;  // entry and attribute timeouts, in seconds
 
   CommitGate gate_;
-  std::mutex moved_mu_;
-  std::vector<KernelName> before_change_;  // kernel_names() before a commit or discard
-  std::unordered_map<imagecore::Ino, std::vector<std::string>> moved_;  // old ino -> path
-  std::atomic<bool> translating_{false};
+  Renumbering renumbering_;
+  // The commit thread's: whether it holds renumbering_ alone, and what kernel_names() took.
+  bool renumbering_held_ = false;
+  struct Held {
+    imagecore::Ino nodeid;
+    imagecore::Ino ino;  // the store's, before the change
+    imagecore::FileType type;
+    std::vector<std::string> path;  // empty: no name
+  };
+  std::vector<Held> held_;
+  std::atomic<uint64_t> renumbered_{0};  // counts rebind(): older directory listings are stale
   KernelCache kernel_{store_, timeout_};
   std::unique_ptr<OpenFiles> files_;
   Handles<Handle> file_handles_;

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <unordered_set>
 
 #include "imagecore/base/error.h"
 #include "stage/store.h"
@@ -226,22 +228,38 @@ void Store::make_root(const FileTree* base) {
 void Store::clear_all(const FileTree* base, uint64_t start_lba, uint64_t blocks) {
   Txn txn(*this);
   Stmt(*this, "DELETE FROM dentries").run();
-  Stmt(*this, "DELETE FROM inodes").run();
+  // Inodes without a name are still open (purge_if_orphan() drops them at the last close):
+  // they stay, with their data, so that what is open reads on. Nothing links them to the
+  // old base any more; a base file's contents are read through its open file's reader.
+  Stmt(*this, "DELETE FROM inodes WHERE nlink!=0 OR ino=?").u(1, kRootIno).run();
+  Stmt(*this,
+       "UPDATE inodes SET base_ino=0, base_path='', populated=1, "
+       "data=CASE WHEN data=1 THEN 0 ELSE data END")
+      .run();
+  std::unordered_set<Ino> open_unlinked;
+  {
+    Stmt q(*this, "SELECT ino FROM inodes WHERE data=2");
+    while (q.step())
+      open_unlinked.insert(q.ucol(0));
+  }
   Stmt(*this, "DELETE FROM deleted").run();
   set_meta("base_start", std::to_string(start_lba));
   set_meta("base_blocks", std::to_string(blocks));
   Stmt(*this, "DELETE FROM meta WHERE key='pending_start'").run();
   make_root(base);
   txn.commit();
-  // Every staged file goes, including strays.
-  std::vector<Ino> all;
+  // Every other staged file goes, including strays.
+  std::vector<Ino> gone;
   for (auto& [ino, size] : local_sizes_)
-    all.push_back(ino);
-  remove_data_files(all);
-  local_sizes_.clear();
-  staged_bytes_ = 0;
-  for (const std::string& n : data_file_names())
-    ::unlinkat(data_dir_fd_, n.c_str(), 0);
+    if (!open_unlinked.count(ino))
+      gone.push_back(ino);
+  remove_data_files(gone);
+  for (const std::string& n : data_file_names()) {
+    char* end = nullptr;
+    const unsigned long long ino = std::strtoull(n.c_str(), &end, 10);
+    if (!end || *end != '\0' || !open_unlinked.count(ino))
+      ::unlinkat(data_dir_fd_, n.c_str(), 0);
+  }
 }
 
 void Store::remove_data_files(const std::vector<Ino>& inos) {

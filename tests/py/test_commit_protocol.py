@@ -397,6 +397,141 @@ def run_in_pty(argv, cols):
     return os.waitstatus_to_exitcode(status), out.decode(errors="replace")
 
 
+class HeldAcrossCommits(CommitCase):
+    """What a process holds on the stage from before a commit stays what it was: a working
+    directory from the base image keeps its inode number and its listing, a file of the base
+    opened before reads the same bytes, and so through a second commit in a row."""
+
+    def test_base_cwd_and_open_base_file_survive_two_commits(self):
+        img, mnt, store = self.base(), self.path("mnt"), self.path("store")
+        inner = b"inner\n" * 1000
+
+        def read(p):
+            with open(p, "rb") as f:
+                return f.read()
+
+        with stage.Stage(img, mnt, store=store):
+            d = os.path.join(mnt, "d")
+            fd = os.open(os.path.join(d, "inner"), os.O_RDONLY)
+            fd_ino = os.fstat(fd).st_ino
+            here = os.getcwd()
+            os.chdir(d)
+            try:
+                cwd_ino = os.stat(".").st_ino
+                self.assertEqual(os.stat(d).st_ino, cwd_ino)
+                problems = []
+                for n in (1, 2):
+                    stage.write_file(f"rel{n}", f"made in the cwd before commit {n}\n".encode())
+                    stage.commit(mnt)
+                    want = sorted(["inner"] + [f"rel{i}" for i in range(1, n + 1)])
+                    checks = (
+                        ("stat('.') st_ino", lambda: os.stat(".").st_ino, cwd_ino),
+                        ("stat of the cwd's path st_ino", lambda: os.stat(d).st_ino, cwd_ino),
+                        ("getcwd()", os.getcwd, d),
+                        ("listing '.'", lambda: sorted(os.listdir(".")), want),
+                        ("pread of the fd opened before", lambda: os.pread(fd, 1 << 16, 0),
+                         inner),
+                        ("fstat of that fd st_ino", lambda: os.fstat(fd).st_ino, fd_ino),
+                        ("'inner' opened again, relative", lambda: read("inner"), inner),
+                        (f"'rel{n}' relative", lambda: read(f"rel{n}"),
+                         f"made in the cwd before commit {n}\n".encode()),
+                    )
+                    for what, fn, expected in checks:
+                        try:
+                            got = fn()
+                        except OSError as e:
+                            got = f"error {e}"
+                        if got != expected:
+                            show = [repr(x[:40]) + f" ({len(x)} bytes)"
+                                    if isinstance(x, bytes) else repr(x)
+                                    for x in (got, expected)]
+                            problems.append(f"after commit {n}: {what}: {show[0]}, "
+                                            f"expected {show[1]}")
+                    # Numbers the kernel kept may not be given to other inodes.
+                    seen = {}
+                    for root, dirs, files in os.walk(mnt):
+                        for name in dirs + files:
+                            p = os.path.join(root, name)
+                            ino = os.lstat(p).st_ino
+                            if ino in seen:
+                                problems.append(f"after commit {n}: {p} and {seen[ino]} "
+                                                f"share inode {ino}")
+                            seen[ino] = p
+                env.fail_diff(self, problems, "held across commits, on the stage")
+            finally:
+                os.chdir(here)
+                os.close(fd)
+        self.assertEqual(readers.session_count(img), 3)
+
+
+    def test_base_cwd_and_open_base_file_survive_discards(self):
+        """A discard renumbers what it drops (--all: everything); the working directory,
+        changed itself and then discarded, keeps its number and shows the base again."""
+        img, mnt, store = self.base(), self.path("mnt"), self.path("store")
+        inner = b"inner\n" * 1000
+        with stage.Stage(img, mnt, store=store):
+            d = os.path.join(mnt, "d")
+            fd = os.open(os.path.join(d, "inner"), os.O_RDONLY)
+            here = os.getcwd()
+            os.chdir(d)
+            try:
+                cwd_ino, mode = os.stat(".").st_ino, os.stat(".").st_mode
+                problems = []
+                for how in (("/d",), ()):
+                    stage.write_file("rel", b"staged\n")
+                    os.chmod(".", 0o700)
+                    stage.discard(mnt, *how)
+                    what = f"after discard {' '.join(how) or '--all'}"
+                    try:
+                        st = os.stat(".")
+                        if (st.st_ino, st.st_mode) != (cwd_ino, mode):
+                            problems.append(f"{what}: stat('.') gives inode {st.st_ino} mode "
+                                            f"{st.st_mode:o}, was {cwd_ino} {mode:o}")
+                        if sorted(os.listdir(".")) != ["inner"]:
+                            problems.append(f"{what}: '.' lists {sorted(os.listdir('.'))}")
+                        if os.getcwd() != d:
+                            problems.append(f"{what}: getcwd() is {os.getcwd()}")
+                        if os.pread(fd, 1 << 16, 0) != inner:
+                            problems.append(f"{what}: the fd opened before reads other bytes")
+                    except OSError as e:
+                        problems.append(f"{what}: {e}")
+                env.fail_diff(self, problems, "held across discards, on the stage")
+            finally:
+                os.chdir(here)
+                os.close(fd)
+
+
+    def test_open_unlinked_files_read_on_across_a_commit(self):
+        """A file unlinked while open (one staged, one from the base) reads on through its
+        descriptor after a commit, as on any POSIX file system."""
+        img, mnt, store = self.base(), self.path("mnt"), self.path("store")
+        staged = b"staged, then unlinked while open\n" * 300
+        with stage.Stage(img, mnt, store=store):
+            stage.write_file(os.path.join(mnt, "s"), staged)
+            fds = {"staged": (os.open(os.path.join(mnt, "s"), os.O_RDONLY), staged),
+                   "base": (os.open(os.path.join(mnt, "d", "inner"), os.O_RDONLY),
+                            b"inner\n" * 1000)}
+            try:
+                os.unlink(os.path.join(mnt, "s"))
+                os.unlink(os.path.join(mnt, "d", "inner"))
+                stage.write_file(os.path.join(mnt, "other"), b"something to commit\n")
+                stage.commit(mnt)
+                problems = []
+                for what, (fd, want) in fds.items():
+                    try:
+                        if os.pread(fd, 1 << 20, 0) != want or os.fstat(fd).st_size != len(want):
+                            problems.append(f"the {what} file reads other bytes")
+                    except OSError as e:
+                        problems.append(f"the {what} file: {e}")
+                env.fail_diff(self, problems, "open unlinked files after a commit")
+            finally:
+                for fd, _ in fds.values():
+                    os.close(fd)
+        # The kernel sends the last close on its own time; by the unmount it has.
+        self.assertEqual(os.listdir(os.path.join(store, "data")), [],
+                         "the unlinked file's staged copy stays after its last close")
+
+
 class Output(CommitCase):
 
     def test_terminal_pipe_and_json(self):

@@ -222,22 +222,11 @@ class Fsstress(Case):
         self.cycle(img, mnt, store, view, done + 1)
 
 
-# Expected to fail for two reasons; remove this line when both are fixed:
-# - issue 10 item 3, being fixed: a commit while writers are busy deadlocks (the commit fails
-#   after 30 s with "files are still open for writing");
-# - found by this test, not in issue 10: after a commit, what the kernel holds from before
-#   goes stale (HeldAcrossCommit below): fsstress's processes, whose working directories are
-#   on the stage, abort in check_cwd (stat(".") fails with ENOENT).
-Fsstress.test_commit_while_fsstress_runs = unittest.expectedFailure(
-    Fsstress.test_commit_while_fsstress_runs)
-
-
 class HeldAcrossCommit(Case):
     """What a process holds on the stage stays usable across a commit: its working directory
     and a file it opened before. Found by fsstress (a commit half-way through made its
     processes abort: stat(".") failed with ENOENT); not among issue 10's items."""
 
-    @unittest.expectedFailure       # new finding, see the class; remove when fixed
     def test_cwd_and_open_file_survive_commit(self):
         img, mnt, store = self.path("t.iso"), self.path("mnt"), self.path("store")
         with stage.Stage(img, mnt, store=store):
