@@ -179,6 +179,11 @@ def single_session_image():
     return M.cached("single", make)
 
 
+def file_sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
 def copy_image(src, dst):
     with open(src, "rb") as a, open(dst, "wb") as b:
         while True:
@@ -860,7 +865,7 @@ class AppendedSessions(unittest.TestCase):
     def test_stage_refuses_and_writes_nothing(self):
         # libisoburn would put a new session after session 1, over session 2.
         stage.use_private_dirs(self, M.sub(f"appended-stage-{self.GAPS}"))
-        before = hashlib.sha256(open(self.image, "rb").read()).hexdigest()
+        before = file_sha256(self.image)
         mnt = new_mountpoint("appended-stage")
         p = stage.discfs("stage", "-f", self.image, mnt, check=False)
         self.assertEqual(p.returncode, env.EXIT_UNSUPPORTED, p.err)
@@ -868,7 +873,7 @@ class AppendedSessions(unittest.TestCase):
         self.assertEqual(len(lines), 1, lines)
         self.assertIn("session 2", lines[0])
         self.assertFalse(env.is_mounted(mnt))
-        self.assertEqual(hashlib.sha256(open(self.image, "rb").read()).hexdigest(), before)
+        self.assertEqual(file_sha256(self.image), before)
 
 
 class AppendedSessionsWithCdGaps(AppendedSessions):
@@ -880,6 +885,77 @@ class AppendedSessionsWithCdGaps(AppendedSessions):
         (s1, b1), (s2, b2), (s3, _) = self.layout
         self.assertEqual(s2, s1 + b1 + 11400)
         self.assertEqual(s3, s2 + b2 + 6900)
+
+
+class AppendedHostile(unittest.TestCase):
+    """Appended sessions with impossible sizes or a tail of fake descriptors: the search is
+    bounded, the sessions that are there are shown as xorriso shows them, nothing hangs."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.intact, cls.layout = appended_image(False)
+        cls.refs = {n: extract_session(cls.intact, start, os.path.join(M.path, f"xh-{n}"))
+                    for n, (start, _) in enumerate(cls.layout, start=1)}
+        cls.work = M.sub("appended-hostile")
+
+    def variant(self, name, change):
+        img = copy_image(self.intact, os.path.join(self.work, name + ".iso"))
+        with open(img, "r+b") as f:
+            change(f)
+        return img
+
+    def sessions_shown(self, img):
+        p = env.run([env.discfs_bin(), "info", "--json", img], timeout=120)
+        return json.loads(env.txt(p.stdout))
+
+    def test_huge_size_of_the_last_session(self):
+        start3 = self.layout[2][0]
+
+        def change(f):
+            f.seek((start3 + 16) * 2048 + 80)
+            f.write(b"\xff\xff\xff\xff\xff\xff\xff\xff")
+        img = self.variant("huge", change)
+        info = self.sessions_shown(img)
+        self.assertEqual([s["start_lba"] for s in info["sessions"]],
+                         [start for start, _ in self.layout])
+        self.assertTrue(any("4294967295" in n for n in info["notes"]), info["notes"])
+        _, per = split_sessions(dumped(img, "--sessions").records)
+        for n in (1, 2, 3):
+            env.fail_diff(self, trees.diff(self.refs[n], per[str(n)], fields=FIELDS),
+                          f"session {n} next to a huge claimed size")
+
+    def test_tail_of_fake_descriptors(self):
+        # 12,100 blocks after the last session, each "CD001" of type 1 without a valid root.
+        fake = bytearray(2048)
+        fake[0:7] = b"\x01CD001\x01"
+
+        def change(f):
+            f.seek(0, os.SEEK_END)
+            f.write(bytes(fake) * 12100)
+        img = self.variant("fakes", change)
+        info = self.sessions_shown(img)
+        self.assertEqual(info["layout"], "appended")
+        self.assertEqual(len(info["sessions"]), 3)
+        self.check_newest(img)
+
+    def test_descriptor_pointing_back(self):
+        # Session 2's descriptors copied into the gap-less tail: its root lies before it.
+        start2 = self.layout[1][0]
+
+        def change(f):
+            f.seek((start2 + 16) * 2048)
+            pvd = f.read(2048)
+            f.seek(0, os.SEEK_END)
+            end = f.tell() // 2048
+            f.write(bytes(16 * 2048) + pvd + bytes(64 * 2048))
+            self.assertLess(start2, end)
+        img = self.variant("back", change)
+        self.assertEqual(len(self.sessions_shown(img)["sessions"]), 3)
+        self.check_newest(img)
+
+    def check_newest(self, img):
+        env.fail_diff(self, trees.diff(self.refs[3], dumped(img).records, fields=FIELDS),
+                      "the default view next to fake descriptors")
 
 
 if __name__ == "__main__":

@@ -238,12 +238,12 @@ TEST(Appended, DescriptorsThatDoNotValidateAreNotSessions) {
 }
 
 TEST(Appended, WindowFullOfValidDescriptorsStopsAtTheCap) {
-  // Every 18 blocks a minimal valid session: the walk moves forward and stops at kMaxSessions.
+  // Every 20 blocks a small valid session: the walk moves forward and stops at kMaxSessions.
   const uint32_t n = kMaxSessions + 10;
-  Bytes b(size_t{18} * (n + 1) * kBlock);
-  appended_pvd(b, 0, 18);
+  Bytes b(size_t{20} * (n + 1) * kBlock);
+  appended_pvd(b, 0, 20);
   for (uint32_t i = 1; i <= n; ++i)
-    appended_pvd(b, 18 * i, 18);
+    appended_pvd(b, 20 * i, 20);
   SessionTable t = table_of(std::move(b));
   EXPECT_EQ(t.layout, SessionTable::Layout::Appended);
   ASSERT_EQ(t.sessions.size(), kMaxSessions);
