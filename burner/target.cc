@@ -16,6 +16,8 @@
 
 #include "burner/libs.h"
 #include "imagecore/base/error.h"
+#include "imagecore/base/source.h"
+#include "imagecore/media/sessions.h"
 
 namespace burner {
 namespace {
@@ -129,6 +131,22 @@ void read_toc(TargetInfo& info) {
     info.single_session_at_zero = info.sessions.size() == 1 && last->start_lba == 0;
   }
   detail::drain_messages();
+}
+
+// How many sessions the image holds when they are appended one after another from LBA 0
+// without libisoburn's chain (imagecore's Layout::Appended), else nothing. libisoburn takes
+// the next writable address from the descriptors at LBA 16, which there describe the first
+// session only: a new session would be written over the second.
+std::optional<size_t> appended_sessions(const std::string& path) {
+  try {
+    const imagecore::SessionTable t =
+        imagecore::read_session_table(*imagecore::open_file_source(path));
+    if (t.layout == imagecore::SessionTable::Layout::Appended)
+      return t.sessions.size();
+  } catch (const imagecore::Error& e) {
+    spdlog::debug("{}: no session table: {}", path, e.what());
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -259,6 +277,14 @@ TargetInfo probe_target(const std::string& path, std::optional<uint64_t> capacit
     read_toc(info);
     if (info.state == TargetState::NotAppendable)
       return info;
+    if (const std::optional<size_t> n = appended_sessions(path)) {
+      refuse(info, "holds " + std::to_string(*n) +
+                       " sessions written one after another without libisoburn's table of "
+                       "sessions, and a new session would overwrite session 2; make a new "
+                       "image from the newest session (discfs mount --session " +
+                       std::to_string(*n) + ") and stage that instead");
+      return info;
+    }
   }
   if (info.read_only) {
     refuse(info, "is read-only");

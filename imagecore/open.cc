@@ -3,10 +3,13 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <string>
 #include <vector>
 
+#include "imagecore/base/bytes.h"
 #include "imagecore/base/error.h"
+#include "imagecore/iso9660/ecma119.h"
 #include "imagecore/media/boot_view.h"
 #include "imagecore/media/eltorito.h"
 #include "imagecore/media/sessions.h"
@@ -73,6 +76,31 @@ std::shared_ptr<const FileTree> open_session(std::shared_ptr<const Source> src,
   }
 }
 
+// Where the newest session starts when the image holds sessions appended one after another,
+// whose LBA 16 describes only the first; 0 for every other image, whose LBA 16 describes
+// the newest (a grown image keeps a copy of the newest descriptors there).
+uint64_t newest_appended_session(const Source& src) {
+  using namespace ecma119;
+  try {
+    // Only data past the volume LBA 16 describes can be an appended session: other images
+    // cost this one read, and their session table (and its notes) stays unread.
+    if (src.size() < (kSystemAreaBlocks + 1) * uint64_t{kBlockSize})
+      return 0;
+    std::array<std::byte, kBlockSize> block;
+    src.read(uint64_t{kSystemAreaBlocks} * kBlockSize, block);
+    const ByteView d(block.data(), block.size());
+    if (d.u8(vd::kType) != vd::kPrimary || d.chars(vd::kStandardId, 5) != "CD001" ||
+        uint64_t{d.both32(pvd::kVolumeSpaceSize)} * kBlockSize >= src.size())
+      return 0;
+    const SessionTable table = read_session_table(src);
+    if (table.layout == SessionTable::Layout::Appended)
+      return table.sessions.back().start_lba;
+  } catch (const Error& e) {
+    spdlog::debug("{}: no session table: {}", src.name(), e.what());
+  }
+  return 0;
+}
+
 }  // namespace
 
 std::shared_ptr<const FileTree> open_tree(std::shared_ptr<const Source> src,
@@ -107,10 +135,13 @@ std::shared_ptr<const FileTree> open_tree(std::shared_ptr<const Source> src,
     } else {
       const SessionEntry& s = table.sessions[*opts.session - 1];
       boot_session_lba = s.start_lba;
-      tree = open_session(src, opts, s.start_lba, *opts.session == count);
+      // A UDF tree of appended sessions belongs to the first, which is not the newest.
+      tree = open_session(src, opts, s.start_lba,
+                          *opts.session == count && table.layout != SessionTable::Layout::Appended);
     }
   } else {
-    tree = open_session(src, opts, 0, true);
+    boot_session_lba = newest_appended_session(*src);
+    tree = open_session(src, opts, boot_session_lba, boot_session_lba == 0);
   }
   if (!opts.boot)
     return tree;

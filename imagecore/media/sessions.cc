@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <array>
+#include <span>
+#include <vector>
 
 #include "imagecore/base/bytes.h"
 #include "imagecore/iso9660/ecma119.h"
@@ -38,6 +40,101 @@ void add_note(SessionTable* t, const std::string& what) {
   if (!t->note.empty())
     t->note += "; ";
   t->note += what;
+}
+
+// Appended sessions -------------------------------------------------------------------------
+
+// A session found by the search: where it starts and where it ends.
+struct Found {
+  uint64_t start = 0;
+  uint64_t end = 0;
+  std::string note;  // what was odd about its size
+};
+
+// Whether `d`, the block at start+16, is the primary volume descriptor of a session that
+// starts at `start`, and where that session ends. Every field a writer must set is checked,
+// so that a stray "CD001" in file data is not taken for a session: type 1, version 1,
+// 2048-byte blocks, a root directory record of 34 bytes flagged a directory whose extent lies
+// after the descriptor and inside the session, and a size of at least the system area, the
+// descriptor and a terminator.
+//
+// genisoimage -C and xorriso -as mkisofs -C (checked with genisoimage 1.1.11 and xorriso
+// 1.5.4) record the session's own length; a writer that records the absolute end of the
+// session is recognised where the length read as a length would run past the image.
+std::optional<Found> appended_session(ByteView d, uint64_t start, uint64_t src_blocks) {
+  if (d.u8(vd::kType) != vd::kPrimary || d.chars(vd::kStandardId, 5) != "CD001" ||
+      d.u8(vd::kVersion) != 1 || d.both16(pvd::kLogicalBlockSize) != kBlockSize)
+    return std::nullopt;
+  const ByteView root = d.sub(pvd::kRootRecord, dr::kMinLength);
+  if (root.u8(dr::kLength) != dr::kMinLength || (root.u8(dr::kFlags) & dr::kDirectory) == 0 ||
+      root.both32(dr::kDataLength) == 0)
+    return std::nullopt;
+  const uint64_t size = d.both32(pvd::kVolumeSpaceSize);
+  const uint64_t extent = root.both32(dr::kExtent);
+  if (extent <= start + kSystemAreaBlocks || size < kSystemAreaBlocks + 2)
+    return std::nullopt;
+  Found f{start, start + size, {}};
+  if (f.end > src_blocks) {
+    if (size > extent && size <= src_blocks) {
+      f.end = size;  // an absolute end
+    } else {
+      f.note = fmt::format("session at LBA {} claims {} blocks but the image ends at block {}",
+                           start, size, src_blocks);
+      f.end = src_blocks;
+    }
+  }
+  if (extent >= f.end)
+    return std::nullopt;
+  return f;
+}
+
+// The first session whose descriptors lie within kAppendedSearchBlocks past `from`: the
+// blocks from `from`+16 on are read in order, a few at a time, and the first one that
+// validates as a session's primary volume descriptor wins.
+std::optional<Found> find_appended_session(const Source& src, uint64_t from, uint64_t src_blocks) {
+  constexpr uint64_t kChunk = 32;  // blocks per read
+  std::vector<std::byte> buf(kChunk * kBlockSize);
+  const uint64_t first = from + kSystemAreaBlocks;
+  const uint64_t last = std::min(first + kAppendedSearchBlocks, src_blocks);  // exclusive
+  for (uint64_t lba = first; lba < last; lba += kChunk) {
+    const uint64_t n = std::min(kChunk, last - lba);
+    std::span<std::byte> part(buf.data(), n * kBlockSize);
+    src.read(lba * kBlockSize, part);
+    for (uint64_t i = 0; i < n; ++i) {
+      const ByteView d(part.data() + i * kBlockSize, kBlockSize);
+      if (d.u8(vd::kType) != vd::kPrimary || d.chars(vd::kStandardId, 5) != "CD001")
+        continue;
+      if (std::optional<Found> f = appended_session(d, lba + i - kSystemAreaBlocks, src_blocks))
+        return f;
+    }
+  }
+  return std::nullopt;
+}
+
+// Sessions appended after a first session at LBA 0 that ends at `first_end` (see
+// SessionTable::Layout::Appended): each found session's end is where the search for the next
+// begins, so every session starts past the one before and the walk ends.
+void find_appended_sessions(const Source& src, uint64_t first_end, SessionTable* t) {
+  const uint64_t src_blocks = src.size() / kBlockSize;
+  uint64_t end = first_end;
+  while (end + kSystemAreaBlocks < src_blocks) {
+    if (t->sessions.size() >= kMaxSessions) {
+      add_note(t, fmt::format("stopped after {} sessions", kMaxSessions));
+      break;
+    }
+    std::optional<Found> f = find_appended_session(src, end, src_blocks);
+    if (!f)
+      break;
+    if (!f->note.empty())
+      add_note(t, f->note);
+    const auto n = static_cast<unsigned>(t->sessions.size() + 1);
+    t->sessions.push_back(SessionEntry{n, f->start, f->end - f->start});
+    end = f->end;
+  }
+  if (t->sessions.size() > 1) {
+    t->layout = SessionTable::Layout::Appended;
+    t->next_writable_lba.reset();
+  }
 }
 
 // libisoburn's emulated table of contents (isoburn_emulate_toc): LBA 0..31 hold a copy of the
@@ -108,6 +205,8 @@ SessionTable walk_chain(const Source& src) {
     end = len;
   }
   t.next_writable_lba = align_up(std::max<uint64_t>(end, *total));
+  if (t.layout == SessionTable::Layout::Single)
+    find_appended_sessions(src, end, &t);
   if (!t.note.empty())
     spdlog::warn("{}: {}", src.name(), t.note);
   return t;
@@ -123,6 +222,8 @@ const char* layout_name(SessionTable::Layout l) {
       return "single";
     case SessionTable::Layout::DiscToc:
       return "disc-toc";
+    case SessionTable::Layout::Appended:
+      return "appended";
   }
   return "single";
 }

@@ -1,5 +1,6 @@
-// libFuzzer target: any bytes as an image: every tree (ISO 9660 and UDF), the session table,
-// every session, the boot catalog, every directory, every file's data and attributes.
+// libFuzzer target: any bytes as an image: every tree (ISO 9660 and UDF), the session table
+// (libisoburn's chain and the search for appended sessions), every session, the boot catalog,
+// every directory, every file's data and attributes.
 // Caps keep one input's work bounded, so a slow input is a finding, not a timeout of ours.
 #include <spdlog/spdlog.h>
 
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "imagecore/iso9660/zisofs.h"
+#include "imagecore/media/sessions.h"
 #include "imagecore/open.h"
 
 using namespace imagecore;
@@ -64,6 +66,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<std::byte> bytes(reinterpret_cast<const std::byte*>(data),
                                reinterpret_cast<const std::byte*>(data) + size);
   std::shared_ptr<const Source> src = make_memory_source(std::move(bytes), "fuzz.iso");
+  try {
+    // The table alone, and each session it lists, also when a session's tree cannot be read.
+    const SessionTable table = read_session_table(*src);
+    for (const SessionEntry& s : table.sessions) {
+      OpenOptions o;
+      o.session = s.number;
+      o.dir_cache_bytes = 256 * 1024;
+      try {
+        open_tree(src, o)->stat(kRootIno);
+      } catch (const Error&) {
+      }
+      if (s.number >= 8)
+        break;
+    }
+  } catch (const Error&) {
+  }
   std::vector<OpenOptions> views;
   for (Tree t : {Tree::Auto, Tree::Joliet, Tree::Iso9660, Tree::Udf}) {
     OpenOptions o;

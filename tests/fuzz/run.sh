@@ -51,6 +51,16 @@ if [ ! -s "$corpus/xorriso-3-sessions.iso" ]; then
     -mv /new.txt /renamed.txt -- -commit >/dev/null 2>&1
 fi
 
+if [ ! -s "$corpus/genisoimage-appended.iso" ]; then
+  # Sessions one after another without libisoburn's chain (genisoimage -C/-M), as on a CD-R.
+  a="$corpus/genisoimage-appended.iso"
+  genisoimage -quiet -R -o "$a" "$seedsrc/t" 2>/dev/null
+  next=$(($(stat -c %s "$a") / 2048))
+  genisoimage -quiet -R -C "0,$next" -M "$a" -o "$a.2" "$seedsrc/t/sub" 2>/dev/null
+  dd if="$a.2" of="$a" bs=2048 seek="$next" conv=notrunc status=none
+  rm -f "$a.2"
+fi
+
 mkdir -p build/fuzz/artifacts
 build/fuzz/tests/fuzz/fuzz_reader -max_total_time="$seconds" -max_len=2000000 -rss_limit_mb=2048 \
   -timeout=20 -artifact_prefix=build/fuzz/artifacts/ -print_final_stats=1 "$corpus" 2>&1 | tail -n 20

@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 import unittest
 
-from testlib import env, readers, sanitizers, trees
+from testlib import env, images, readers, sanitizers, trees
 
 T0 = 1700000000
 
@@ -240,6 +240,37 @@ class CommitEngineTest(unittest.TestCase):
         res = self.commit(img, s, "--capacity", "64K", ok=False)
         self.assertIn("full", res["error"])
         self.assertEqual(sha(img), before)
+
+    def test_appended_sessions_are_not_overwritten(self):
+        # Sessions written one after another without libisoburn's chain (genisoimage -C/-M):
+        # LBA 16 describes session 1 only, from which libisoburn would take the next
+        # writable address, over session 2.  The commit is refused; every session stays.
+        env.require_tools("genisoimage")
+        srcs = []
+        for n in (1, 2):
+            d = os.path.join(self.tmp, "src%d" % n)
+            os.makedirs(d)
+            with open(os.path.join(d, "f%d" % n), "wb") as f:
+                f.write(b"session %d\n" % n)
+            srcs.append(d)
+        img = os.path.join(self.tmp, "appended.iso")
+        layout = images.make_appended(img, srcs)
+
+        def sessions_seen():
+            return [sorted(readers.xorriso_run("-indev", img, "-load", "sbsector", str(start),
+                                               "-find", "/", "-exec", "lsdl").stdout.splitlines())
+                    for start, _ in layout]
+        before, seen = sha(img), sessions_seen()
+        self.assertIn("f2", "".join(seen[1]))
+        probe = self.run_driver("probe", img)
+        self.assertEqual(probe["state"], "not_appendable", probe)
+        self.assertIn("session 2", probe["reason"])
+        s = Spec()
+        s.local("/g", self.file(b"g\n"))
+        res = self.commit(img, s, ok=False)
+        self.assertIn("session 2", res["error"])
+        self.assertEqual(sha(img), before)
+        self.assertEqual(sessions_seen(), seen)
 
     def test_dummy_and_to(self):
         img = self._one_session()

@@ -9,7 +9,11 @@ the same session three ways, each compared with that reference: discfs-dump
 --sessions mount (or -o sessions).  Also: the default is the newest session,
 bad session numbers are refused with one clear line, a single-session image
 (first session at LBA 0) still has a session 1, and a grown image whose
-session chain is broken or cut short still shows what is intact.
+session chain is broken or cut short still shows what is intact.  Sessions
+appended one after another without libisoburn's chain (genisoimage -C/-M, as
+on a multisession CD-R, with and without the CD's gaps) are each found, the
+newest is the default, and `discfs stage` refuses them rather than write over
+session 2.
 
 FUSE parts skip (with the reason) where /dev/fuse is missing.
 Run: /usr/bin/python3 -m testlib -v test_sessions   (from tests/py)
@@ -18,10 +22,11 @@ Run: /usr/bin/python3 -m testlib -v test_sessions   (from tests/py)
 import collections
 import errno
 import hashlib
+import json
 import os
 import unittest
 
-from testlib import dump, env, images, mount, readers, sanitizers, sources, trees
+from testlib import dump, env, images, mount, readers, sanitizers, sources, stage, trees
 
 M = env.ModuleFixture("discfs-sessions-", binaries=("discfs-dump",),
                       tools=("xorriso", "genisoimage"))
@@ -172,6 +177,11 @@ def single_session_image():
             raise RuntimeError(f"precondition: xorriso should list one session at LBA 0: {rows}")
         return img
     return M.cached("single", make)
+
+
+def file_sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 def copy_image(src, dst):
@@ -737,6 +747,215 @@ class HostileChain(unittest.TestCase):
                 env.fail_diff(self, trees.diff(self.refs[int(n)],
                                                m.walk(n), fields=FIELDS),
                               f"MNT/{n}")
+
+
+# ---------------------------------------------------------------------------
+# Appended sessions (no libisoburn chain)
+# ---------------------------------------------------------------------------
+
+def appended_image(gaps):
+    """Three genisoimage -C/-M sessions in one file (images.make_appended): files added in
+    each, one rewritten in each, the tree of each merged with the one before."""
+    name = "appended-gaps" if gaps else "appended"
+
+    def make():
+        work = M.sub(name)
+        srcs = []
+        for n, files in enumerate((
+                {"a.txt": b"added in session 1\n", "r.txt": b"version one\n",
+                 "dir/x.bin": sources.rand_bytes(71, 30001)},
+                {"b.txt": b"added in session 2\n", "r.txt": b"version two, longer\n"},
+                {"c.txt": b"added in session 3\n", "r.txt": b"v3\n",
+                 "dir2/y.bin": sources.rand_bytes(73, 9000)}), start=1):
+            src = os.path.join(work, f"s{n}")
+            for path, data in files.items():
+                sources.write(src, path, data)
+            sources.set_dir_times(src)
+            srcs.append(src)
+        img = os.path.join(work, name + ".iso")
+        layout = images.make_appended(img, srcs, gaps=gaps)
+        return img, layout
+    return M.cached(name, make)
+
+
+class AppendedSessions(unittest.TestCase):
+    """Three sessions one after another, contiguous: each as xorriso sees it after
+    -load sbsector START and as isoinfo -T START lists it."""
+
+    GAPS = False
+
+    @classmethod
+    def setUpClass(cls):
+        cls.image, cls.layout = appended_image(cls.GAPS)
+        cls.refs = {}
+        for n, (start, _) in enumerate(cls.layout, start=1):
+            cls.refs[n] = extract_session(
+                cls.image, start, os.path.join(M.path, f"x-{os.path.basename(cls.image)}-{n}"))
+
+    def check(self, n, got, what):
+        env.fail_diff(self, trees.diff(self.refs[n], got, fields=FIELDS),
+                      f"session {n} {what} differs from xorriso's extraction after -load sbsector")
+
+    def test_references_differ_as_written(self):
+        r1, r2, r3 = (self.refs[n] for n in (1, 2, 3))
+        self.assertNotIn("/b.txt", r1)
+        self.assertIn("/b.txt", r2)
+        self.assertIn("/a.txt", r3)  # merged from session 1 by -M
+        self.assertEqual(r1["/r.txt"].sha256, trees.sha256(b"version one\n"))
+        self.assertEqual(r2["/r.txt"].sha256, trees.sha256(b"version two, longer\n"))
+        self.assertEqual(r3["/r.txt"].sha256, trees.sha256(b"v3\n"))
+
+    def test_info_lists_every_session(self):
+        p = env.run([env.discfs_bin(), "info", "--json", self.image])
+        info = json.loads(env.txt(p.stdout))
+        self.assertEqual(info["layout"], "appended")
+        self.assertEqual([(s["number"], s["start_lba"], s["blocks"]) for s in info["sessions"]],
+                         [(n, start, blocks)
+                          for n, (start, blocks) in enumerate(self.layout, start=1)])
+        self.assertIsNone(info["next_writable_lba"])
+        self.assertEqual(info["volume"]["volume_id"], "APPENDED_3")
+        text = env.txt(env.run([env.discfs_bin(), "info", self.image]).stdout)
+        self.assertIn("appended", text)
+        for start, _ in self.layout:
+            self.assertIn(str(start), text)
+
+    def test_dump_each_session(self):
+        for n in sorted(self.refs):
+            with self.subTest(session=n):
+                d = dumped(self.image, "--session", str(n))
+                self.check(n, d.records, "(discfs-dump --session)")
+
+    def test_isoinfo_lists_the_same_names(self):
+        env.require_tools("isoinfo")
+        for n, (start, _) in enumerate(self.layout, start=1):
+            with self.subTest(session=n):
+                p = env.run(["isoinfo", "-i", self.image, "-T", str(start), "-R", "-f"])
+                listed = {line.strip() for line in env.txt(p.stdout).splitlines()
+                          if line.strip()}
+                shown = set(dumped(self.image, "--session", str(n), data=False).records) - {"/"}
+                self.assertEqual(shown, listed, f"session {n}: discfs vs isoinfo -T {start}")
+
+    def test_default_is_newest(self):
+        d = dumped(self.image)
+        self.check(3, d.records, "(discfs-dump without --session)")
+
+    def test_dump_sessions_view(self):
+        _, per = split_sessions(dumped(self.image, "--sessions").records)
+        self.assertEqual(sorted(per), ["1", "2", "3"])
+        for n in (1, 2, 3):
+            with self.subTest(session=n):
+                self.check(n, per[str(n)], "(discfs-dump --sessions, /N)")
+
+    def test_mount_default_and_sessions(self):
+        mount.require_fuse(self)
+        mnt = new_mountpoint("appended-default")
+        with mount.Mount(self.image, mnt) as m:
+            with open(os.path.join(mnt, "r.txt"), "rb") as f:
+                self.assertEqual(f.read(), b"v3\n")
+            self.check(3, m.walk(), "(mount without --session)")
+        mnt = new_mountpoint("appended-all")
+        with mount.Mount(self.image, mnt, args=mount_args(self.image, mnt, "--sessions")) as m:
+            self.assertEqual(sorted(os.listdir(mnt)), ["1", "2", "3"])
+            for n in (1, 2, 3):
+                self.check(n, m.walk(str(n)), f"MNT/{n} of --sessions")
+        mnt = new_mountpoint("appended-2")
+        with mount.Mount(self.image, mnt, args=mount_args(self.image, mnt, "--session", "2")) as m:
+            self.check(2, m.walk(), "(mount --session 2)")
+
+    def test_stage_refuses_and_writes_nothing(self):
+        # libisoburn would put a new session after session 1, over session 2.
+        stage.use_private_dirs(self, M.sub(f"appended-stage-{self.GAPS}"))
+        before = file_sha256(self.image)
+        mnt = new_mountpoint("appended-stage")
+        p = stage.discfs("stage", "-f", self.image, mnt, check=False)
+        self.assertEqual(p.returncode, env.EXIT_UNSUPPORTED, p.err)
+        lines = [line for line in p.err.splitlines() if line.strip()]
+        self.assertEqual(len(lines), 1, lines)
+        self.assertIn("session 2", lines[0])
+        self.assertFalse(env.is_mounted(mnt))
+        self.assertEqual(file_sha256(self.image), before)
+
+
+class AppendedSessionsWithCdGaps(AppendedSessions):
+    """The same with the gaps a CD-R leaves between sessions, zeros in the file."""
+
+    GAPS = True
+
+    def test_gaps_are_there(self):
+        (s1, b1), (s2, b2), (s3, _) = self.layout
+        self.assertEqual(s2, s1 + b1 + 11400)
+        self.assertEqual(s3, s2 + b2 + 6900)
+
+
+class AppendedHostile(unittest.TestCase):
+    """Appended sessions with impossible sizes or a tail of fake descriptors: the search is
+    bounded, the sessions that are there are shown as xorriso shows them, nothing hangs."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.intact, cls.layout = appended_image(False)
+        cls.refs = {n: extract_session(cls.intact, start, os.path.join(M.path, f"xh-{n}"))
+                    for n, (start, _) in enumerate(cls.layout, start=1)}
+        cls.work = M.sub("appended-hostile")
+
+    def variant(self, name, change):
+        img = copy_image(self.intact, os.path.join(self.work, name + ".iso"))
+        with open(img, "r+b") as f:
+            change(f)
+        return img
+
+    def sessions_shown(self, img):
+        p = env.run([env.discfs_bin(), "info", "--json", img], timeout=120)
+        return json.loads(env.txt(p.stdout))
+
+    def test_huge_size_of_the_last_session(self):
+        start3 = self.layout[2][0]
+
+        def change(f):
+            f.seek((start3 + 16) * 2048 + 80)
+            f.write(b"\xff\xff\xff\xff\xff\xff\xff\xff")
+        img = self.variant("huge", change)
+        info = self.sessions_shown(img)
+        self.assertEqual([s["start_lba"] for s in info["sessions"]],
+                         [start for start, _ in self.layout])
+        self.assertTrue(any("4294967295" in n for n in info["notes"]), info["notes"])
+        _, per = split_sessions(dumped(img, "--sessions").records)
+        for n in (1, 2, 3):
+            env.fail_diff(self, trees.diff(self.refs[n], per[str(n)], fields=FIELDS),
+                          f"session {n} next to a huge claimed size")
+
+    def test_tail_of_fake_descriptors(self):
+        # 12,100 blocks after the last session, each "CD001" of type 1 without a valid root.
+        fake = bytearray(2048)
+        fake[0:7] = b"\x01CD001\x01"
+
+        def change(f):
+            f.seek(0, os.SEEK_END)
+            f.write(bytes(fake) * 12100)
+        img = self.variant("fakes", change)
+        info = self.sessions_shown(img)
+        self.assertEqual(info["layout"], "appended")
+        self.assertEqual(len(info["sessions"]), 3)
+        self.check_newest(img)
+
+    def test_descriptor_pointing_back(self):
+        # Session 2's descriptors copied into the gap-less tail: its root lies before it.
+        start2 = self.layout[1][0]
+
+        def change(f):
+            f.seek((start2 + 16) * 2048)
+            pvd = f.read(2048)
+            f.seek(0, os.SEEK_END)
+            end = f.tell() // 2048
+            f.write(bytes(16 * 2048) + pvd + bytes(64 * 2048))
+            self.assertLess(start2, end)
+        img = self.variant("back", change)
+        self.assertEqual(len(self.sessions_shown(img)["sessions"]), 3)
+        self.check_newest(img)
+
+    def check_newest(self, img):
+        env.fail_diff(self, trees.diff(self.refs[3], dumped(img).records, fields=FIELDS),
+                      "the default view next to fake descriptors")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 // The session table on hand-built images: libisoburn's chain from LBA 32, single-session
-// images, broken chains, and the drive table of contents turned into sessions.
+// images, broken chains, sessions appended one after another from LBA 0, and the drive table
+// of contents turned into sessions.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -139,6 +140,125 @@ TEST(Sessions, NotAnImageOrTinyInputThrowsNotAnImage) {
   EXPECT_THROW(table_of(Bytes{}), NotAnImage);
   EXPECT_THROW(table_of(Bytes(100)), NotAnImage);
   EXPECT_THROW(table_of(Bytes(size_t{40} * kBlock)), NotAnImage);
+}
+
+// Appended sessions ------------------------------------------------------------------------
+
+// The descriptors genisoimage -C writes at start+16: a PVD recording the session's own
+// `blocks` with its root directory at start+18, and a terminator.
+void appended_pvd(Bytes& b, uint32_t start, uint32_t blocks, uint32_t root = 0) {
+  session_pvd(b, start, blocks);
+  const size_t p = size_t{start + 16} * kBlock;
+  const size_t r = p + 156;
+  b[r] = std::byte(34);
+  both32(b, r + 2, root ? root : start + 18);
+  both32(b, r + 10, kBlock);
+  b[r + 25] = std::byte(2);
+}
+
+TEST(Appended, ContiguousSessionsAreEachFound) {
+  // genisoimage -C 0,100 and -C 100,150 sessions written one after another into one file.
+  Bytes b(size_t{190} * kBlock);
+  appended_pvd(b, 0, 100);
+  appended_pvd(b, 100, 50);
+  appended_pvd(b, 150, 40);
+  SessionTable t = table_of(std::move(b));
+  EXPECT_EQ(t.layout, SessionTable::Layout::Appended);
+  EXPECT_STREQ(layout_name(t.layout), "appended");
+  ASSERT_EQ(t.sessions.size(), 3u);
+  expect_session(t.sessions[0], 1, 0, 100);
+  expect_session(t.sessions[1], 2, 100, 50);
+  expect_session(t.sessions[2], 3, 150, 40);
+  EXPECT_FALSE(t.next_writable_lba);  // libisoburn would write over session 2
+  EXPECT_TRUE(t.note.empty()) << t.note;
+}
+
+TEST(Appended, CdGapsBetweenSessionsAreCrossed) {
+  // A copy of a CD-R: 11,400 blocks after the first session, 6,900 after the second.
+  const uint32_t s2 = 100 + 11400, s3 = s2 + 50 + 6900;
+  Bytes b(size_t{s3 + 40} * kBlock);
+  appended_pvd(b, 0, 100);
+  appended_pvd(b, s2, 50);
+  appended_pvd(b, s3, 40);
+  SessionTable t = table_of(std::move(b));
+  EXPECT_EQ(t.layout, SessionTable::Layout::Appended);
+  ASSERT_EQ(t.sessions.size(), 3u);
+  expect_session(t.sessions[1], 2, s2, 50);
+  expect_session(t.sessions[2], 3, s3, 40);
+}
+
+TEST(Appended, AbsoluteEndOfTheLastSessionIsRecognised) {
+  // A writer recording where the session ends rather than its length.
+  Bytes b(size_t{300} * kBlock);
+  appended_pvd(b, 0, 100);
+  appended_pvd(b, 120, 300);
+  SessionTable t = table_of(std::move(b));
+  ASSERT_EQ(t.sessions.size(), 2u);
+  expect_session(t.sessions[1], 2, 120, 180);
+  EXPECT_TRUE(t.note.empty()) << t.note;
+}
+
+TEST(Appended, SessionBeyondTheWindowIsNotSearchedFor) {
+  const uint32_t far = 100 + kAppendedSearchBlocks + 1;
+  Bytes b(size_t{far + 40} * kBlock);
+  appended_pvd(b, 0, 100);
+  appended_pvd(b, far, 40);
+  SessionTable t = table_of(std::move(b));
+  EXPECT_EQ(t.layout, SessionTable::Layout::Single);
+  ASSERT_EQ(t.sessions.size(), 1u);
+}
+
+TEST(Appended, SizePastTheEndIsClippedAndNoted) {
+  Bytes b(size_t{200} * kBlock);
+  appended_pvd(b, 0, 100);
+  appended_pvd(b, 100, 0xFFFFFFFFu);  // a huge claimed size
+  SessionTable t = table_of(std::move(b));
+  ASSERT_EQ(t.sessions.size(), 2u);
+  expect_session(t.sessions[1], 2, 100, 100);
+  EXPECT_NE(t.note.find("claims 4294967295 blocks"), std::string::npos) << t.note;
+}
+
+TEST(Appended, DescriptorsThatDoNotValidateAreNotSessions) {
+  // "CD001" blocks in the gap that are not a session's PVD: wrong version, a block size that
+  // is not 2048, a root that is not a directory, a root before the descriptor, a size smaller
+  // than the descriptors themselves, a size pointing back before the start.
+  Bytes b(size_t{400} * kBlock);
+  appended_pvd(b, 0, 100);
+  appended_pvd(b, 110, 50);
+  b[size_t{126} * kBlock + 6] = std::byte(2);
+  appended_pvd(b, 120, 50);
+  both16(b, size_t{136} * kBlock + 128, 512);
+  appended_pvd(b, 130, 50);
+  b[size_t{146} * kBlock + 156 + 25] = std::byte(0);
+  appended_pvd(b, 140, 50, 3);
+  appended_pvd(b, 150, 5);
+  SessionTable t = table_of(std::move(b));
+  EXPECT_EQ(t.layout, SessionTable::Layout::Single);
+  ASSERT_EQ(t.sessions.size(), 1u);
+}
+
+TEST(Appended, WindowFullOfValidDescriptorsStopsAtTheCap) {
+  // Every 20 blocks a small valid session: the walk moves forward and stops at kMaxSessions.
+  const uint32_t n = kMaxSessions + 10;
+  Bytes b(size_t{20} * (n + 1) * kBlock);
+  appended_pvd(b, 0, 20);
+  for (uint32_t i = 1; i <= n; ++i)
+    appended_pvd(b, 20 * i, 20);
+  SessionTable t = table_of(std::move(b));
+  EXPECT_EQ(t.layout, SessionTable::Layout::Appended);
+  ASSERT_EQ(t.sessions.size(), kMaxSessions);
+  EXPECT_NE(t.note.find("stopped after"), std::string::npos) << t.note;
+  for (size_t i = 1; i < t.sessions.size(); ++i)
+    EXPECT_GE(t.sessions[i].start_lba, t.sessions[i - 1].start_lba + t.sessions[i - 1].blocks);
+}
+
+TEST(Appended, TrailingZerosAfterOneSessionStaySingle) {
+  Bytes b(size_t{5000} * kBlock);
+  appended_pvd(b, 0, 100);
+  SessionTable t = table_of(std::move(b));
+  EXPECT_EQ(t.layout, SessionTable::Layout::Single);
+  ASSERT_EQ(t.sessions.size(), 1u);
+  EXPECT_EQ(t.next_writable_lba, 128u);
 }
 
 TEST(DiscToc, DataTracksBecomeSessions) {

@@ -216,6 +216,32 @@ def make_multisession(img, work):
 # UDF
 # --------------------------------------------------------------------------
 
+def make_appended(img, srcs, gaps=False):
+    """Sessions written one after another into one file as for a multisession CD-R, without
+    libisoburn's chain: genisoimage -R -J for srcs[0] at LBA 0, then for each further source
+    `genisoimage -C LAST,NEXT -M IMG` (its tree merged with the previous session's), copied
+    into IMG at NEXT.  NEXT is where the previous session ends, or with gaps=True that plus
+    the gap a CD-R leaves (11,400 blocks after the first session, 6,900 after later ones),
+    zeros in between.  Returns [(start_lba, blocks)] of each session."""
+    base = ["genisoimage", "-quiet", "-input-charset", "utf-8", "-R", "-J"]
+    env.run(base + ["-V", "APPENDED_1", "-o", img, srcs[0]])
+    sessions = [(0, os.path.getsize(img) // 2048)]
+    for n, src in enumerate(srcs[1:], start=2):
+        last, blocks = sessions[-1]
+        nxt = last + blocks + ((11400 if n == 2 else 6900) if gaps else 0)
+        part = img + f".s{n}"
+        env.run(base + ["-V", f"APPENDED_{n}", "-C", f"{last},{nxt}", "-M", img, "-o", part,
+                        src])
+        with open(part, "rb") as f:
+            data = f.read()
+        os.unlink(part)
+        with open(img, "r+b") as f:
+            f.seek(nxt * 2048)
+            f.write(data)
+        sessions.append((nxt, len(data) // 2048))
+    return sessions
+
+
 def make_pycdlib_udf(img, src, iso_stub_only=False, udf="2.60"):
     """pycdlib image with a UDF tree holding everything under src.
 
