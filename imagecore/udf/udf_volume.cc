@@ -3,9 +3,11 @@
 // (UDF 2.2.8-2.2.12, 2.2.13), file set descriptor (4/14.1).
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <map>
 
 #include "imagecore/iso9660/volume.h"
@@ -23,6 +25,14 @@ constexpr int kMaxVdsExtents = 16;       // volume descriptor pointers followed
 constexpr size_t kMaxSparingBytes = 1u << 20;
 constexpr size_t kMaxVatBytes = 64u << 20;
 constexpr uint32_t kVatSearchBlocks = 32;  // blocks before the last one searched for the VAT
+// The unrecorded tail of an image file of sequential media (mkudffs -m cdr/bdr on a file larger
+// than what it writes, a padded copy) is skipped without reading where the file is sparse
+// (SEEK_DATA/SEEK_HOLE), and otherwise read backwards in chunks, at most kMaxTailScan bytes:
+// 64 MiB reads in well under a second from a disk, which a mount can afford, and covers the
+// padding writers leave; a longer run of written zeros after the VAT is reported, not searched.
+constexpr uint64_t kMaxTailScan = 64u << 20;
+constexpr size_t kTailChunk = 1u << 20;
+constexpr int kMaxDataRegions = 4096;  // data regions walked in the window holding the last data
 
 Buf read_bytes(const Source& src, uint64_t off, size_t len) {
   if (off > src.size() || len > src.size() - off)
@@ -181,11 +191,74 @@ void load_sparing(const Source& src, uint32_t bs, ByteView map, Partition* p) {
                src.name());
 }
 
-void load_vat(Volume& v, Partition* p) {
+// The byte offset where the last data region of a file ends, at most `size`: the bytes after it
+// are a hole and read as zeros. Returns `size` when the file system cannot tell (no
+// SEEK_DATA/SEEK_HOLE, a block device) or the tail is too fragmented to walk, 0 when the file
+// holds no data at all. Looks back from the end in doubling windows, so a long hole costs a
+// few calls, not a walk over every data region of the file.
+uint64_t data_end(int fd, uint64_t size) {
+  for (uint64_t window = kTailChunk;; window *= 2) {
+    const uint64_t from = size > window ? size - window : 0;
+    off_t d = ::lseek(fd, static_cast<off_t>(from), SEEK_DATA);
+    if (d < 0 && errno != ENXIO)
+      return size;
+    if (d < 0 || static_cast<uint64_t>(d) >= size) {  // no data in [from, size)
+      if (from == 0)
+        return 0;
+      continue;
+    }
+    for (int region = 0; region < kMaxDataRegions; ++region) {
+      const off_t h = ::lseek(fd, d, SEEK_HOLE);
+      if (h < 0 || static_cast<uint64_t>(h) >= size)
+        return size;
+      d = ::lseek(fd, h, SEEK_DATA);
+      if (d < 0 && errno != ENXIO)
+        return size;
+      if (d < 0 || static_cast<uint64_t>(d) >= size)
+        return static_cast<uint64_t>(h);
+    }
+    return size;
+  }
+}
+
+// The last block of the first `blocks` holding a byte that is not zero: where a drive would
+// report the end of the recorded area. nullopt, with `why`, when every block is zero or no such
+// block lies within kMaxTailScan bytes read back from the end of the data.
+std::optional<uint64_t> last_recorded_block(const Source& src,
+                                            uint32_t bs,
+                                            uint64_t blocks,
+                                            std::string* why) {
+  uint64_t end = blocks * bs;
+  if (src.fd() >= 0)
+    end = std::min(end, (data_end(src.fd(), src.size()) + bs - 1) / bs * bs);
+  const uint64_t data_end_at = end;
+  Buf chunk;
+  for (uint64_t scanned = 0; end > 0 && scanned < kMaxTailScan;) {
+    const size_t len = static_cast<size_t>(std::min<uint64_t>(kTailChunk, end));
+    chunk.resize(len);
+    src.read(end - len, chunk);
+    auto nz =
+        std::find_if(chunk.rbegin(), chunk.rend(), [](std::byte b) { return b != std::byte{0}; });
+    if (nz != chunk.rend())
+      return (end - len + static_cast<uint64_t>(chunk.rend() - nz) - 1) / bs;
+    end -= len;
+    scanned += len;
+  }
+  *why = end == 0 ? std::string("the image holds no recorded block")
+                  : fmt::format(
+                        "the last {} MiB before byte {} are zeros (a longer unrecorded "
+                        "tail is only skipped where the file is sparse)",
+                        kMaxTailScan >> 20, data_end_at);
+  return std::nullopt;
+}
+
+// Reads the VAT whose file entry is within kVatSearchBlocks of block `last`, into p->vat.
+// Returns false when there is none, with what was wrong with the last candidate in `error`.
+bool vat_near(Volume& v, Partition* p, uint64_t last, std::string* error) {
   const Partition& base = v.parts[p->base];
-  std::string last_error = "no VAT file entry in the last blocks";
-  for (uint32_t back = 0; back < kVatSearchBlocks && back < v.blocks; ++back) {
-    const uint64_t abs = v.blocks - 1 - back;
+  std::string& last_error = *error;
+  for (uint32_t back = 0; back < kVatSearchBlocks && back <= last; ++back) {
+    const uint64_t abs = last - back;
     if (abs < base.start || abs - base.start > UINT32_MAX)
       break;
     const Buf b = read_bytes(*v.src, abs * v.bs, v.bs);
@@ -211,12 +284,36 @@ void load_vat(Volume& v, Partition* p) {
       for (size_t at = begin; at + 4 <= end; at += 4)
         p->vat.push_back(d.le32(at));
       spdlog::debug("{}: VAT at block {} with {} entries", v.src->name(), abs, p->vat.size());
-      return;
+      return true;
     } catch (const FormatError& e) {
       last_error = e.what();
     }
   }
-  throw FormatError(fmt::format("{}: virtual partition: {}", v.src->name(), last_error));
+  return false;
+}
+
+// The VAT is the last block recorded (UDF 2.2.11). A drive reports where that is; an image
+// file of the whole medium ends there, or has an unrecorded (zero) tail after it.
+void load_vat(Volume& v, Partition* p) {
+  const auto fail = [&](const std::string& where, const std::string& detail) {
+    return FormatError(fmt::format("{}: virtual partition: no VAT in the {} blocks {}{}{}",
+                                   v.src->name(), kVatSearchBlocks, where,
+                                   detail.empty() ? "" : ": ", detail));
+  };
+  std::string detail;
+  if (v.blocks > 0 && vat_near(v, p, v.blocks - 1, &detail))
+    return;
+  std::string why;
+  const std::optional<uint64_t> last = last_recorded_block(*v.src, v.bs, v.blocks, &why);
+  if (!last)
+    throw fail("at the end, and no recorded block before them", why);
+  if (*last + 1 == v.blocks)
+    throw fail("at the end", detail);
+  spdlog::debug("{}: last recorded block {} of {}", v.src->name(), *last, v.blocks);
+  detail.clear();
+  if (!vat_near(v, p, *last, &detail))
+    throw fail(fmt::format("up to the last recorded block {} (the image has {})", *last, v.blocks),
+               detail);
 }
 
 void load_metadata(Volume& v, ByteView map, Partition* p) {
