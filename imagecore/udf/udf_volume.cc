@@ -71,19 +71,28 @@ struct Anchor {
   Buf bytes;
 };
 
-std::optional<Anchor> find_anchor(const Source& src) {
+// The anchors at the end come first: UDF 2.2.3 records them at 256 and at N-256 or N, N the
+// last block of the last session. In an image of one session all three lead to the same
+// sequence; in sessions appended one after another (genisoimage -udf -C/-M, a dd of a
+// multisession disc) block 256 belongs to the first session and the end to the newest, which
+// is the one to show (udfclient does the same).
+// The valid anchors, in that order, of the first block size that has one.
+std::vector<Anchor> find_anchors(const Source& src) {
+  std::vector<Anchor> found;
   for (uint32_t bs : {2048u, 512u, 1024u, 4096u}) {
     const uint64_t blocks = src.size() / bs;
     if (blocks < 257)
       continue;
     const uint64_t last = blocks - 1;
-    for (uint64_t loc : {uint64_t{256}, last - 256, last}) {
+    for (uint64_t loc : {last, last - 256, uint64_t{256}}) {
       Buf b = read_bytes(src, loc * bs, bs);
       if (check_tag(view(b), kTagAnchor, static_cast<uint32_t>(loc)).empty())
-        return Anchor{bs, loc, std::move(b)};
+        found.push_back(Anchor{bs, loc, std::move(b)});
     }
+    if (!found.empty())
+      break;
   }
-  return std::nullopt;
+  return found;
 }
 
 // The newest copy (highest sequence number) of each descriptor of a sequence.
@@ -442,22 +451,36 @@ void load_fsd(Volume& v, ByteView lvd_bytes) {
 Volume load_volume(const Source& src) {
   if (!has_vrs(src))
     throw NotAnImage(fmt::format("{}: no UDF volume recognition sequence", src.name()));
-  std::optional<Anchor> anchor = find_anchor(src);
-  if (!anchor)
+  const std::vector<Anchor> anchors = find_anchors(src);
+  if (anchors.empty())
     throw NotAnImage(
         fmt::format("{}: UDF recognition sequence but no anchor volume descriptor", src.name()));
   Volume v;
   v.src = &src;
-  v.bs = anchor->bs;
+  v.bs = anchors.front().bs;
   v.blocks = src.size() / v.bs;
   v.info.block_size = v.bs;
-  const ByteView a = view(anchor->bytes);
+  // The first anchor whose main or reserve sequence is complete; an anchor at the end that leads
+  // nowhere (a damaged last session) leaves the one at 256.
   Vds vds;
-  scan_vds(src, v.bs, a.le32(avdp::kMain + 4), a.le32(avdp::kMain), &vds);
-  if (!vds.lvd || vds.pds.empty()) {
-    spdlog::warn("{}: main volume descriptor sequence incomplete; reading the reserve copy",
-                 src.name());
-    scan_vds(src, v.bs, a.le32(avdp::kReserve + 4), a.le32(avdp::kReserve), &vds);
+  std::vector<uint64_t> tried;  // main and reserve locations: a session's anchors agree
+  for (const Anchor& anchor : anchors) {
+    const ByteView a = view(anchor.bytes);
+    const uint64_t main_at = (uint64_t{a.le32(avdp::kMain + 4)} << 32) | a.le32(avdp::kReserve + 4);
+    if (std::find(tried.begin(), tried.end(), main_at) != tried.end())
+      continue;
+    tried.push_back(main_at);
+    vds = Vds{};
+    scan_vds(src, v.bs, a.le32(avdp::kMain + 4), a.le32(avdp::kMain), &vds);
+    if (!vds.lvd || vds.pds.empty()) {
+      spdlog::warn(
+          "{}: main volume descriptor sequence of the anchor at block {} incomplete; "
+          "reading the reserve copy",
+          src.name(), anchor.location);
+      scan_vds(src, v.bs, a.le32(avdp::kReserve + 4), a.le32(avdp::kReserve), &vds);
+    }
+    if (vds.lvd && !vds.pds.empty())
+      break;
   }
   if (!vds.lvd || vds.pds.empty())
     throw FormatError(
@@ -586,7 +609,7 @@ namespace imagecore {
 
 bool has_udf(const Source& src) {
   try {
-    return udf::has_vrs(src) && udf::find_anchor(src).has_value();
+    return udf::has_vrs(src) && !udf::find_anchors(src).empty();
   } catch (const std::exception&) {
     return false;
   }

@@ -15,6 +15,9 @@ refuses an oversized one for want of a VAT at its end), and wrudf needs a CD-RW 
 filled case is tests/data/udf's VAT images written by Nero and Heart Solutions, padded
 (test_udf_real.Padded*).
 
+Sessions appended one after another (genisoimage -udf -C/-M into one file, with and
+without a gap): the newest is shown, compared with udfclient, which shows the newest too.
+
 Hostile: the VAT block replaced by garbage, a garbage block far after the VAT, more
 written zeros after the VAT than the search reads, an all-zero file: one clear line, no
 hang, no sanitizer report.
@@ -187,6 +190,81 @@ class OversizedBdr(Oversized, unittest.TestCase):
     """mkudffs -m bdr (UDF 2.50, VAT and metadata partition) on a 32 MiB file."""
     media = "bdr"
     last_block = 319
+
+
+class AppendedSessions(unittest.TestCase):
+    """Two genisoimage -udf sessions in one file (-C/-M, the second written at its start,
+    right after the first or after a CD-style gap of 150 blocks): each session has its own
+    volume recognition sequence and anchors (at its start + 256 and at its end), block 256
+    belongs to the first.  The newest session is shown, as udfclient shows it.
+
+    genisoimage's second UDF tree lists the first session's file under its ISO 9660 name and
+    with size 0 (it merged the ISO 9660 tree, which has no UDF entry for it): what is
+    recorded, and what udfclient shows too."""
+
+    def build(self, gap):
+        env.require_tools("genisoimage")
+        work = M.sub(f"sessions-{gap}")
+        for name, body in (("s1/one.txt", b"one\n"), ("s2/two.txt", b"second session\n")):
+            os.makedirs(os.path.join(work, os.path.dirname(name)), exist_ok=True)
+            with open(os.path.join(work, name), "wb") as f:
+                f.write(body)
+        img = os.path.join(work, "two-sessions.iso")
+        env.run(["genisoimage", "-quiet", "-udf", "-V", "S1", "-o", img,
+                 os.path.join(work, "s1")])
+        start = os.path.getsize(img) // SECTOR + gap
+        part = os.path.join(work, "s2.part")
+        env.run(["genisoimage", "-quiet", "-udf", "-V", "S2", "-C", f"0,{start}", "-M", img,
+                 "-o", part, os.path.join(work, "s2")])
+        with open(part, "rb") as f, open(img, "r+b") as out:
+            out.seek(start * SECTOR)
+            out.write(f.read())
+        return img
+
+    def check(self, gap):
+        img = self.build(gap)
+        got = dump.dump(img, tree="udf").records
+        self.assertIn("/two.txt", got, "the newest session is shown")
+        self.assertEqual(got["/two.txt"].sha256, trees.sha256(b"second session\n"))
+        if env.is_root() and shutil.which("udfclient"):
+            ref, _ = udf.udfclient_tree(img, M.sub(f"udfclient-sessions-{gap}"))
+            lines = trees.diff({p: r for p, r in ref.items() if p != "/"},
+                               {p: r for p, r in got.items() if p != "/"},
+                               fields=("type", "size", "sha256"))
+            self.assertFalse(lines, "against udfclient:\n" + "\n".join(lines))
+        mount.require_fuse(self)
+        mnt = M.sub(f"mnt-sessions-{gap}")
+        with mount.Mount(img, mnt, tree="udf"):
+            # The first session's file under its ISO 9660 name, which genisoimage merged from.
+            self.assertEqual(sorted(os.listdir(mnt)), ["ONE.TXT", "two.txt"])
+            with open(os.path.join(mnt, "two.txt"), "rb") as f:
+                self.assertEqual(f.read(), b"second session\n")
+
+    def test_newest_session_right_after_the_first(self):
+        self.check(0)
+
+    def test_newest_session_after_a_gap(self):
+        self.check(150)
+
+    def test_damaged_newest_session_leaves_the_first(self):
+        # Both descriptor sequences of the second session zeroed (found from the anchor in
+        # the last block): the anchor at 256 still leads to the first session, with a warning.
+        img = self.build(0)
+        with open(img, "r+b") as f:
+            f.seek(os.path.getsize(img) - SECTOR)
+            anchor = f.read(SECTOR)
+            self.assertEqual(anchor[0:2], b"\x02\x00", "precondition: an anchor at the end")
+            for at in (16, 24):      # main, reserve extent: length, location (ECMA-167 3/10.2)
+                length = int.from_bytes(anchor[at:at + 4], "little")
+                where = int.from_bytes(anchor[at + 4:at + 8], "little")
+                self.assertGreater(where, 256, "precondition: the second session's sequence")
+                f.seek(where * SECTOR)
+                f.write(b"\0" * length)
+        d = dump.run(img, tree="udf")
+        sanitizers.check(f"discfs-dump {img}", d.stderr, d.stdout)
+        self.assertEqual(d.returncode, 0, d.stderr[-2000:])
+        self.assertEqual(sorted(dump.dump(img, tree="udf").records), ["/", "/one.txt"])
+        self.assertIn("incomplete", d.stderr)
 
 
 class AllZeros(unittest.TestCase):
