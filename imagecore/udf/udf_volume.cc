@@ -313,7 +313,13 @@ void load_vat(Volume& v, Partition* p) {
   if (v.blocks > 0 && vat_near(v, p, v.blocks - 1, &detail))
     return;
   std::string why;
-  const std::optional<uint64_t> last = last_recorded_block(*v.src, v.bs, v.blocks, &why);
+  std::optional<uint64_t> last;
+  try {
+    last = last_recorded_block(*v.src, v.bs, v.blocks, &why);
+  } catch (const Error& e) {  // a drive past its recorded area: the end it reported stands
+    throw fail("at the end", fmt::format("{}{}searching back for the last recorded block: {}",
+                                         detail, detail.empty() ? "" : "; ", e.what()));
+  }
   if (!last)
     throw fail("at the end, and no recorded block before them", why);
   if (*last + 1 == v.blocks)
