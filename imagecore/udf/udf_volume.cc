@@ -3,9 +3,11 @@
 // (UDF 2.2.8-2.2.12, 2.2.13), file set descriptor (4/14.1).
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <map>
 
 #include "imagecore/iso9660/volume.h"
@@ -23,6 +25,14 @@ constexpr int kMaxVdsExtents = 16;       // volume descriptor pointers followed
 constexpr size_t kMaxSparingBytes = 1u << 20;
 constexpr size_t kMaxVatBytes = 64u << 20;
 constexpr uint32_t kVatSearchBlocks = 32;  // blocks before the last one searched for the VAT
+// The unrecorded tail of an image file of sequential media (mkudffs -m cdr/bdr on a file larger
+// than what it writes, a padded copy) is skipped without reading where the file is sparse
+// (SEEK_DATA/SEEK_HOLE), and otherwise read backwards in chunks, at most kMaxTailScan bytes:
+// 64 MiB reads in well under a second from a disk, which a mount can afford, and covers the
+// padding writers leave; a longer run of written zeros after the VAT is reported, not searched.
+constexpr uint64_t kMaxTailScan = 64u << 20;
+constexpr size_t kTailChunk = 1u << 20;
+constexpr int kMaxDataRegions = 4096;  // data regions walked in the window holding the last data
 
 Buf read_bytes(const Source& src, uint64_t off, size_t len) {
   if (off > src.size() || len > src.size() - off)
@@ -61,19 +71,28 @@ struct Anchor {
   Buf bytes;
 };
 
-std::optional<Anchor> find_anchor(const Source& src) {
+// The anchors at the end come first: UDF 2.2.3 records them at 256 and at N-256 or N, N the
+// last block of the last session. In an image of one session all three lead to the same
+// sequence; in sessions appended one after another (genisoimage -udf -C/-M, a dd of a
+// multisession disc) block 256 belongs to the first session and the end to the newest, which
+// is the one to show (udfclient does the same).
+// The valid anchors, in that order, of the first block size that has one.
+std::vector<Anchor> find_anchors(const Source& src) {
+  std::vector<Anchor> found;
   for (uint32_t bs : {2048u, 512u, 1024u, 4096u}) {
     const uint64_t blocks = src.size() / bs;
     if (blocks < 257)
       continue;
     const uint64_t last = blocks - 1;
-    for (uint64_t loc : {uint64_t{256}, last - 256, last}) {
+    for (uint64_t loc : {last, last - 256, uint64_t{256}}) {
       Buf b = read_bytes(src, loc * bs, bs);
       if (check_tag(view(b), kTagAnchor, static_cast<uint32_t>(loc)).empty())
-        return Anchor{bs, loc, std::move(b)};
+        found.push_back(Anchor{bs, loc, std::move(b)});
     }
+    if (!found.empty())
+      break;
   }
-  return std::nullopt;
+  return found;
 }
 
 // The newest copy (highest sequence number) of each descriptor of a sequence.
@@ -181,11 +200,74 @@ void load_sparing(const Source& src, uint32_t bs, ByteView map, Partition* p) {
                src.name());
 }
 
-void load_vat(Volume& v, Partition* p) {
+// The byte offset where the last data region of a file ends, at most `size`: the bytes after it
+// are a hole and read as zeros. Returns `size` when the file system cannot tell (no
+// SEEK_DATA/SEEK_HOLE, a block device) or the tail is too fragmented to walk, 0 when the file
+// holds no data at all. Looks back from the end in doubling windows, so a long hole costs a
+// few calls, not a walk over every data region of the file.
+uint64_t data_end(int fd, uint64_t size) {
+  for (uint64_t window = kTailChunk;; window *= 2) {
+    const uint64_t from = size > window ? size - window : 0;
+    off_t d = ::lseek(fd, static_cast<off_t>(from), SEEK_DATA);
+    if (d < 0 && errno != ENXIO)
+      return size;
+    if (d < 0 || static_cast<uint64_t>(d) >= size) {  // no data in [from, size)
+      if (from == 0)
+        return 0;
+      continue;
+    }
+    for (int region = 0; region < kMaxDataRegions; ++region) {
+      const off_t h = ::lseek(fd, d, SEEK_HOLE);
+      if (h < 0 || static_cast<uint64_t>(h) >= size)
+        return size;
+      d = ::lseek(fd, h, SEEK_DATA);
+      if (d < 0 && errno != ENXIO)
+        return size;
+      if (d < 0 || static_cast<uint64_t>(d) >= size)
+        return static_cast<uint64_t>(h);
+    }
+    return size;
+  }
+}
+
+// The last block of the first `blocks` holding a byte that is not zero: where a drive would
+// report the end of the recorded area. nullopt, with `why`, when every block is zero or no such
+// block lies within kMaxTailScan bytes read back from the end of the data.
+std::optional<uint64_t> last_recorded_block(const Source& src,
+                                            uint32_t bs,
+                                            uint64_t blocks,
+                                            std::string* why) {
+  uint64_t end = blocks * bs;
+  if (src.fd() >= 0)
+    end = std::min(end, (data_end(src.fd(), src.size()) + bs - 1) / bs * bs);
+  const uint64_t data_end_at = end;
+  Buf chunk;
+  for (uint64_t scanned = 0; end > 0 && scanned < kMaxTailScan;) {
+    const size_t len = static_cast<size_t>(std::min<uint64_t>(kTailChunk, end));
+    chunk.resize(len);
+    src.read(end - len, chunk);
+    auto nz =
+        std::find_if(chunk.rbegin(), chunk.rend(), [](std::byte b) { return b != std::byte{0}; });
+    if (nz != chunk.rend())
+      return (end - len + static_cast<uint64_t>(chunk.rend() - nz) - 1) / bs;
+    end -= len;
+    scanned += len;
+  }
+  *why = end == 0 ? std::string("the image holds no recorded block")
+                  : fmt::format(
+                        "the last {} MiB before byte {} are zeros (a longer unrecorded "
+                        "tail is only skipped where the file is sparse)",
+                        kMaxTailScan >> 20, data_end_at);
+  return std::nullopt;
+}
+
+// Reads the VAT whose file entry is within kVatSearchBlocks of block `last`, into p->vat.
+// Returns false when there is none, with what was wrong with the last candidate in `error`.
+bool vat_near(Volume& v, Partition* p, uint64_t last, std::string* error) {
   const Partition& base = v.parts[p->base];
-  std::string last_error = "no VAT file entry in the last blocks";
-  for (uint32_t back = 0; back < kVatSearchBlocks && back < v.blocks; ++back) {
-    const uint64_t abs = v.blocks - 1 - back;
+  std::string& last_error = *error;
+  for (uint32_t back = 0; back < kVatSearchBlocks && back <= last; ++back) {
+    const uint64_t abs = last - back;
     if (abs < base.start || abs - base.start > UINT32_MAX)
       break;
     const Buf b = read_bytes(*v.src, abs * v.bs, v.bs);
@@ -211,12 +293,42 @@ void load_vat(Volume& v, Partition* p) {
       for (size_t at = begin; at + 4 <= end; at += 4)
         p->vat.push_back(d.le32(at));
       spdlog::debug("{}: VAT at block {} with {} entries", v.src->name(), abs, p->vat.size());
-      return;
+      return true;
     } catch (const FormatError& e) {
       last_error = e.what();
     }
   }
-  throw FormatError(fmt::format("{}: virtual partition: {}", v.src->name(), last_error));
+  return false;
+}
+
+// The VAT is the last block recorded (UDF 2.2.11). A drive reports where that is; an image
+// file of the whole medium ends there, or has an unrecorded (zero) tail after it.
+void load_vat(Volume& v, Partition* p) {
+  const auto fail = [&](const std::string& where, const std::string& detail) {
+    return FormatError(fmt::format("{}: virtual partition: no VAT in the {} blocks {}{}{}",
+                                   v.src->name(), kVatSearchBlocks, where,
+                                   detail.empty() ? "" : ": ", detail));
+  };
+  std::string detail;
+  if (v.blocks > 0 && vat_near(v, p, v.blocks - 1, &detail))
+    return;
+  std::string why;
+  std::optional<uint64_t> last;
+  try {
+    last = last_recorded_block(*v.src, v.bs, v.blocks, &why);
+  } catch (const Error& e) {  // a drive past its recorded area: the end it reported stands
+    throw fail("at the end", fmt::format("{}{}searching back for the last recorded block: {}",
+                                         detail, detail.empty() ? "" : "; ", e.what()));
+  }
+  if (!last)
+    throw fail("at the end, and no recorded block before them", why);
+  if (*last + 1 == v.blocks)
+    throw fail("at the end", detail);
+  spdlog::debug("{}: last recorded block {} of {}", v.src->name(), *last, v.blocks);
+  detail.clear();
+  if (!vat_near(v, p, *last, &detail))
+    throw fail(fmt::format("up to the last recorded block {} (the image has {})", *last, v.blocks),
+               detail);
 }
 
 void load_metadata(Volume& v, ByteView map, Partition* p) {
@@ -345,22 +457,36 @@ void load_fsd(Volume& v, ByteView lvd_bytes) {
 Volume load_volume(const Source& src) {
   if (!has_vrs(src))
     throw NotAnImage(fmt::format("{}: no UDF volume recognition sequence", src.name()));
-  std::optional<Anchor> anchor = find_anchor(src);
-  if (!anchor)
+  const std::vector<Anchor> anchors = find_anchors(src);
+  if (anchors.empty())
     throw NotAnImage(
         fmt::format("{}: UDF recognition sequence but no anchor volume descriptor", src.name()));
   Volume v;
   v.src = &src;
-  v.bs = anchor->bs;
+  v.bs = anchors.front().bs;
   v.blocks = src.size() / v.bs;
   v.info.block_size = v.bs;
-  const ByteView a = view(anchor->bytes);
+  // The first anchor whose main or reserve sequence is complete; an anchor at the end that leads
+  // nowhere (a damaged last session) leaves the one at 256.
   Vds vds;
-  scan_vds(src, v.bs, a.le32(avdp::kMain + 4), a.le32(avdp::kMain), &vds);
-  if (!vds.lvd || vds.pds.empty()) {
-    spdlog::warn("{}: main volume descriptor sequence incomplete; reading the reserve copy",
-                 src.name());
-    scan_vds(src, v.bs, a.le32(avdp::kReserve + 4), a.le32(avdp::kReserve), &vds);
+  std::vector<uint64_t> tried;  // main and reserve locations: a session's anchors agree
+  for (const Anchor& anchor : anchors) {
+    const ByteView a = view(anchor.bytes);
+    const uint64_t main_at = (uint64_t{a.le32(avdp::kMain + 4)} << 32) | a.le32(avdp::kReserve + 4);
+    if (std::find(tried.begin(), tried.end(), main_at) != tried.end())
+      continue;
+    tried.push_back(main_at);
+    vds = Vds{};
+    scan_vds(src, v.bs, a.le32(avdp::kMain + 4), a.le32(avdp::kMain), &vds);
+    if (!vds.lvd || vds.pds.empty()) {
+      spdlog::warn(
+          "{}: main volume descriptor sequence of the anchor at block {} incomplete; "
+          "reading the reserve copy",
+          src.name(), anchor.location);
+      scan_vds(src, v.bs, a.le32(avdp::kReserve + 4), a.le32(avdp::kReserve), &vds);
+    }
+    if (vds.lvd && !vds.pds.empty())
+      break;
   }
   if (!vds.lvd || vds.pds.empty())
     throw FormatError(
@@ -489,7 +615,7 @@ namespace imagecore {
 
 bool has_udf(const Source& src) {
   try {
-    return udf::has_vrs(src) && udf::find_anchor(src).has_value();
+    return udf::has_vrs(src) && !udf::find_anchors(src).empty();
   } catch (const std::exception&) {
     return false;
   }

@@ -42,6 +42,19 @@ iso.add_directory("/SUB", udf_path="/sub")
 iso.add_file(sys.argv[1], "/HELLO.TXT;1", udf_path="/sub/hello.txt")
 iso.write(sys.argv[2])
 PY
+if [ ! -s "$corpus/mkudffs-cdr-tail.udf" ]; then
+  # Write-once UDF whose VAT is followed by unrecorded (zero) space: the tail search.
+  truncate -s 1M "$corpus/mkudffs-cdr-tail.udf"
+  mkudffs -m cdr "$corpus/mkudffs-cdr-tail.udf" >/dev/null 2>&1 || rm -f "$corpus/mkudffs-cdr-tail.udf"
+fi
+if [ ! -s "$corpus/genisoimage-udf-2-sessions.iso" ]; then
+  # Two genisoimage -udf sessions appended in one file: anchors of both sessions.
+  u="$corpus/genisoimage-udf-2-sessions.iso"
+  genisoimage -quiet -udf -o "$u" "$seedsrc/t/sub" 2>/dev/null
+  n=$(($(stat -c %s "$u") / 2048))
+  genisoimage -quiet -udf -C "0,$n" -M "$u" -o "$seedsrc/s2" "$seedsrc/t" 2>/dev/null &&
+    dd if="$seedsrc/s2" of="$u" bs=2048 seek="$n" conv=notrunc status=none
+fi
 if [ ! -s "$corpus/xorriso-3-sessions.iso" ]; then
   # A grown image: three sessions, the El Torito catalog in the last one.
   g="$corpus/xorriso-3-sessions.iso"

@@ -22,9 +22,14 @@ independent readers that can read it (test_udf.UdfChecks does the comparing):
 
 A reader that cannot read an image is a skipped subtest with its reason.
 
+The VAT images are read a second time padded with 32 MiB of unrecorded (zero) space, as an
+image file of the whole medium holds them (Padded*): the references read the exact-size image,
+since udfclient, udfinfo and 7-Zip look for the VAT at the end of the file only.
+
 Run: /usr/bin/python3 -m testlib -v test_udf_real   (from tests/py)
 """
 
+import copy
 import csv
 import hashlib
 import lzma
@@ -300,6 +305,43 @@ class HeartVat(RealImage, unittest.TestCase):
                 data = f.read()
         self.assertEqual(len(data), 106069)
         self.assertEqual((data[:3], data[-2:]), (b"\xff\xd8\xff", b"\xff\xd9"))
+
+
+class Padded:
+    """The image followed by 32 MiB of unrecorded (zero, sparse) space: an image file of the
+    whole medium, the VAT at the last recorded block and not at the end of the file.  discfs
+    must show what it shows of the exact-size image.  udfclient, udfinfo and 7-Zip look for
+    the VAT at the end of the file only, so every reference reads the exact-size image."""
+
+    @classmethod
+    def make(cls):
+        cls.original = unpack(cls.name)
+        cls.image = os.path.join(M.path, "padded-" + cls.name)
+        shutil.copyfile(cls.original, cls.image)
+        with open(cls.image, "r+b") as f:
+            f.truncate(os.path.getsize(cls.original) + (32 << 20))
+
+    def readers(self):
+        stand_in = copy.copy(self)
+        stand_in.image = self.original
+        return super(Padded, stand_in).readers()
+
+    def test_dump_vs_udfinfo_counts(self):
+        files, dirs = udfinfo_counts(self.original, self.block_size)
+        d = self.dumped().records
+        self.assertEqual((sum(1 for r in d.values() if r.type != "dir"),
+                          sum(1 for r in d.values() if r.type == "dir")), (files, dirs))
+
+    def test_same_as_the_exact_size_image(self):
+        self.assertEqual(self.dumped().raw, dump.dump(self.original, tree="udf").raw)
+
+
+class PaddedNeroBdrVat(Padded, NeroBdrVat):
+    """NeroBdrVat with unrecorded space after the VAT."""
+
+
+class PaddedHeartVat(Padded, HeartVat):
+    """HeartVat with unrecorded space after the VAT."""
 
 
 class Nero6CdBridge(RealImage, unittest.TestCase):
