@@ -135,13 +135,17 @@ std::shared_ptr<const FileTree> open_tree(std::shared_ptr<const Source> src,
     } else {
       const SessionEntry& s = table.sessions[*opts.session - 1];
       boot_session_lba = s.start_lba;
-      // A UDF tree of appended sessions belongs to the first, which is not the newest.
-      tree = open_session(src, opts, s.start_lba,
-                          *opts.session == count && table.layout != SessionTable::Layout::Appended);
+      // Auto does not offer the UDF tree of appended sessions: its anchor at the end may be
+      // an older session's when the newest has no UDF. Asked for, UDF is read from the end.
+      tree =
+          open_session(src, opts, s.start_lba,
+                       *opts.session == count && (table.layout != SessionTable::Layout::Appended ||
+                                                  opts.tree == Tree::Udf));
     }
   } else {
     boot_session_lba = newest_appended_session(*src);
-    tree = open_session(src, opts, boot_session_lba, boot_session_lba == 0);
+    tree =
+        open_session(src, opts, boot_session_lba, boot_session_lba == 0 || opts.tree == Tree::Udf);
   }
   if (!opts.boot)
     return tree;
