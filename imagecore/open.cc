@@ -95,19 +95,19 @@ std::shared_ptr<const FileTree> open_tree(std::shared_ptr<const Source> src,
       for (const SessionEntry& s : table.sessions) {
         SessionTree c;
         try {
-          c.tree = open_session(src, opts, s.start_lba, false);
+          c.tree = open_session(src, opts, s.tree_start(), false);
         } catch (const Error& e) {
           c.error = fmt::format("session {}: {}", s.number, e.what());
           spdlog::warn("{}", c.error);
         }
         children.push_back(std::move(c));
       }
-      boot_session_lba = table.sessions.back().start_lba;
+      boot_session_lba = table.sessions.back().tree_start();
       tree = make_sessions_view(src, std::move(children), opts.dir_cache_bytes);
     } else {
       const SessionEntry& s = table.sessions[*opts.session - 1];
-      boot_session_lba = s.start_lba;
-      tree = open_session(src, opts, s.start_lba, *opts.session == count);
+      boot_session_lba = s.tree_start();
+      tree = open_session(src, opts, s.tree_start(), *opts.session == count);
     }
   } else {
     tree = open_session(src, opts, 0, true);

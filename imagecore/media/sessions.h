@@ -16,13 +16,18 @@ struct SessionEntry {
   unsigned number = 0;
   uint64_t start_lba = 0;
   uint64_t blocks = 0;
+  // Where the session's tree is read (its volume descriptors at tree_lba + 16) when not at
+  // start_lba: the first session of a History image, whose own descriptors were overwritten.
+  std::optional<uint64_t> tree_lba = std::nullopt;
+  uint64_t tree_start() const { return tree_lba.value_or(start_lba); }
 };
 
 struct SessionTable {
   // Grown: libisoburn's chain of sessions from LBA 32 (image files, block devices, overwritable
   // media). Single: one session at LBA 0 (mkisofs, genisoimage, pycdlib, growisofs). DiscToc:
-  // the table of contents of a CD/DVD/BD in a drive.
-  enum class Layout { Grown, Single, DiscToc };
+  // the table of contents of a CD/DVD/BD in a drive. History: a single-session image grown
+  // by discfs, its sessions found through the records discfs keeps (session_history.h).
+  enum class Layout { Grown, Single, DiscToc, History };
 
   std::vector<SessionEntry> sessions;  // oldest first, numbered from 1
   Layout layout = Layout::Single;
@@ -35,7 +40,7 @@ inline constexpr unsigned kMaxSessions = 1000;
 // Grown sessions start on multiples of this many blocks (libisoburn's 64 KiB alignment).
 inline constexpr uint64_t kSessionAlignment = 32;
 
-// "grown", "single" or "disc-toc".
+// "grown", "single", "disc-toc" or "history".
 const char* layout_name(SessionTable::Layout l);
 
 // Reads the session table. For an optical drive (src.fd() is a CD/DVD/BD device) it asks the
