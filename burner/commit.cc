@@ -338,7 +338,7 @@ CommitResult commit(const CommitOptions& o, const burner::StagedEntry& root) {
                                       "as asked (test)");
     record = imagecore::HistoryRecord{before.next_writable, c.start_lba, 0};
   } else if (grows && !o.dummy && before.history) {
-    record = imagecore::HistoryRecord{before.next_writable, before.newest()->start_lba, 0};
+    record = imagecore::HistoryRecord{before.next_writable, before.history_newest_start, 0};
   }
   return write_session(o, before, out_info, &root, record);
 }

@@ -152,6 +152,7 @@ void read_history(TargetInfo& info) {
     }
     info.sessions = std::move(sessions);
     info.history = true;
+    info.history_newest_start = t.sessions.back().tree_start();
     info.single_session_at_zero = false;
   } catch (const imagecore::Error& e) {
     spdlog::debug("{}: no history of sessions: {}", info.path, e.what());

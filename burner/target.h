@@ -51,6 +51,9 @@ struct TargetInfo {
   // records discfs keeps (imagecore/media/session_history.h), not from libisoburn, which
   // sees one session.
   bool history = false;
+  // With history: where the newest session's own descriptors are (start + 16), which a new
+  // session names as its predecessor; for session 1 that is the copy of its tree.
+  uint64_t history_newest_start = 0;
   bool read_only = false;
 
   // Blocks a new session may use (unlimited: UINT64_MAX).

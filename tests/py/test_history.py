@@ -159,8 +159,21 @@ class GrownHistory:
         shutil.copy(cls.img, cls.original)
         cls.refs, cls.results = grow(None, cls.img, work)
 
+    # Files whose bytes libisofs writes anew in every session, so also in the copy that
+    # session 1 is read through: the El Torito catalog, and a boot image whose boot info
+    # table holds LBAs. State 1 shows them as the copy wrote them (same size).
+    rewritten_in_copy = ()
+
     def check(self, n, got, what):
-        env.fail_diff(self, trees.diff(self.refs[n], got, fields=FIELDS),
+        ref = self.refs[n]
+        if n == 1 and self.rewritten_in_copy:
+            for p in self.rewritten_in_copy:
+                self.assertIn(p, got, what)
+                self.assertEqual((got[p].type, got[p].size), (ref[p].type, ref[p].size),
+                                 f"{p} {what}")
+            ref = {p: r for p, r in ref.items() if p not in self.rewritten_in_copy}
+            got = {p: r for p, r in got.items() if p not in self.rewritten_in_copy}
+        env.fail_diff(self, trees.diff(ref, got, fields=FIELDS),
                       f"state {n} {what} differs from xorriso's extraction of that state")
 
     def test_states_differ(self):
@@ -256,6 +269,7 @@ class Genisoimage(GrownHistory, unittest.TestCase):
 
 class Distribution(GrownHistory, unittest.TestCase):
     name = "distro"
+    rewritten_in_copy = ("/isolinux/boot.cat", "/isolinux/isolinux.bin")
 
     @classmethod
     def make(cls, work):
