@@ -22,6 +22,7 @@
 #include "burner/tree_build.h"
 #include "burner/verify.h"
 #include "imagecore/base/error.h"
+#include "imagecore/media/session_history.h"
 
 namespace burner {
 namespace {
@@ -157,26 +158,24 @@ bool run_write(burn_drive* out,
   return !cancelled;
 }
 
-}  // namespace
+// The Application Use field of the PVD: discfs's record of where the session starts and what
+// it grew from. (libisofs 1.5.4 exports no getter for the field, so a session written without
+// a record is left as libisofs makes it; the reader checks every record against the session
+// it sits in.)
+void set_history_record(IsoImage* image, const std::optional<imagecore::HistoryRecord>& record) {
+  if (!record)
+    return;
+  const auto bytes = imagecore::encode_history_record(*record);
+  iso_image_set_app_use(image, bytes.data(), static_cast<int>(bytes.size()));
+}
 
-CommitResult commit(const CommitOptions& o, const burner::StagedEntry& root) {
-  detail::ensure_libraries();
-  const TargetInfo before = probe_target(o.target, o.capacity_bytes);
-  if (before.state == TargetState::NotAppendable) {
-    throw imagecore::Error(before.read_only ? EROFS : EINVAL, before.reason);
-  }
-  std::optional<TargetInfo> out_info;
-  if (o.to_path) {
-    out_info = probe_target(*o.to_path, o.capacity_bytes);
-    if (out_info->kind != TargetKind::Missing && out_info->state != TargetState::Blank) {
-      throw imagecore::Error(EEXIST, *o.to_path +
-                                         ": already holds data; --to writes a new "
-                                         "image and overwrites nothing");
-    }
-    if (out_info->state == TargetState::NotAppendable) {
-      throw imagecore::Error(EINVAL, out_info->reason);
-    }
-  }
+// One session: load the newest, rebuild its tree from `root` (nullptr: keep it unchanged, the
+// copy session), write it, read it back, make it the newest.
+CommitResult write_session(const CommitOptions& o,
+                           const TargetInfo& before,
+                           const std::optional<TargetInfo>& out_info,
+                           const burner::StagedEntry* root,
+                           std::optional<imagecore::HistoryRecord> record) {
   auto lock = detail::lock_libraries();
   drain_messages();
 
@@ -193,14 +192,20 @@ CommitResult commit(const CommitOptions& o, const burner::StagedEntry& root) {
 
     Image image;
     load_newest(in.get(), image, o.target);
-    if (!o.volid.empty())
+    if (!o.volid.empty() && root)
       iso_image_set_volume_id(image.p, o.volid.c_str());
     // El Torito and the system area, captured before the rebuild can move their files.
     detail::BootReplay boot(image.p, o.target);
-    const detail::BuildStats stats = detail::rebuild_tree(image.p, root, o.target);
-    result.data_bytes = stats.new_data_bytes;
-    spdlog::info("commit {}: {} base nodes kept, {} cloned, {} bytes of new data", o.target,
-                 stats.reused_nodes, stats.cloned_nodes, stats.new_data_bytes);
+    if (root) {
+      const detail::BuildStats stats = detail::rebuild_tree(image.p, *root, o.target);
+      result.data_bytes = stats.new_data_bytes;
+      spdlog::info("commit {}: {} base nodes kept, {} cloned, {} bytes of new data", o.target,
+                   stats.reused_nodes, stats.cloned_nodes, stats.new_data_bytes);
+    } else {
+      spdlog::info("commit {}: copying the session at LBA 0 (its tree only) to LBA {}", o.target,
+                   before.next_writable);
+    }
+    set_history_record(image.p, record);
 
     GenOpts gen;
     set_gen_opts(gen, o, o.to_path.has_value());
@@ -218,6 +223,10 @@ CommitResult commit(const CommitOptions& o, const burner::StagedEntry& root) {
     const uint64_t sectors = static_cast<uint64_t>(burn::burn_disc_get_sectors(prep.disc));
     result.blocks = sectors;
     result.session = o.to_path ? 1 : static_cast<int>(before.sessions.size()) + 1;
+    if (record && record->start != result.start_lba)
+      fail(EIO, o.target,
+           "libisoburn placed the session at LBA " + std::to_string(result.start_lba) +
+               ", not at LBA " + std::to_string(record->start) + " as its record says");
     const TargetInfo& dest = out_info ? *out_info : before;
     if (dest.capacity_blocks && result.start_lba + sectors > *dest.capacity_blocks) {
       fail(ENOSPC, shown,
@@ -235,6 +244,8 @@ CommitResult commit(const CommitOptions& o, const burner::StagedEntry& root) {
     created = dest.kind == TargetKind::Missing && !o.dummy;
     if (o.cancel && o.cancel->load())
       fail(ECANCELED, shown, "commit cancelled; the previous session stays in force");
+    if (o.session_start && root && !o.dummy && !o.to_path)
+      o.session_start(result.start_lba);
     if (o.phase)
       o.phase("writing");
     prep.written = true;
@@ -263,7 +274,7 @@ CommitResult commit(const CommitOptions& o, const burner::StagedEntry& root) {
     // rewritten, the previous session stays in force.
     if (o.cancel && o.cancel->load())
       fail(ECANCELED, shown, "commit cancelled; the previous session stays in force");
-    if (o.fail_before_activation) {
+    if (o.fail_before_activation && root) {
       fail(EIO, shown, "stopped before rewriting LBA 0..31 as asked (test)");
     }
     if (o.phase)
@@ -280,6 +291,56 @@ CommitResult commit(const CommitOptions& o, const burner::StagedEntry& root) {
     throw;
   }
   return result;
+}
+
+}  // namespace
+
+CommitResult commit(const CommitOptions& o, const burner::StagedEntry& root) {
+  detail::ensure_libraries();
+  TargetInfo before = probe_target(o.target, o.capacity_bytes);
+  if (before.state == TargetState::NotAppendable) {
+    throw imagecore::Error(before.read_only ? EROFS : EINVAL, before.reason);
+  }
+  std::optional<TargetInfo> out_info;
+  if (o.to_path) {
+    out_info = probe_target(*o.to_path, o.capacity_bytes);
+    if (out_info->kind != TargetKind::Missing && out_info->state != TargetState::Blank) {
+      throw imagecore::Error(EEXIST, *o.to_path +
+                                         ": already holds data; --to writes a new "
+                                         "image and overwrites nothing");
+    }
+    if (out_info->state == TargetState::NotAppendable) {
+      throw imagecore::Error(EINVAL, out_info->reason);
+    }
+  }
+  const bool grows = !o.to_path && before.state == TargetState::Appendable;
+  std::optional<imagecore::HistoryRecord> record;
+  if (grows && !o.dummy && before.single_session_at_zero) {
+    // The copy session: session 1's tree, reachable after LBA 0..31 are rewritten.
+    imagecore::HistoryRecord copy;
+    copy.start = before.next_writable;
+    copy.copy_of_blocks = before.newest()->blocks;
+    const CommitResult c = write_session(o, before, out_info, nullptr, copy);
+    spdlog::info(
+        "commit {}: the session at LBA 0 ({} blocks) is kept as a copy of its tree at "
+        "LBA {} ({} blocks)",
+        o.target, copy.copy_of_blocks, c.start_lba, c.blocks);
+    before = probe_target(o.target, o.capacity_bytes);
+    if (!before.history || before.sessions.size() != 1)
+      throw imagecore::Error(EIO, o.target +
+                                      ": the copy of the session at LBA 0 was written at "
+                                      "LBA " +
+                                      std::to_string(c.start_lba) +
+                                      " but cannot be found again; no new session was written");
+    if (o.fail_after_copy)
+      throw imagecore::Error(EIO, o.target +
+                                      ": stopped after the copy of the session at LBA 0 "
+                                      "as asked (test)");
+    record = imagecore::HistoryRecord{before.next_writable, c.start_lba, 0};
+  } else if (grows && !o.dummy && before.history) {
+    record = imagecore::HistoryRecord{before.next_writable, before.history_newest_start, 0};
+  }
+  return write_session(o, before, out_info, &root, record);
 }
 
 }  // namespace burner

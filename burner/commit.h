@@ -33,6 +33,13 @@ struct CommitOptions {
   // Testing: fail (EIO) after the session is written and verified, before LBA 0..31 are
   // rewritten, as a crash at that point would.
   bool fail_before_activation = false;
+  // Testing: on a target whose only session is at LBA 0, fail (EIO) once the copy of that
+  // session is in force, before the new session is written, as a crash there would.
+  bool fail_after_copy = false;
+  // Called from the committing thread just before the session holding the changes is written
+  // (not --to, not dummy), with its first block: the stage records it as its pending session
+  // (after a copy session it is not where probe_target() said the next session goes).
+  std::function<void(uint64_t start_lba)> session_start;
 };
 
 // What a successful commit wrote.
@@ -51,6 +58,13 @@ struct CommitResult {
 // The target's LBA 0..31 are rewritten only after the session is written and its MD5 read
 // back and checked, so on any failure the target still shows its previous session. Throws
 // imagecore::Error with one sentence naming the target and what failed.
+//
+// A target whose only session starts at LBA 0 (genisoimage, mkisofs, distribution ISOs)
+// first gets an unchanged copy of that session's tree (same file extents) made the newest,
+// then the new session: rewriting LBA 0..31 destroys the first session's own descriptors,
+// and the copy keeps its tree reachable. Every session written onto such a target records in
+// its PVD where it starts and what it was grown from (imagecore/media/session_history.h), so
+// that every session stays listed and browsable; the copy is not listed as a session.
 CommitResult commit(const CommitOptions& options, const burner::StagedEntry& root);
 
 }  // namespace burner

@@ -149,6 +149,32 @@ std::optional<size_t> appended_sessions(const std::string& path) {
   return std::nullopt;
 }
 
+// libisoburn sees one session at LBA 0 on an image that started there, however often discfs
+// grew it; the records discfs keeps in each session list them all (session_history.h).
+void read_history(TargetInfo& info) {
+  try {
+    std::unique_ptr<imagecore::Source> src = imagecore::open_file_source(info.path);
+    const imagecore::SessionTable t = imagecore::read_session_table(*src);
+    if (t.layout != imagecore::SessionTable::Layout::History)
+      return;
+    std::vector<SessionInfo> sessions;
+    for (const imagecore::SessionEntry& e : t.sessions) {
+      SessionInfo s;
+      s.number = static_cast<int>(e.number);
+      s.start_lba = e.start_lba;
+      s.blocks = e.blocks;
+      s.volid = info.sessions.empty() ? "" : info.sessions.back().volid;
+      sessions.push_back(s);
+    }
+    info.sessions = std::move(sessions);
+    info.history = true;
+    info.history_newest_start = t.sessions.back().tree_start();
+    info.single_session_at_zero = false;
+  } catch (const imagecore::Error& e) {
+    spdlog::debug("{}: no history of sessions: {}", info.path, e.what());
+  }
+}
+
 }  // namespace
 
 uint64_t TargetInfo::free_blocks() const {
@@ -285,6 +311,8 @@ TargetInfo probe_target(const std::string& path, std::optional<uint64_t> capacit
                        std::to_string(*n) + ") and stage that instead");
       return info;
     }
+    if (info.single_session_at_zero)
+      read_history(info);
   }
   if (info.read_only) {
     refuse(info, "is read-only");

@@ -25,7 +25,7 @@ enum class TargetState : uint8_t {
   NotAppendable,  // see TargetInfo::reason
 };
 
-// One ISO 9660 session, as libisoburn's table of content shows it.
+// One ISO 9660 session, as libisoburn's table of content shows it (or discfs's history).
 struct SessionInfo {
   int number = 0;          // 1-based
   uint64_t start_lba = 0;  // first block (its volume descriptors are at start + 16)
@@ -44,8 +44,16 @@ struct TargetInfo {
   uint64_t used_blocks = 0;           // blocks up to the end of the newest session (0 when blank)
   uint64_t next_writable = 0;         // LBA where the next session starts
   std::vector<SessionInfo> sessions;  // oldest first; empty when blank
-  // The only session starts at LBA 0 (made by mkisofs, genisoimage and the like, not grown).
+  // The only session starts at LBA 0 (made by mkisofs, genisoimage and the like, not grown):
+  // discfs's first commit writes a copy of it first (commit.h).
   bool single_session_at_zero = false;
+  // An image that started at LBA 0 and was grown by discfs: `sessions` comes from the
+  // records discfs keeps (imagecore/media/session_history.h), not from libisoburn, which
+  // sees one session.
+  bool history = false;
+  // With history: where the newest session's own descriptors are (start + 16), which a new
+  // session names as its predecessor; for session 1 that is the copy of its tree.
+  uint64_t history_newest_start = 0;
   bool read_only = false;
 
   // Blocks a new session may use (unlimited: UINT64_MAX).

@@ -62,7 +62,7 @@ void gather_iso(const std::shared_ptr<const imagecore::Source>& src, Report* r) 
   r->sessions = imagecore::read_session_table(*src);
   if (!r->sessions->note.empty())
     r->notes.push_back("sessions: " + r->sessions->note);
-  const uint64_t start = r->sessions->sessions.back().start_lba;
+  const uint64_t start = r->sessions->sessions.back().tree_start();
   const imagecore::VolumeInfo v = imagecore::read_volume_descriptors(*src, start);
   r->iso9660 = true;
   r->joliet_level = v.joliet ? v.joliet_level : 0;

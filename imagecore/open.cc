@@ -123,22 +123,22 @@ std::shared_ptr<const FileTree> open_tree(std::shared_ptr<const Source> src,
       for (const SessionEntry& s : table.sessions) {
         SessionTree c;
         try {
-          c.tree = open_session(src, opts, s.start_lba, false);
+          c.tree = open_session(src, opts, s.tree_start(), false);
         } catch (const Error& e) {
           c.error = fmt::format("session {}: {}", s.number, e.what());
           spdlog::warn("{}", c.error);
         }
         children.push_back(std::move(c));
       }
-      boot_session_lba = table.sessions.back().start_lba;
+      boot_session_lba = table.sessions.back().tree_start();
       tree = make_sessions_view(src, std::move(children), opts.dir_cache_bytes);
     } else {
       const SessionEntry& s = table.sessions[*opts.session - 1];
-      boot_session_lba = s.start_lba;
+      boot_session_lba = s.tree_start();
       // Auto does not offer the UDF tree of appended sessions: its anchor at the end may be
       // an older session's when the newest has no UDF. Asked for, UDF is read from the end.
       tree =
-          open_session(src, opts, s.start_lba,
+          open_session(src, opts, s.tree_start(),
                        *opts.session == count && (table.layout != SessionTable::Layout::Appended ||
                                                   opts.tree == Tree::Udf));
     }

@@ -99,7 +99,10 @@ burner::CommitResult commit(Store& store, const burner::CommitOptions& o, Gate& 
       }
       store.set_pending_session(t.next_writable);
     }
-    r = burner::commit(o, store.snapshot());
+    burner::CommitOptions with_pending = o;
+    if (grows)
+      with_pending.session_start = [&store](uint64_t lba) { store.set_pending_session(lba); };
+    r = burner::commit(with_pending, store.snapshot());
   } catch (...) {
     if (grows)
       store.clear_pending_session();

@@ -12,6 +12,7 @@
 #include "imagecore/iso9660/ecma119.h"
 #include "imagecore/iso9660/volume.h"
 #include "imagecore/media/device.h"
+#include "imagecore/media/session_history.h"
 
 namespace imagecore {
 namespace {
@@ -146,6 +147,9 @@ SessionTable walk_chain(const Source& src) {
   if (!total)
     throw NotAnImage(
         fmt::format("{}: not an ISO 9660 image: {}", src.name(), describe_non_image(src)));
+  // An image that started at LBA 0 and was grown by discfs: its records lead back.
+  if (std::optional<SessionTable> h = read_session_history(src, *total))
+    return *h;
   const uint64_t src_blocks = src.size() / kBlockSize;
   SessionTable t;
   uint64_t lba = kSessionAlignment;
@@ -224,6 +228,8 @@ const char* layout_name(SessionTable::Layout l) {
       return "disc-toc";
     case SessionTable::Layout::Appended:
       return "appended";
+    case SessionTable::Layout::History:
+      return "history";
   }
   return "single";
 }

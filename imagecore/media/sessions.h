@@ -16,6 +16,10 @@ struct SessionEntry {
   unsigned number = 0;
   uint64_t start_lba = 0;
   uint64_t blocks = 0;
+  // Where the session's tree is read (its volume descriptors at tree_lba + 16) when not at
+  // start_lba: the first session of a History image, whose own descriptors were overwritten.
+  std::optional<uint64_t> tree_lba = std::nullopt;
+  uint64_t tree_start() const { return tree_lba.value_or(start_lba); }
 };
 
 struct SessionTable {
@@ -24,8 +28,9 @@ struct SessionTable {
   // the table of contents of a CD/DVD/BD in a drive. Appended: sessions one after another from
   // LBA 0 without libisoburn's chain, each with its own descriptors at its start + 16 (a copy
   // of a multisession CD-R, genisoimage -C/-M sessions written into one file); LBA 16 holds
-  // only the first session's descriptors.
-  enum class Layout { Grown, Single, DiscToc, Appended };
+  // only the first session's descriptors. History: a single-session image grown by discfs,
+  // its sessions found through the records discfs keeps (session_history.h).
+  enum class Layout { Grown, Single, DiscToc, Appended, History };
 
   std::vector<SessionEntry> sessions;  // oldest first, numbered from 1
   Layout layout = Layout::Single;
@@ -49,7 +54,7 @@ inline constexpr uint64_t kSessionAlignment = 32;
 // many blocks per session keeps a search through an image with trailing data bounded.
 inline constexpr uint64_t kAppendedSearchBlocks = 12000;
 
-// "grown", "single", "disc-toc" or "appended".
+// "grown", "single", "disc-toc", "appended" or "history".
 const char* layout_name(SessionTable::Layout l);
 
 // Reads the session table. For an optical drive (src.fd() is a CD/DVD/BD device) it asks the

@@ -154,7 +154,7 @@ int probe(int argc, char** argv) {
             << (t.capacity_blocks ? std::to_string(*t.capacity_blocks) : "null")
             << ",\"used_blocks\":" << t.used_blocks << ",\"next_writable\":" << t.next_writable
             << ",\"single_session_at_zero\":" << (t.single_session_at_zero ? "true" : "false")
-            << ",\"sessions\":[";
+            << ",\"history\":" << (t.history ? "true" : "false") << ",\"sessions\":[";
   for (size_t i = 0; i < t.sessions.size(); ++i) {
     std::cout << (i ? "," : "") << "{\"start\":" << t.sessions[i].start_lba
               << ",\"blocks\":" << t.sessions[i].blocks << "}";
@@ -185,6 +185,8 @@ int commit(int argc, char** argv) {
       o.capacity_bytes = burner::parse_capacity(argv[++i]);
     else if (a == "--fail-before-activation")
       o.fail_before_activation = true;
+    else if (a == "--fail-after-copy")
+      o.fail_after_copy = true;
     else if (a == "--cancel-at")
       cancel_at = std::stoull(argv[++i]);
     else
