@@ -17,32 +17,54 @@ constexpr uint8_t kTfCreation = 0x01, kTfModify = 0x02, kTfAccess = 0x04, kTfAtt
 constexpr uint8_t kSlContinue = 0x01, kSlCurrent = 0x02, kSlParent = 0x04, kSlRoot = 0x08;
 constexpr uint8_t kNmContinue = 0x01, kNmCurrent = 0x02, kNmParent = 0x04;
 
-// Accumulates SL components across SL entries (RRIP 4.1.3.1). As in libarchive and Linux, a
-// ROOT component writes "/" wherever it stands, so a target recorded as ".///file" (old
-// mkisofs) reads back the same; the separator state carries over into the next SL entry.
+// Accumulates SL components across SL entries (RRIP 4.1.3.1) into `out`, so that what was
+// gathered stays when a later entry is damaged. As in libarchive and Linux, a ROOT component
+// writes "/" wherever it stands, so a target recorded as ".///file" (old mkisofs) reads back
+// the same; the separator state carries over into the next SL entry.
 struct SymlinkBuilder {
-  std::string out;
+  std::string* out;
   bool separator_due = false;
 
   void add(uint8_t flags, std::string_view content) {
     if (separator_due)
-      out += '/';
+      *out += '/';
     separator_due = true;
     if (flags & kSlRoot) {
-      out += '/';
+      *out += '/';
       separator_due = false;
     } else if (flags & kSlCurrent) {
-      out += '.';
+      *out += '.';
     } else if (flags & kSlParent) {
-      out += "..";
+      *out += "..";
     } else {
-      out += content;
+      *out += content;
       if (flags & kSlContinue)
         separator_due = false;
     }
   }
-  const std::string& result() const { return out; }
 };
+
+// One SL entry; `rest` is the system use area from the entry on. Returns false when the last
+// component runs past the entry's length: genisoimage records the length of an SL entry (and
+// of its continuation area) modulo 256 when a long target does not fit, so the text is there
+// but the entries after it cannot be found. Like xorriso, isoinfo and Linux we keep that
+// component when its bytes lie inside the area, and the caller stops reading the area.
+bool parse_sl(ByteView rest, uint64_t where, RockRidge* rr, SymlinkBuilder* sl) {
+  rr->any = rr->sl = true;
+  const size_t len = rest.u8(2);
+  for (size_t at = 5; at + 2 <= len;) {
+    const uint8_t cflags = rest.u8(at), clen = rest.u8(at + 1);
+    if (at + 2 + clen > rest.size())
+      throw FormatError(
+          fmt::format("the symlink component at byte {} (LBA {}) runs past the end of its area",
+                      where + at, (where + at) / ecma119::kBlockSize));
+    sl->add(cflags, rest.chars(at + 2, clen));
+    at += 2 + clen;
+    if (at > len)
+      return false;
+  }
+  return true;
+}
 
 void parse_tf(ByteView e, RockRidge* rr) {
   const uint8_t flags = e.u8(4);
@@ -70,7 +92,7 @@ void parse_tf(ByteView e, RockRidge* rr) {
   take(kTfEffective, nullptr);
 }
 
-void parse_entry(ByteView e, RockRidge* rr, SymlinkBuilder* sl) {
+void parse_entry(ByteView e, RockRidge* rr) {
   const std::string_view sig = e.chars(0, 2);
   const uint8_t len = e.u8(2);
   if (sig == "SP") {
@@ -107,13 +129,6 @@ void parse_entry(ByteView e, RockRidge* rr, SymlinkBuilder* sl) {
     else if (rr->name.size() < kMaxNameBytes)
       rr->name += e.chars(5, len - 5);
     (void)kNmContinue;
-  } else if (sig == "SL") {
-    rr->any = rr->sl = true;
-    for (size_t at = 5; at + 2 <= len;) {
-      const uint8_t cflags = e.u8(at), clen = e.u8(at + 1);
-      sl->add(cflags, e.chars(at + 2, clen));
-      at += 2 + clen;
-    }
   } else if (sig == "TF") {
     rr->any = true;
     parse_tf(e, rr);
@@ -140,7 +155,8 @@ void parse_entry(ByteView e, RockRidge* rr, SymlinkBuilder* sl) {
 }  // namespace
 
 void parse_system_use(const Source& src, ByteView su, uint64_t where, RockRidge* rr) {
-  SymlinkBuilder sl;
+  rr->symlink.clear();
+  SymlinkBuilder sl{&rr->symlink};
   std::vector<std::byte> ce_buf;
   int areas = 0;
   std::vector<std::pair<uint32_t, uint32_t>> visited;  // continuation areas seen
@@ -156,12 +172,15 @@ void parse_system_use(const Source& src, ByteView su, uint64_t where, RockRidge*
       const std::string_view sig = e.chars(0, 2);
       if (sig == "ST")
         break;
-      if (sig == "CE") {
+      if (sig == "SL") {
+        if (!parse_sl(su.from(at), where + at, rr, &sl))
+          break;  // the entries after it cannot be found
+      } else if (sig == "CE") {
         ce_lba = e.both32(4);
         ce_off = e.both32(12);
         ce_len = e.both32(20);
       } else {
-        parse_entry(e, rr, &sl);
+        parse_entry(e, rr);
       }
       at += len;
     }
@@ -186,8 +205,6 @@ void parse_system_use(const Source& src, ByteView su, uint64_t where, RockRidge*
     su = ByteView(ce_buf.data(), ce_buf.size());
     where = uint64_t{ce_lba} * ecma119::kBlockSize + ce_off;
   }
-  if (rr->sl)
-    rr->symlink = sl.result();
 }
 
 }  // namespace imagecore

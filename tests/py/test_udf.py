@@ -21,6 +21,7 @@ Run: /usr/bin/python3 -m testlib -v test_udf   (from tests/py)
 
 import hashlib
 import os
+import subprocess
 import unittest
 
 from testlib import dump, env, images, mount, sources, trees, udf
@@ -359,6 +360,55 @@ class EmptyMkudffs(UdfChecks):
 for _m, _r in (("bdr", "0x0250"), ("bdr", "0x0260"), ("cdr", "0x0150")):
     _n = "EmptyMkudffs_%s_%s" % (_m, _r[2:])
     globals()[_n] = type(_n, (EmptyMkudffs, unittest.TestCase), {"media": _m, "rev": _r})
+
+
+class Latin1Names(unittest.TestCase):
+    """CS0 in 8-bit compression (id 8) is Latin-1: each byte is the code point U+0000..U+00FF,
+    as the kernel's udf driver, 7-Zip and udfinfo show it.  udfclient records a local name's
+    bytes as they are (8-bit CS0 when it can), so a UTF-8 "caf\u00e9.txt" (c a f C3 A9) shows
+    as "caf\u00c3\u00a9.txt" and a Latin-1 "na\\xefve" as "na\u00efve"; mkudffs --u8 records
+    Latin-1 identifiers the same way (udfinfo shows label=Log\u00e9), shown by `discfs info`."""
+
+    NAMES = {b"caf\xc3\xa9.txt": ("caf\u00c3\u00a9.txt", b"one\n"),
+             b"na\xefve": ("na\u00efve", b"two\n")}
+
+    def test_names_on_a_mount_as_7zip_shows_them(self):
+        mount.require_fuse(self)
+        env.require_tools("udfclient", "mkudffs", "7z")
+        work = M.sub("latin1")
+        src = os.path.join(work, "src")
+        os.makedirs(os.path.join(src, "latin"))
+        for raw, (_, data) in self.NAMES.items():
+            with open(os.path.join(os.fsencode(src), b"latin", raw), "wb") as f:
+                f.write(data)
+        img = images.make_mkudffs(os.path.join(work, "latin1.udf"), "hd", "0x0201", blocks=8192)
+        udf.udfclient_session(img, src, ["mput latin"])
+        with open(img, "rb") as f:
+            disc = f.read()
+        for raw in self.NAMES:
+            self.assertEqual(disc.count(b"\x08" + raw), 1, f"{raw!r} is not 8-bit CS0 on disc")
+        want = {"/latin/" + shown: data for shown, data in self.NAMES.values()}
+        ref = udf.sevenzip_tree(img, os.path.join(work, "7z"))
+        self.assertLessEqual(set(want), set(ref), "7-Zip shows other names")
+        mnt = os.path.join(work, "mnt")
+        with mount.Mount(img, mnt, tree="udf"):
+            shown = os.listdir(os.path.join(mnt, "latin"))
+            self.assertEqual(sorted(shown), sorted(n for n, _ in self.NAMES.values()))
+            for path, data in want.items():
+                p = subprocess.run(["cat", mnt + path], capture_output=True, timeout=60)
+                self.assertEqual((p.returncode, p.stdout), (0, data), path)
+
+    def test_volume_identifiers_in_info(self):
+        env.require_binary(env.discfs_bin(), "discfs")
+        img = os.path.join(M.sub("latin1-vid"), "vid.udf")
+        env.run(["mkudffs", "--u8", "--media-type=hd", "--udfrev=0x0201", "--blocksize=2048",
+                 b"--vid=Vol\xe9", b"--lvid=Log\xe9", img, "8192"])
+        with open(img, "rb") as f:
+            disc = f.read()
+        self.assertGreater(disc.count(b"\x08Vol\xe9"), 0, "the volume id is not 8-bit CS0")
+        out = env.txt(env.run([env.discfs_bin(), "info", img]).stdout)
+        # `info` shows the logical volume identifier (udfinfo's label) as the volume id.
+        self.assertRegex(out, r"(?m)^volume id: +Log\u00e9$")
 
 
 class BigFile(unittest.TestCase):

@@ -3,6 +3,7 @@
 #include <sys/sysmacros.h>
 
 #include "imagecore/iso9660/volume.h"
+#include "imagecore/udf/udf_format.h"
 #include "imagecore/udf/udf_fs.h"
 #include "tests/unit/udf_builder.h"
 
@@ -42,6 +43,23 @@ TEST(Udf, RecognisesAndDescribesTheVolume) {
   auto zeros = make_memory_source(std::vector<std::byte>(1 << 20), "z");
   EXPECT_FALSE(has_udf(*zeros));
   EXPECT_THROW(read_udf_info(*zeros), NotAnImage);
+}
+
+// CS0 in 8-bit compression (id 8) is Latin-1: each byte is U+0000..U+00FF, as the kernel's
+// udf driver and 7-Zip show it; names and volume identifiers alike. udfclient records a
+// UTF-8 local name's bytes this way, so "caf\xc3\xa9" on disc shows as "caf\u00c3\u00a9".
+TEST(Udf, EightBitNamesAreLatin1) {
+  Image img;
+  const uint32_t a = img.file("one"), b = img.file("two");
+  img.dir(1, 1, {fid(u"na\u00efve", a), fid(u"caf\u00c3\u00a9", b)});
+  ASSERT_EQ(cs0(u"na\u00efve")[0], std::byte(8));  // the builder wrote 8-bit CS0
+  auto fs = open(img);
+  EXPECT_EQ(read_all(*fs, fs->lookup(kRootIno, "na\xc3\xafve")), "one");
+  EXPECT_EQ(read_all(*fs, fs->lookup(kRootIno, "caf\xc3\x83\xc2\xa9")), "two");
+
+  Bytes field(32);
+  dstring(field.data(), field.size(), "Vol\xe9\xff");
+  EXPECT_EQ(udf::dstring(ByteView(field.data(), field.size())), "Vol\xc3\xa9\xc3\xbf");
 }
 
 TEST(Udf, OtherBlockSizesAndTheAnchorAtTheEnd) {
