@@ -32,6 +32,20 @@ bool has_magic(const std::vector<std::byte>& b, size_t at, std::string_view magi
 
 }  // namespace
 
+std::optional<std::array<std::byte, 2048>> read_primary_block(const Source& src,
+                                                              uint64_t session_start) {
+  using namespace ecma119;
+  const uint64_t lba = session_start + kSystemAreaBlocks;
+  if (lba >= src.size() / kBlockSize)
+    return std::nullopt;
+  std::array<std::byte, kBlockSize> block;
+  src.read(lba * kBlockSize, block);
+  const ByteView d(block.data(), block.size());
+  if (d.u8(vd::kType) != vd::kPrimary || d.chars(vd::kStandardId, 5) != "CD001")
+    return std::nullopt;
+  return block;
+}
+
 std::string describe_non_image(const Source& src) {
   if (src.size() == 0)
     return "an empty file";

@@ -2,6 +2,8 @@
 // their roots are.
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -34,6 +36,12 @@ struct VolumeInfo {
 // description of what the bytes look like), Unsupported for a block size other than 2048,
 // FormatError for a damaged set.
 VolumeInfo read_volume_descriptors(const Source& src, uint64_t session_start_lba = 0);
+
+// The block at LBA session_start+16 when it is a primary volume descriptor ("CD001", type 1),
+// else nothing (also when it lies past the end). For walks over many sessions, which need only
+// a field or two of each: no other check is made.
+std::optional<std::array<std::byte, 2048>> read_primary_block(const Source& src,
+                                                              uint64_t session_start);
 
 // A short description of what a non-ISO source appears to be ("empty", "a gzip file", ...).
 std::string describe_non_image(const Source& src);

@@ -9,6 +9,7 @@
 
 #include "imagecore/base/bytes.h"
 #include "imagecore/iso9660/ecma119.h"
+#include "imagecore/iso9660/volume.h"
 
 namespace imagecore {
 namespace {
@@ -44,14 +45,11 @@ struct Pvd {
 };
 
 std::optional<Pvd> read_pvd(const Source& src, uint64_t session_start) {
-  const uint64_t lba = session_start + kSystemAreaBlocks;
-  if (lba >= src.size() / kBlockSize)
+  const std::optional<std::array<std::byte, kBlockSize>> block =
+      read_primary_block(src, session_start);
+  if (!block)
     return std::nullopt;
-  std::array<std::byte, kBlockSize> block;
-  src.read(lba * kBlockSize, block);
-  ByteView d(block.data(), block.size());
-  if (d.u8(vd::kType) != vd::kPrimary || d.chars(vd::kStandardId, 5) != "CD001")
-    return std::nullopt;
+  const ByteView d(block->data(), block->size());
   Pvd p;
   p.blocks = d.both32(pvd::kVolumeSpaceSize);
   ByteView use = d.sub(kApplicationUse, kApplicationUseLength);

@@ -26,15 +26,11 @@ uint64_t align_up(uint64_t lba) {
 // The volume space size of the PVD at session_start+16, or nothing when that block is not a
 // primary volume descriptor (or lies past the end).
 std::optional<uint32_t> pvd_blocks(const Source& src, uint64_t session_start) {
-  const uint64_t lba = session_start + kSystemAreaBlocks;
-  if (lba >= src.size() / kBlockSize)
+  const std::optional<std::array<std::byte, kBlockSize>> block =
+      read_primary_block(src, session_start);
+  if (!block)
     return std::nullopt;
-  std::array<std::byte, kBlockSize> block;
-  src.read(lba * kBlockSize, block);
-  ByteView d(block.data(), block.size());
-  if (d.u8(vd::kType) != vd::kPrimary || d.chars(vd::kStandardId, 5) != "CD001")
-    return std::nullopt;
-  return d.both32(pvd::kVolumeSpaceSize);
+  return ByteView(block->data(), block->size()).both32(pvd::kVolumeSpaceSize);
 }
 
 void add_note(SessionTable* t, const std::string& what) {
