@@ -69,10 +69,14 @@ fi
 
 if [ ! -s "$corpus/genisoimage-appended.iso" ]; then
   # Sessions one after another without libisoburn's chain (genisoimage -C/-M), as on a CD-R.
+  # Without the long link: genisoimage -M cannot read back the SL entry it wrote for it.
   a="$corpus/genisoimage-appended.iso"
-  genisoimage -quiet -R -o "$a" "$seedsrc/t" 2>/dev/null
+  mkdir -p "$seedsrc/plain/sub"
+  cp "$seedsrc/t/hello.txt" "$seedsrc/t/z.txt" "$seedsrc/plain/"
+  ln -s hello.txt "$seedsrc/plain/link"
+  genisoimage -quiet -R -o "$a" "$seedsrc/plain"
   next=$(($(stat -c %s "$a") / 2048))
-  genisoimage -quiet -R -C "0,$next" -M "$a" -o "$a.2" "$seedsrc/t/sub" 2>/dev/null
+  genisoimage -quiet -R -C "0,$next" -M "$a" -o "$a.2" "$seedsrc/plain/sub"
   dd if="$a.2" of="$a" bs=2048 seek="$next" conv=notrunc status=none
   rm -f "$a.2"
 fi
