@@ -126,6 +126,20 @@ class ManPages(unittest.TestCase):
         for option in options():
             self.assertTrue(names_option(text, option), f"discfs.1 does not name {option}")
 
+    def test_pages_carry_the_version(self):
+        version = subprocess.run([env.discfs_bin(), "--version"], capture_output=True,
+                                 text=True, timeout=env.HANG_GUARD).stdout.strip()
+        self.assertRegex(version, r"^discfs \d")
+        for name in ["discfs"] + ["discfs-" + v for v in self.verbs]:
+            path = page_path(name)
+            if path is None:
+                continue  # named by the test above
+            with self.subTest(page=name):
+                th = re.search(r'(?m)^\.TH \S+ 1 "[^"]*" "([^"]*)"', page_source(path))
+                self.assertIsNotNone(th, f"{name}: no .TH line")
+                self.assertEqual(th.group(1), version,
+                                 f"{name}'s .TH names another version than --version")
+
     def test_pages_render_without_warnings(self):
         if not shutil.which("man"):
             self.skipTest("man(1) missing")
