@@ -27,9 +27,10 @@ rm -rf "$src"
 rm -f "$out"/discfs_* "$out"/discfs-dbgsym_*
 mkdir -p "$src"
 git ls-files -z --cached --others --exclude-standard |
-  grep -z -v -e '^packaging/debian/' |
-  xargs -0 -I{} sh -c 'test -e "$1" && echo "$1" || true' _ {} |
-  tar -cf - -T - | tar -xf - -C "$src"
+  while IFS= read -r -d '' f; do
+    [[ $f == packaging/debian/* || ! -e $f ]] || printf '%s\0' "$f"
+  done |
+  tar --null -cf - -T - | tar -xf - -C "$src"
 cp -a packaging/debian "$src/debian"
 
 # The version is the project's; a date from the last commit keeps the build reproducible.
