@@ -30,6 +30,8 @@ EXIT_UNSUPPORTED = 5        # block size, a tree or session the image lacks, aud
 EXIT_MOUNT_FAILED = 6
 EXIT_BUSY = 7
 EXIT_COMMIT_FAILED = 8
+EXIT_MISMATCH = 9           # verify: something does not match
+EXIT_PARTIAL_RIP = 11       # rip: bad sectors remain (see the map)
 EXIT_CANCELLED = 130        # commit cancelled (SIGINT) before its commit point
 
 
