@@ -57,8 +57,14 @@ def commit_driver_bin():
         os.path.dirname(discfs_dump_bin()), "commit_driver")
 
 
+def eio_fs_bin():
+    """tests/tools/eio_fs, built next to discfs-dump (DISCFS_EIO_FS overrides)."""
+    return os.environ.get("DISCFS_EIO_FS") or os.path.join(
+        os.path.dirname(discfs_dump_bin()), "eio_fs")
+
+
 _BINARIES = {"discfs": discfs_bin, "discfs-dump": discfs_dump_bin,
-             "commit_driver": commit_driver_bin}
+             "commit_driver": commit_driver_bin, "eio_fs": eio_fs_bin}
 
 
 def require_binary(path, what):
