@@ -231,6 +231,27 @@ class Rip(unittest.TestCase):
         self.assertEqual(rc, env.EXIT_MISMATCH, err)
         self.assertEqual(res["sha256"], "mismatch")
 
+    def test_block_device_is_read_as_far_as_the_sessions_reach(self):
+        losetup = shutil.which("losetup") or shutil.which("losetup", path="/usr/sbin:/sbin")
+        if not env.is_root() or not losetup:
+            self.skipTest("loop devices need root and losetup")
+        img, end = self.image()
+        stick = self.p("stick")
+        shutil.copy(img, stick)
+        with open(stick, "ab") as f:
+            f.write(sources.rand_bytes("tail", 1 << 20))
+        p = env.run([losetup, "-r", "-f", "--show", stick], check=False, timeout=60)
+        dev = env.txt(p.stdout).strip()
+        if p.returncode != 0 or not dev.startswith("/dev/") or not os.path.exists(dev):
+            self.skipTest(f"loop devices are not available here: {env.txt(p.stderr).strip()}")
+        self.addCleanup(subprocess.run, [losetup, "-d", dev], stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL)
+        out = self.p("copy.iso")
+        rc, res, err = rip(dev, "-o", out)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(res["bytes"], end)
+        self.same_as_original(img, out, end)
+
     def test_image_without_tags(self):
         src, img, out = self.p("src"), self.p("g.iso"), self.p("copy.iso")
         sources.write(src, "a", sources.rand_bytes("a", 100_000))

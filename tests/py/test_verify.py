@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 import unittest
 
@@ -268,6 +269,45 @@ class Published(Base):
                      ["--sha256", "0" * 64, "--md5", "0" * 32]):
             p = env.run([env.discfs_bin(), "verify", img, *args], check=False)
             self.assertEqual(p.returncode, env.EXIT_USAGE, args)
+
+
+class Device(Base):
+    """A block device (a loop device over a "stick" holding an image and more data after it):
+    the published checksum covers the image's size, not the device's."""
+
+    def setUp(self):
+        super().setUp()
+        losetup = shutil.which("losetup") or shutil.which("losetup", path="/usr/sbin:/sbin")
+        if not env.is_root() or not losetup:
+            self.skipTest("loop devices need root and losetup")
+        self.losetup = losetup
+
+    def attach(self, path):
+        p = env.run([self.losetup, "-r", "-f", "--show", path], check=False, timeout=60)
+        dev = env.txt(p.stdout).strip()
+        if p.returncode != 0 or not dev.startswith("/dev/") or not os.path.exists(dev):
+            self.skipTest(f"loop devices are not available here: {env.txt(p.stderr).strip()}")
+        self.addCleanup(subprocess.run, [self.losetup, "-d", dev], stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL)
+        return dev
+
+    def test_checksum_of_the_image_part_of_a_device(self):
+        src, img, stick = self.p("src"), self.p("i.iso"), self.p("stick")
+        make_tree(src, "dev")
+        env.run(["xorriso", "-as", "mkisofs", "-R", "--md5", "-o", img, src],
+                stderr=subprocess.DEVNULL)
+        sha = env.txt(env.run(["sha256sum", img]).stdout).split()[0]
+        shutil.copy(img, stick)
+        with open(stick, "ab") as f:
+            f.write(sources.rand_bytes("tail", 1 << 20))
+        dev = self.attach(stick)
+        rc, res, err = verify(dev, "--sha256", sha)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(res["checksum"]["bytes"], os.path.getsize(img))
+        self.expect_session_states(res, ["ok"])
+        # The file itself is the whole stick: its checksum is another.
+        rc, res, err = verify(stick, "--sha256", sha)
+        self.assertEqual(rc, EXIT_MISMATCH, err)
 
 
 class Against(Base):
