@@ -102,6 +102,7 @@ SessionTagCheck check_session(const imagecore::Source& src,
       return r;
     }
     r.blocks = session->range_size;
+    r.range_start = first;
     // The tags are cumulative from the session's first block: the superblock tag covers the
     // volume descriptors, the tree tag adds the directory tree, the session tag the file data.
     // Checking each where it lies says which part is damaged.

@@ -24,7 +24,10 @@ struct SessionTagCheck {
   // not match the tag, or the tag chain is broken. Unreadable: a block could not be read.
   enum class State { Ok, NoTags, Mismatch, Unreadable } state = State::NoTags;
   uint64_t blocks = 0;  // blocks the session MD5 covers (Ok, Mismatch)
-  std::string detail;   // what did not match, where (Mismatch, Unreadable)
+  // The first of them: the session's start, or for the first session of an image discfs grew
+  // from LBA 0 the copy of its descriptors and tree that its tree is read through.
+  uint64_t range_start = 0;
+  std::string detail;  // what did not match, where (Mismatch, Unreadable)
 };
 
 // A file whose content does not match its recorded MD5, or that cannot be read.

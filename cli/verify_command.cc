@@ -94,7 +94,9 @@ void print_text(const VerifyArgs& args, const Result& r) {
     std::string line = fmt::format("session {} (block {}): ", s.number, s.start_lba);
     switch (s.state) {
       case burner::SessionTagCheck::State::Ok:
-        line += fmt::format("MD5 tags match ({} blocks)", s.blocks);
+        line += fmt::format("MD5 tags match (blocks {}-{}{})", s.range_start,
+                            s.range_start + s.blocks - 1,
+                            s.range_start == s.start_lba ? "" : ", the copy of its tree");
         break;
       case burner::SessionTagCheck::State::NoTags:
         line += "no MD5 tags, unchecked";
@@ -145,9 +147,11 @@ void print_json(const VerifyArgs& args, const Result& r) {
                                                          : "match"));
   bool first = true;
   for (const burner::SessionTagCheck& s : r.md5.sessions) {
-    o += fmt::format("{}{{\"number\":{},\"start_lba\":{},\"md5\":{},\"blocks\":{},\"detail\":{}}}",
-                     first ? "" : ",", s.number, s.start_lba, json_string(state_name(s.state)),
-                     s.blocks, s.detail.empty() ? "null" : json_string(s.detail));
+    o += fmt::format(
+        "{}{{\"number\":{},\"start_lba\":{},\"md5\":{},\"blocks\":{},\"range_start\":{},\"detail\":"
+        "{}}}",
+        first ? "" : ",", s.number, s.start_lba, json_string(state_name(s.state)), s.blocks,
+        s.range_start, s.detail.empty() ? "null" : json_string(s.detail));
     first = false;
   }
   o += fmt::format("],\"files\":{{\"checked\":{},\"without_md5\":{},\"failed\":[",

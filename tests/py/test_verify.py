@@ -242,6 +242,34 @@ class DiscfsGrown(Base):
                          [(2, "/added")])
 
 
+    def test_genisoimage_image_grown_by_discfs(self):
+        # One session at LBA 0 without tags; discfs's session after it has tags, and so has
+        # the copy of session 1's descriptors and tree that discfs keeps.
+        src, img, mnt = self.p("src"), self.p("g.iso"), self.p("mnt")
+        make_tree(src, "h")
+        env.run(["genisoimage", "-quiet", "-R", "-o", img, src])
+        os.makedirs(mnt)
+        with stagelib.Stage(img, mnt):
+            stagelib.write_file(os.path.join(mnt, "added"), sources.rand_bytes("h2", 60_000))
+            stagelib.commit(mnt)
+        rc, res, err = verify(img)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(len(res["sessions"]), 2)
+        one, two = res["sessions"]
+        self.assertEqual((one["start_lba"], one["md5"]), (0, "ok"))
+        self.assertNotEqual(one["range_start"], 0, "session 1's data has no tags to match")
+        self.assertEqual((two["md5"], two["range_start"]), ("ok", two["start_lba"]))
+        self.assertEqual(res["files"]["checked"], 1)  # the one file discfs wrote
+        lba = lba_of(img, "/added")
+        self.assertGreaterEqual(lba, two["start_lba"])
+        flip(img, lba * 2048 + 3)
+        rc, res, err = verify(img)
+        self.assertEqual(rc, EXIT_MISMATCH, err)
+        self.expect_session_states(res, ["ok", "mismatch"])
+        self.assertEqual([(f["session"], f["path"]) for f in res["files"]["failed"]],
+                         [(2, "/added")])
+
+
 class Published(Base):
     def test_sha256_and_md5(self):
         img, _ = self.xorriso_two_sessions()
