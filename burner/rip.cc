@@ -222,6 +222,11 @@ RipResult rip(const RipOptions& o) {
   Fd out(::open(o.output.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
   if (out.get() < 0)
     fail_errno(o.output, "cannot open the output image");
+  struct stat in_st {
+  }, out_st{};
+  if (::fstat(src->fd(), &in_st) == 0 && ::fstat(out.get(), &out_st) == 0 &&
+      in_st.st_dev == out_st.st_dev && in_st.st_ino == out_st.st_ino)
+    throw imagecore::Error(EINVAL, o.output + ": is the source itself; give another file");
   if (::ftruncate(out.get(), static_cast<off_t>(r.size)) != 0)
     fail_errno(o.output, "cannot size the output image");
   const int in = src->fd();

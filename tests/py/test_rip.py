@@ -230,6 +230,13 @@ class Rip(unittest.TestCase):
         rc, res, err = rip(img, "-o", out, "--sha256", "0" * 64)
         self.assertEqual(rc, env.EXIT_MISMATCH, err)
         self.assertEqual(res["sha256"], "mismatch")
+        # The source as its own output is refused before anything is written.
+        before = os.path.getsize(img)
+        rc, res, err = rip(img, "-o", img)
+        self.assertEqual(rc, env.EXIT_CANNOT_OPEN, err)
+        self.assertIn("the source itself", err)
+        self.assertEqual(os.path.getsize(img), before)
+        self.assertFalse(os.path.exists(img + ".map"))
 
     def test_block_device_is_read_as_far_as_the_sessions_reach(self):
         losetup = shutil.which("losetup") or shutil.which("losetup", path="/usr/sbin:/sbin")
