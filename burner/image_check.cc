@@ -18,6 +18,7 @@
 #include "imagecore/base/source.h"
 #include "imagecore/iso9660/volume.h"
 #include "imagecore/media/sessions.h"
+#include "imagecore/udf/udf_fs.h"
 
 namespace burner {
 namespace {
@@ -266,8 +267,17 @@ void check_session_files(const std::string& path,
 
 Md5Check check_md5(const std::string& path, const CheckProgress& progress) {
   const std::shared_ptr<const imagecore::Source> src = imagecore::open_file_source(path);
-  const imagecore::SessionTable table = imagecore::read_session_table(*src);
   Md5Check r;
+  imagecore::SessionTable table;
+  try {
+    table = imagecore::read_session_table(*src);
+  } catch (const imagecore::NotAnImage&) {
+    if (!imagecore::has_udf(*src))
+      throw;
+    // UDF without ISO 9660: no sessions libisofs could have tagged; the other checks go on.
+    r.notes.push_back("a UDF image without ISO 9660: there are no MD5 tags to check");
+    return r;
+  }
   if (!table.note.empty())
     r.notes.push_back("sessions: " + table.note);
   for (const imagecore::SessionEntry& s : table.sessions)

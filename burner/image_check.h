@@ -48,8 +48,9 @@ struct Md5Check {
 
 // Checks every session of the image file or device `path` (imagecore's session table) against
 // its MD5 tags, and every file of every session's tree against its recorded MD5. Throws
-// imagecore::Error when `path` cannot be opened or is not an ISO 9660 image
-// (NotAnImage); everything found inside the image is in the result.
+// imagecore::Error when `path` cannot be opened or is neither an ISO 9660 nor a UDF image
+// (NotAnImage); everything found inside the image is in the result (a UDF image without
+// ISO 9660 has no sessions to check: a note says so).
 Md5Check check_md5(const std::string& path, const CheckProgress& progress);
 
 // Digest algorithms for a published checksum.

@@ -291,6 +291,19 @@ class Published(Base):
         rc, res, err = verify(img, "--md5", hashlib.md5(b"other").hexdigest())
         self.assertEqual(rc, EXIT_MISMATCH, err)
 
+    def test_udf_image_has_no_tags_but_a_checksum(self):
+        from testlib import images
+        if not shutil.which("mkudffs"):
+            self.skipTest("mkudffs (udftools) is missing")
+        img = images.make_mkudffs(self.p("u.udf"), "hd", "0x0201", blocks=4096)
+        sha = env.txt(env.run(["sha256sum", img]).stdout).split()[0]
+        rc, res, err = verify(img, "--sha256", sha)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(res["sessions"], [])
+        self.assertIn("UDF", " ".join(res["notes"]))
+        rc, res, err = verify(img, "--sha256", "0" * 64)
+        self.assertEqual(rc, EXIT_MISMATCH, err)
+
     def test_bad_checksum_arguments(self):
         img, _ = self.xorriso_two_sessions()
         for args in (["--sha256", "abc"], ["--md5", "z" * 32],
