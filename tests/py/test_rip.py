@@ -172,6 +172,25 @@ class Rip(unittest.TestCase):
         if shutil.which("ddrescuelog"):
             self.assertIn("rescued:", ddrescuelog("-t", mp))
 
+    def test_ddrescue_goes_on_from_our_map(self):
+        # The map is GNU ddrescue's own format: ddrescue itself resumes from it, retrying
+        # (-r1) only the sectors discfs left bad.
+        if shutil.which("ddrescue") is None:
+            self.skipTest("ddrescue (gddrescue) is missing")
+        img, end = self.image()
+        self.set_ranges([(500 * B + 1, 502 * B)])
+        out, mp = self.p("copy.iso"), self.p("copy.map")
+        with EioMount(img, self.ranges, self.log, self.p("mnt")):
+            src = self.p("mnt", "image")
+            rip(src, "-o", out, "--map", mp, check_rc=env.EXIT_PARTIAL_RIP)
+            self.set_ranges([])
+            open(self.log, "w").close()
+            env.run(["ddrescue", "-b2048", "-r1", src, out, mp])
+            reads = [(o, n) for o, n, _ in read_log(self.log) if o < end]
+            self.assertEqual(sorted(o // B for o, _ in reads), [500, 501], reads)
+        with open(img, "rb") as a, open(out, "rb") as b:
+            self.assertEqual(a.read(end), b.read(end))
+
     def test_sigint_keeps_the_map_and_resumes(self):
         img, end = self.image(mib=6)
         self.set_ranges([], delay_ms=40)
