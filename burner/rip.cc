@@ -17,6 +17,7 @@
 #include "imagecore/base/error.h"
 #include "imagecore/base/source.h"
 #include "imagecore/media/sessions.h"
+#include "imagecore/udf/udf_fs.h"
 
 namespace burner {
 namespace {
@@ -205,10 +206,18 @@ RipResult rip(const RipOptions& o) {
   }
   if (!resumed) {
     // As far as the recorded sessions reach: not into a disc's lead-out or a device's rest.
-    const imagecore::SessionTable table = imagecore::read_session_table(*src);
     uint64_t end = 0;
-    for (const imagecore::SessionEntry& s : table.sessions)
-      end = std::max(end, s.start_lba + s.blocks);
+    try {
+      const imagecore::SessionTable table = imagecore::read_session_table(*src);
+      for (const imagecore::SessionEntry& s : table.sessions)
+        end = std::max(end, s.start_lba + s.blocks);
+    } catch (const imagecore::NotAnImage&) {
+      // UDF without ISO 9660 records no session table here: the whole source, as its last
+      // recorded block (where the UDF anchor and VAT are) is its end.
+      if (!imagecore::has_udf(*src))
+        throw;
+      end = src->size() / kBlockSize;
+    }
     map = RescueMap(end * kBlockSize);
   }
   r.size = map.size();

@@ -278,6 +278,17 @@ class Rip(unittest.TestCase):
         self.assertEqual(res["bytes"], end)
         self.same_as_original(img, out, end)
 
+    def test_udf_image_is_copied_whole(self):
+        from testlib import images
+        if not shutil.which("mkudffs"):
+            self.skipTest("mkudffs (udftools) is missing")
+        img = images.make_mkudffs(self.p("u.udf"), "hd", "0x0201", blocks=4096)
+        out = self.p("copy.udf")
+        rc, res, err = rip(img, "-o", out)
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(res["md5_tags"], "no-tags")
+        self.assertEqual(subprocess.run(["cmp", img, out]).returncode, 0)
+
     def test_image_without_tags(self):
         src, img, out = self.p("src"), self.p("g.iso"), self.p("copy.iso")
         sources.write(src, "a", sources.rand_bytes("a", 100_000))
