@@ -24,6 +24,8 @@ enum class ExitCode : int {
   MountFailed = 6,   // FUSE could not mount (mount point, permissions, /dev/fuse)
   Busy = 7,          // the store or target is in use (another stage, files still open)
   CommitFailed = 8,  // the commit failed; the target still shows its previous session
+  Mismatch = 9,      // verify: a checksum, a file or the tree does not match
+  PartialRip = 11,   // rip: the image is written, but bad sectors remain (see the map)
   Cancelled = 130,   // interrupted (Ctrl-C) and cancelled before its commit point
 };
 

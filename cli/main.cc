@@ -16,13 +16,16 @@
 #include "cli/info_command.h"
 #include "cli/logging.h"
 #include "cli/mount_command.h"
+#include "cli/rip_command.h"
 #include "cli/stage_command.h"
+#include "cli/verify_command.h"
 
 namespace {
 
-constexpr const char* kVerbs[] = {"mount", "info", "stage", "commit", "status", "discard"};
+constexpr const char* kVerbs[] = {"mount",  "info",    "stage",  "commit",
+                                  "status", "discard", "verify", "rip"};
 // Verbs man/discfs.1 and DEVELOPMENT.md announce but this version does not have yet.
-constexpr const char* kPlannedVerbs[] = {"create", "burn", "blank", "rip", "verify", "drives"};
+constexpr const char* kPlannedVerbs[] = {"create", "burn", "blank", "drives"};
 
 bool is_one_of(const char* s, const auto& list) {
   return std::any_of(std::begin(list), std::end(list),
@@ -76,6 +79,8 @@ struct Verbs {
   discfs::CommitArgs commit;
   discfs::StatusArgs status;
   discfs::DiscardArgs discard;
+  discfs::VerifyArgs verify;
+  discfs::RipArgs rip;
 };
 
 // Parses `args`; the exit code when the command ends here (--help, --version, a bad command
@@ -126,6 +131,8 @@ int main(int argc, char** argv) try {
   CLI::App* commit = discfs::add_commit_command(app, v.commit);
   CLI::App* status = discfs::add_status_command(app, v.status);
   CLI::App* discard = discfs::add_discard_command(app, v.discard);
+  CLI::App* verify = discfs::add_verify_command(app, v.verify);
+  CLI::App* rip = discfs::add_rip_command(app, v.rip);
   if (std::optional<int> done = parse(app, args))
     return *done;
 
@@ -144,6 +151,13 @@ int main(int argc, char** argv) try {
     code = discfs::run_status(v.status);
   else if (discard->parsed())
     code = discfs::run_discard(v.discard);
+  else if (verify->parsed())
+    code = discfs::run_verify(v.verify);
+  else if (rip->parsed()) {
+    for (int i = 0; i < argc; ++i)
+      v.rip.command_line += (i ? " " : "") + std::string(argv[i]);
+    code = discfs::run_rip(v.rip);
+  }
   return static_cast<int>(code);
 } catch (...) {
   // The one way out for every error a verb throws (exit_status_for lists them).

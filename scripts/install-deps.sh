@@ -14,7 +14,7 @@ packages=(
   # independent writers and readers used by the tests
   xorriso genisoimage python3 python3-pycdlib p7zip-full xz-utils attr acl
   udftools udfclient grub-rescue-pc dosfstools isolinux syslinux-common fdisk mtools e2fsprogs
-  libglib2.0-bin
+  libglib2.0-bin gddrescue
   # building the third-party suites (tests/thirdparty/build.sh: pjdfstest, fsx, fsstress)
   autoconf automake libtool libacl1-dev perl xfslibs-dev libattr1-dev uuid-dev
   # peers and tools used by the benchmark

@@ -30,6 +30,8 @@ EXIT_UNSUPPORTED = 5        # block size, a tree or session the image lacks, aud
 EXIT_MOUNT_FAILED = 6
 EXIT_BUSY = 7
 EXIT_COMMIT_FAILED = 8
+EXIT_MISMATCH = 9           # verify: something does not match
+EXIT_PARTIAL_RIP = 11       # rip: bad sectors remain (see the map)
 EXIT_CANCELLED = 130        # commit cancelled (SIGINT) before its commit point
 
 
@@ -55,8 +57,14 @@ def commit_driver_bin():
         os.path.dirname(discfs_dump_bin()), "commit_driver")
 
 
+def eio_fs_bin():
+    """tests/tools/eio_fs, built next to discfs-dump (DISCFS_EIO_FS overrides)."""
+    return os.environ.get("DISCFS_EIO_FS") or os.path.join(
+        os.path.dirname(discfs_dump_bin()), "eio_fs")
+
+
 _BINARIES = {"discfs": discfs_bin, "discfs-dump": discfs_dump_bin,
-             "commit_driver": commit_driver_bin}
+             "commit_driver": commit_driver_bin, "eio_fs": eio_fs_bin}
 
 
 def require_binary(path, what):
