@@ -24,7 +24,10 @@ enum class ExitCode : int {
   MountFailed = 6,   // FUSE could not mount (mount point, permissions, /dev/fuse)
   Busy = 7,          // the store or target is in use (another stage, files still open)
   CommitFailed = 8,  // the commit failed; the target still shows its previous session
-  Cancelled = 130,   // interrupted (Ctrl-C) and cancelled before its commit point
+  // The medium or the room given refuses the data (wrong type, closed, too small, no medium;
+  // `create --capacity` smaller than the image).
+  MediumRefused = 10,
+  Cancelled = 130,  // interrupted (Ctrl-C) and cancelled before its commit point
 };
 
 // An error the command line raises itself, with the exit code it stands for: a bad option

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cli/create_command.h"
 #include "cli/exit_codes.h"
 #include "cli/info_command.h"
 #include "cli/logging.h"
@@ -20,9 +21,10 @@
 
 namespace {
 
-constexpr const char* kVerbs[] = {"mount", "info", "stage", "commit", "status", "discard"};
+constexpr const char* kVerbs[] = {"mount",  "info",    "stage", "commit",
+                                  "status", "discard", "create"};
 // Verbs man/discfs.1 and DEVELOPMENT.md announce but this version does not have yet.
-constexpr const char* kPlannedVerbs[] = {"create", "burn", "blank", "rip", "verify", "drives"};
+constexpr const char* kPlannedVerbs[] = {"burn", "blank", "rip", "verify", "drives"};
 
 bool is_one_of(const char* s, const auto& list) {
   return std::any_of(std::begin(list), std::end(list),
@@ -76,6 +78,7 @@ struct Verbs {
   discfs::CommitArgs commit;
   discfs::StatusArgs status;
   discfs::DiscardArgs discard;
+  discfs::CreateArgs create;
 };
 
 // Parses `args`; the exit code when the command ends here (--help, --version, a bad command
@@ -125,6 +128,7 @@ int main(int argc, char** argv) try {
   CLI::App* commit = discfs::add_commit_command(app, v.commit);
   CLI::App* status = discfs::add_status_command(app, v.status);
   CLI::App* discard = discfs::add_discard_command(app, v.discard);
+  CLI::App* create = discfs::add_create_command(app, v.create);
   if (std::optional<int> done = parse(app, args))
     return *done;
 
@@ -143,6 +147,8 @@ int main(int argc, char** argv) try {
     code = discfs::run_status(v.status);
   else if (discard->parsed())
     code = discfs::run_discard(v.discard);
+  else if (create->parsed())
+    code = discfs::run_create(v.create);
   return static_cast<int>(code);
 } catch (...) {
   // The one way out for every error a verb throws (exit_status_for lists them).
