@@ -227,6 +227,77 @@ void add_source(IsoImage* image, const Graft& g) {
         EIO, fmt::format("{}: cannot add it to the image as {}: {}", g.disk_path, where, why(ret)));
 }
 
+// The El Torito boot catalog and entries of o, on the built tree.
+void add_boot(IsoImage* image, const MasterOptions& o) {
+  if (o.boot_bios.empty() && o.boot_efi.empty()) {
+    if (!o.isohybrid_mbr.empty() || o.isohybrid_gpt || !o.boot_catalog.empty())
+      throw Error(EINVAL, "an isohybrid MBR, GPT or boot catalog needs --boot-bios or --boot-efi");
+    return;
+  }
+  if (!o.isohybrid_mbr.empty() && o.boot_bios.empty())
+    throw Error(EINVAL, "an isohybrid MBR needs a BIOS boot file (--boot-bios)");
+  if (o.isohybrid_gpt && o.boot_efi.empty())
+    throw Error(EINVAL, "an isohybrid GPT needs an EFI boot image (--boot-efi)");
+  for (const std::string* p : {&o.boot_bios, &o.boot_efi}) {
+    if (p->empty())
+      continue;
+    IsoNode* node = nullptr;
+    if (iso_tree_path_to_node(image, p->c_str(), &node) != 1 || node == nullptr ||
+        iso_node_get_type(node) != LIBISO_FILE)
+      throw Error(ENOENT, fmt::format("boot file {} is not a file in the image", *p));
+  }
+  const std::string& first = o.boot_bios.empty() ? o.boot_efi : o.boot_bios;
+  std::string catalog = o.boot_catalog;
+  if (catalog.empty()) {
+    const std::string dir = std::filesystem::path(first).parent_path().string();
+    catalog = (dir == "/" ? "" : dir) + "/boot.cat";
+  }
+  ElToritoBootImage* boot = nullptr;
+  int ret =
+      iso_image_set_boot_image(image, first.c_str(), ELTORITO_NO_EMUL, catalog.c_str(), &boot);
+  if (ret < 0)
+    throw Error(EINVAL, fmt::format("cannot make {} the boot image (catalog {}): {}", first,
+                                    catalog, why(ret)));
+  ElToritoBootImage* efi = nullptr;
+  if (!o.boot_bios.empty()) {
+    el_torito_set_load_size(boot, 4);
+    // bit0: patch the boot info table; bit1: isohybrid (the MBR finds the image through it).
+    el_torito_set_isolinux_options(boot, 1 | (o.isohybrid_mbr.empty() ? 0 : 2), 0);
+    if (!o.boot_efi.empty()) {
+      ret = iso_image_add_boot_image(image, o.boot_efi.c_str(), ELTORITO_NO_EMUL, 0, &efi);
+      if (ret < 0)
+        throw Error(EINVAL,
+                    fmt::format("cannot add {} as the EFI boot image: {}", o.boot_efi, why(ret)));
+    }
+  } else {
+    efi = boot;
+  }
+  if (efi) {
+    el_torito_set_boot_platform_id(efi, 0xef);
+    el_torito_set_full_load(efi, 1);
+    if (o.isohybrid_gpt)
+      el_torito_set_isolinux_options(efi, 1 << 2, 0);  // GPT: basic data partition
+  }
+}
+
+// The isohybrid MBR file of o as a 32 KiB system area.
+std::vector<char> system_area_of(const std::string& path) {
+  std::vector<char> area(32768, 0);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    throw Error(errno, fmt::format("{}: {}", path, std::strerror(errno)));
+  struct stat st {};
+  const bool ok = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= 432 &&
+                  st.st_size <= static_cast<off_t>(area.size());
+  const ssize_t n = ok ? ::read(fd, area.data(), area.size()) : -1;
+  ::close(fd);
+  if (!ok || n != st.st_size)
+    throw Error(
+        EINVAL,
+        fmt::format("{}: not an MBR boot code file of 432 bytes to 32 KiB (isohdpfx.bin)", path));
+  return area;
+}
+
 void configure(IsoWriteOpts* w, const MasterOptions& o) {
   iso_write_opts_set_iso_level(w, o.iso_level);
   iso_write_opts_set_rockridge(w, o.rock_ridge ? 1 : 0);
@@ -258,6 +329,8 @@ void configure(IsoWriteOpts* w, const MasterOptions& o) {
     std::string uuid = pvd_uuid_for(*o.source_date_epoch);
     const auto t = static_cast<time_t>(*o.source_date_epoch);
     iso_write_opts_set_pvd_times(w, t, t, 0, 0, uuid.data());
+    uint8_t unused[16] = {};
+    iso_write_opts_set_gpt_guid(w, unused, 2);  // the GPT disk GUID from the volume time
   }
 }
 
@@ -479,10 +552,18 @@ MasterResult master(const MasterOptions& o) {
   if (const std::string w = drain_messages(); !w.empty())
     throw Error(EIO, "cannot build the tree of the new image: " + w);
 
+  add_boot(image.p, o);
+
   OptsRef opts;
   if (const int ret = iso_write_opts_new(&opts.p, 0); ret < 0)
     throw Error(ENOMEM, "cannot set up the image writer: " + why(ret));
   configure(opts.p, o);
+  if (!o.isohybrid_mbr.empty()) {
+    std::vector<char> area = system_area_of(o.isohybrid_mbr);
+    if (const int ret = iso_write_opts_set_system_area(opts.p, area.data(), 2, 0); ret < 0)
+      throw Error(EINVAL,
+                  fmt::format("{}: cannot be the isohybrid MBR: {}", o.isohybrid_mbr, why(ret)));
+  }
   SourceRef src;
   ::burn_source* raw = nullptr;
   if (const int ret = iso_image_create_burn_source(image.p, opts.p, &raw); ret < 0 || !raw)

@@ -50,6 +50,15 @@ struct MasterOptions {
   // mtime, so that the same input gives a byte-identical image.
   std::optional<int64_t> source_date_epoch;
   std::optional<uint64_t> capacity_bytes;  // refuse before writing a larger image
+  // El Torito, paths in the image. boot_bios: a no-emulation x86 boot file (isolinux.bin,
+  // GRUB's eltorito.img), 4 sectors loaded, its boot info table patched. boot_efi: a FAT
+  // image as the UEFI entry (platform 0xEF), loaded whole. boot_catalog: default "boot.cat"
+  // next to the first of them.
+  std::string boot_bios, boot_efi, boot_catalog;
+  // A file on disk whose first up to 32 KiB become the system area as an isohybrid MBR
+  // (isolinux's isohdpfx.bin): the image then boots from a USB stick too. Needs boot_bios.
+  std::string isohybrid_mbr;
+  bool isohybrid_gpt = false;  // list boot_efi in a GPT as a basic data partition
   // Called as each step starts: "adding files", "writing".
   std::function<void(const char* phase)> phase;
   // Called while writing, at most about every 100 ms and once at the end.

@@ -75,6 +75,11 @@ burner::MasterOptions options_of(const CreateArgs& a) {
   o.preparer_id = a.preparer_id;
   o.application_id = a.application_id;
   o.system_id = a.system_id;
+  o.boot_bios = a.boot_bios;
+  o.boot_efi = a.boot_efi;
+  o.boot_catalog = a.boot_catalog;
+  o.isohybrid_mbr = a.isohybrid_mbr;
+  o.isohybrid_gpt = a.isohybrid_gpt;
   return o;
 }
 
@@ -124,6 +129,24 @@ CLI::App* add_create_command(CLI::App& app, CreateArgs& a) {
   c->add_option("--capacity", a.capacity,
                 "Refuse, before writing, an image larger than cd, dvd, dvd-dl, bd, bd-dl or a "
                 "number of bytes (K/M/G/T)");
+  c->add_option("--boot-bios", a.boot_bios,
+                "El Torito BIOS boot file, a path in the image (isolinux.bin, GRUB's "
+                "eltorito.img): no emulation, 4 sectors, boot info table")
+      ->type_name("PATH");
+  c->add_option("--boot-efi", a.boot_efi,
+                "El Torito UEFI boot image, a path in the image (a FAT image holding "
+                "EFI/BOOT/BOOTX64.EFI)")
+      ->type_name("PATH");
+  c->add_option("--boot-catalog", a.boot_catalog,
+                "Where the boot catalog goes in the image (default: boot.cat next to the boot "
+                "file)")
+      ->type_name("PATH");
+  c->add_option("--isohybrid-mbr", a.isohybrid_mbr,
+                "Isohybrid MBR file on disk (/usr/lib/ISOLINUX/isohdpfx.bin), so that the "
+                "image boots from a USB stick too; needs --boot-bios")
+      ->type_name("FILE");
+  c->add_flag("--isohybrid-gpt", a.isohybrid_gpt,
+              "Also a GPT listing the --boot-efi image, for UEFI from a USB stick");
   c->add_flag("--json", a.json, "Progress and result as JSON lines on standard output");
   c->add_flag("-q,--quiet", a.quiet, "Print nothing when it worked");
   return c;
@@ -155,7 +178,7 @@ ExitCode run_create(const CreateArgs& args) {
     const auto* error = dynamic_cast<const Error*>(&e);
     if (error && error->code() == ECANCELED)
       throw Failure(ExitCode::Cancelled, e.what());
-    if (error && error->code() == EEXIST)
+    if (error && (error->code() == EEXIST || error->code() == EINVAL))
       throw Failure(ExitCode::Usage, e.what());
     if (error && error->code() == ENOSPC)
       throw Failure(ExitCode::MediumRefused, e.what());

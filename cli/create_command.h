@@ -25,6 +25,8 @@ struct CreateArgs {
   std::string volume_id = "DISCFS", volume_set_id, publisher_id, preparer_id, application_id,
               system_id;
   std::string capacity;
+  std::string boot_bios, boot_efi, boot_catalog, isohybrid_mbr;
+  bool isohybrid_gpt = false;
   bool json = false;
   bool quiet = false;
 };

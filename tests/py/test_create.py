@@ -10,6 +10,10 @@
 - Graft points and excludes, the identifiers as `isoinfo -d` reads them, ISO 9660:1999,
   zisofs (xorriso decodes the chosen files, only those), a file over 4 GiB as a
   multi-extent file (pycdlib counts the extents, the mount reads its bytes).
+- Boot: an isolinux image with an isohybrid MBR starts isolinux in QEMU from a CD drive and
+  from a hard disk (its serial line names the kernel isolinux.cfg asks for); a UEFI entry and
+  GPT in the layout of `xorriso -as mkisofs -e ... -isohybrid-gpt-basdat`, as xorriso reports
+  it (no OVMF in Debian's test set-up here, so UEFI is not booted).
 - SOURCE_DATE_EPOCH: two runs are byte-identical (cmp), another epoch differs.
 - Refusals leave no file: --capacity too small (needed and available MB named), a missing
   SRC, an existing IMAGE without --force, Ctrl-C while writing; --json progress lines.
@@ -22,6 +26,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 import unittest
 
 from testlib import dump, env, mount, readers, sanitizers, sources, trees
@@ -247,6 +252,114 @@ class Layout(unittest.TestCase):
             for p in (img, os.path.join(d, "big.bin")):
                 if os.path.exists(p):
                     os.unlink(p)
+
+
+ISOLINUX = "/usr/lib/ISOLINUX/isolinux.bin"
+ISOHDPFX = "/usr/lib/ISOLINUX/isohdpfx.bin"
+LDLINUX = "/usr/lib/syslinux/modules/bios/ldlinux.c32"
+MARKER = "discfs-marker-ok"
+
+
+def boot_tree():
+    """An isolinux tree whose configuration asks, on the serial line, for a kernel named
+    MARKER: seeing "Loading /MARKER" proves firmware -> boot record -> isolinux -> the ISO
+    9660 tree (ldlinux.c32, isolinux.cfg) all worked. Also an EFI image stand-in."""
+    def make():
+        for f in (ISOLINUX, ISOHDPFX, LDLINUX):
+            if not os.path.exists(f):
+                return None
+        root = M.sub("boot-src")
+        for f in (ISOLINUX, LDLINUX):
+            with open(f, "rb") as src:
+                sources.write(root, "isolinux/" + os.path.basename(f), src.read())
+        sources.write(root, "isolinux/isolinux.cfg",
+                      f"SERIAL 0 115200\nPROMPT 0\nDEFAULT x\nLABEL x\n  KERNEL /{MARKER}\n"
+                      .encode())
+        sources.write(root, "boot/grub/efi.img", bytes(1440 * 1024))
+        return root
+    root = M.cached("boot-src", make)
+    if root is None:
+        raise unittest.SkipTest("isolinux/syslinux-common boot files are not installed")
+    return root
+
+
+def el_torito_report(img):
+    p = env.run(["xorriso", "-indev", img, "-report_el_torito", "plain", "-report_system_area",
+                 "plain"])
+    return env.txt(p.stdout) + env.txt(p.stderr)
+
+
+class Boot(unittest.TestCase):
+    HYBRID = ("--boot-bios", "/isolinux/isolinux.bin", "--isohybrid-mbr", ISOHDPFX)
+
+    def test_bios_image_boots_from_cd_and_from_disk_in_qemu(self):
+        env.require_tools("qemu-system-x86_64")
+        root = boot_tree()
+        img = os.path.join(M.path, "bios.iso")
+        create("-o", img, *self.HYBRID, root)
+        report = el_torito_report(img)
+        self.assertRegex(report, r"El Torito boot img :\s+1\s+BIOS\s+y\s+none\s+0x0000\s+0x00\s+4")
+        self.assertIn("boot-info-table isohybrid-suitable", report)
+        self.assertIn("MBR isohybrid", report)
+        for name, how in (("cd", ["-cdrom", img, "-boot", "d"]),
+                          ("disk", ["-drive", f"file={img},format=raw,if=ide,snapshot=on",
+                                    "-boot", "c"])):
+            with self.subTest(boot_from=name):
+                serial = os.path.join(M.path, f"serial-{name}.txt")
+                q = subprocess.Popen(["qemu-system-x86_64", "-nodefaults", "-display", "none",
+                                      "-m", "128", "-serial", f"file:{serial}", *how],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                text = ""
+                try:
+                    deadline = time.monotonic() + env.HANG_GUARD    # hang guard only
+                    while MARKER not in text and q.poll() is None and \
+                            time.monotonic() < deadline:
+                        time.sleep(0.2)
+                        if os.path.exists(serial):
+                            with open(serial, "rb") as f:
+                                text = env.txt(f.read())
+                finally:
+                    q.kill()
+                    q.wait()
+                self.assertIn("Loading /" + MARKER, text,
+                              f"isolinux did not start from the {name}: {text[-500:]!r}")
+
+    def test_uefi_entry_and_gpt(self):
+        root = boot_tree()
+        img = os.path.join(M.path, "uefi.iso")
+        create("-o", img, *self.HYBRID, "--boot-efi", "/boot/grub/efi.img", "--isohybrid-gpt",
+               root)
+        report = el_torito_report(img)
+        # The layout of xorriso -as mkisofs ... -e boot/grub/efi.img -isohybrid-gpt-basdat.
+        self.assertRegex(report, r"El Torito boot img :\s+2\s+UEFI\s+y\s+none\s+0x0000\s+0x00"
+                                 r"\s+2880")
+        self.assertRegex(report, r"El Torito img path :\s+2\s+/boot/grub/efi.img")
+        self.assertRegex(report, r"MBR partition\s+:\s+2\s+0x00\s+0xef")
+        self.assertRegex(report, r"GPT partition path :\s+2\s+/boot/grub/efi.img")
+        self.assertIn("El Torito cat path : /isolinux/boot.cat", report)
+        a, b = (os.path.join(M.path, n) for n in ("uefi1.iso", "uefi2.iso"))
+        for out in (a, b):
+            create("-o", out, *self.HYBRID, "--boot-efi", "/boot/grub/efi.img",
+                   "--isohybrid-gpt", root, extra_env={"SOURCE_DATE_EPOCH": "1700000000"})
+        self.assertEqual(env.run(["cmp", a, b], check=False).returncode, 0,
+                         "the GPT of two runs with the same SOURCE_DATE_EPOCH differs")
+
+    def test_bad_boot_options_leave_no_file(self):
+        root = boot_tree()
+        d = M.sub("boot-refusals")
+        img = os.path.join(d, "x.iso")
+        for args, code, words in (
+                (("--isohybrid-mbr", ISOHDPFX), env.EXIT_USAGE, "--boot-bios"),
+                (("--boot-bios", "/no/such.bin"), env.EXIT_CANNOT_OPEN, "/no/such.bin"),
+                (("--boot-bios", "/isolinux/isolinux.bin", "--isohybrid-mbr", root),
+                 env.EXIT_USAGE, root)):
+            with self.subTest(args=args):
+                p = create("-o", img, *args, root, check=False)
+                self.assertEqual(p.returncode, code, p.err)
+                self.assertIn(words, p.err)
+                self.assertEqual(len([ln for ln in p.err.splitlines() if ln.strip()]), 1, p.err)
+                self.assertFalse(os.path.exists(img))
+                self.assertFalse(leftovers(d))
 
 
 class Reproducible(unittest.TestCase):
