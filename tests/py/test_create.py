@@ -4,8 +4,8 @@
   hard links, device nodes and a fifo when root, odd and long names, modes, owners, times,
   empty files) against what pycdlib and `xorriso -osirrox` agree the image holds (Rock
   Ridge: modes, owners, links, times, content), what 7-Zip extracts and pycdlib reads as
-  the Joliet tree, the symlinks libarchive (bsdtar) reads, what a `xorriso -as mkisofs -R -J` image of the same tree holds, and what
-  a discfs mount of the result shows.
+  the Joliet tree, the symlinks libarchive (bsdtar) reads, what a `xorriso -as mkisofs
+  -R -J` image of the same tree holds, and what a discfs mount of the result shows.
 - MD5 tags: `xorriso -check_md5` passes and every file carries one.
 - Graft points and excludes, the identifiers as `isoinfo -d` reads them, ISO 9660:1999,
   zisofs (xorriso decodes the chosen files, only those), a file over 4 GiB as a
