@@ -33,7 +33,8 @@ using imagecore::Error;
 
 constexpr size_t kChunk = 64 * 1024;  // a multiple of 2048: whole blocks per read
 
-// "TEXT" or "TEXT: LIBISOFS MESSAGE" for libisofs's return value `ret` and what it queued.
+// Why libisofs failed: the worst message it queued (SORRY or worse), else the text of its
+// return value `ret`.
 std::string why(int ret) {
   const std::string queued = drain_messages();
   if (!queued.empty())
