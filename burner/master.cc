@@ -31,7 +31,10 @@ namespace {
 using detail::drain_messages;
 using imagecore::Error;
 
-constexpr size_t kChunk = 64 * 1024;  // a multiple of 2048: whole blocks per read
+constexpr size_t kChunk = 1024 * 1024;  // a multiple of 2048: whole blocks per read
+// Written data is handed to writeback every this many bytes, so that the fsync at the end
+// does not wait for the whole image at once.
+constexpr uint64_t kWriteback = 32ull << 20;
 
 // Why libisofs failed: the worst message it queued (SORRY or worse), else the text of its
 // return value `ret`.
@@ -370,6 +373,8 @@ void pump(burn::burn_source* src, uint64_t total, TempFile& tmp, const MasterOpt
         off += static_cast<size_t>(w);
       }
     }
+    if (done / kWriteback != (done + n) / kWriteback)
+      ::sync_file_range(tmp.fd(), 0, 0, SYNC_FILE_RANGE_WRITE);  // a hint: errors come at fsync
     done += static_cast<uint64_t>(n);
     const auto now = std::chrono::steady_clock::now();
     if (o.progress && now - last >= std::chrono::milliseconds(100)) {
