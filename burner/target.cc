@@ -133,16 +133,10 @@ void read_toc(TargetInfo& info) {
   detail::drain_messages();
 }
 
-// How many sessions the image holds when they are appended one after another from LBA 0
-// without libisoburn's chain (imagecore's Layout::Appended), else nothing. libisoburn takes
-// the next writable address from the descriptors at LBA 16, which there describe the first
-// session only: a new session would be written over the second.
-std::optional<size_t> appended_sessions(const std::string& path) {
+// imagecore's table of the image's sessions, or nothing where it has none it can read.
+std::optional<imagecore::SessionTable> session_table(const std::string& path) {
   try {
-    const imagecore::SessionTable t =
-        imagecore::read_session_table(*imagecore::open_file_source(path));
-    if (t.layout == imagecore::SessionTable::Layout::Appended)
-      return t.sessions.size();
+    return imagecore::read_session_table(*imagecore::open_file_source(path));
   } catch (const imagecore::Error& e) {
     spdlog::debug("{}: no session table: {}", path, e.what());
   }
@@ -151,28 +145,20 @@ std::optional<size_t> appended_sessions(const std::string& path) {
 
 // libisoburn sees one session at LBA 0 on an image that started there, however often discfs
 // grew it; the records discfs keeps in each session list them all (session_history.h).
-void read_history(TargetInfo& info) {
-  try {
-    std::unique_ptr<imagecore::Source> src = imagecore::open_file_source(info.path);
-    const imagecore::SessionTable t = imagecore::read_session_table(*src);
-    if (t.layout != imagecore::SessionTable::Layout::History)
-      return;
-    std::vector<SessionInfo> sessions;
-    for (const imagecore::SessionEntry& e : t.sessions) {
-      SessionInfo s;
-      s.number = static_cast<int>(e.number);
-      s.start_lba = e.start_lba;
-      s.blocks = e.blocks;
-      s.volid = info.sessions.empty() ? "" : info.sessions.back().volid;
-      sessions.push_back(s);
-    }
-    info.sessions = std::move(sessions);
-    info.history = true;
-    info.history_newest_start = t.sessions.back().tree_start();
-    info.single_session_at_zero = false;
-  } catch (const imagecore::Error& e) {
-    spdlog::debug("{}: no history of sessions: {}", info.path, e.what());
+void take_history(TargetInfo& info, const imagecore::SessionTable& t) {
+  std::vector<SessionInfo> sessions;
+  for (const imagecore::SessionEntry& e : t.sessions) {
+    SessionInfo s;
+    s.number = static_cast<int>(e.number);
+    s.start_lba = e.start_lba;
+    s.blocks = e.blocks;
+    s.volid = info.sessions.empty() ? "" : info.sessions.back().volid;
+    sessions.push_back(s);
   }
+  info.sessions = std::move(sessions);
+  info.history = true;
+  info.history_newest_start = t.sessions.back().tree_start();
+  info.single_session_at_zero = false;
 }
 
 }  // namespace
@@ -303,26 +289,40 @@ TargetInfo probe_target(const std::string& path, std::optional<uint64_t> capacit
     read_toc(info);
     if (info.state == TargetState::NotAppendable)
       return info;
-    if (const std::optional<size_t> n = appended_sessions(path)) {
-      refuse(info, "holds " + std::to_string(*n) +
+    // libisoburn takes the next writable address from the descriptors at LBA 16, which on
+    // sessions appended from LBA 0 without its chain (Layout::Appended) describe the first
+    // session only: a new session would be written over the second.
+    using Layout = imagecore::SessionTable::Layout;
+    const std::optional<imagecore::SessionTable> table = session_table(path);
+    if (table && table->layout == Layout::Appended) {
+      const size_t n = table->sessions.size();
+      refuse(info, "holds " + std::to_string(n) +
                        " sessions written one after another without libisoburn's table of "
                        "sessions, and a new session would overwrite session 2; make a new "
                        "image from the newest session (discfs mount --session " +
-                       std::to_string(*n) + ") and stage that instead");
+                       std::to_string(n) + ") and stage that instead");
       return info;
     }
-    if (info.single_session_at_zero)
-      read_history(info);
+    if (info.single_session_at_zero && table && table->layout == Layout::History)
+      take_history(info, *table);
   }
   if (info.read_only) {
     refuse(info, "is read-only");
     return info;
   }
+  apply_capacity(info, capacity_bytes);
+  return info;
+}
+
+void apply_capacity(TargetInfo& info, std::optional<uint64_t> capacity_bytes) {
+  if (capacity_bytes && info.kind != TargetKind::BlockDevice)
+    info.capacity_blocks = *capacity_bytes / kBlockSize;
+  if (info.state == TargetState::NotAppendable || info.kind == TargetKind::Missing)
+    return;
   if (info.capacity_blocks && info.free_blocks() < kMinSessionBlocks) {
     refuse(info, "is full: " + std::to_string(info.free_blocks()) +
                      " blocks left, a session needs at least " + std::to_string(kMinSessionBlocks));
   }
-  return info;
 }
 
 }  // namespace burner

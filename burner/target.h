@@ -73,4 +73,8 @@ uint64_t parse_capacity(const std::string& value);
 // start; every unusable target comes back as NotAppendable with a reason.
 TargetInfo probe_target(const std::string& path, std::optional<uint64_t> capacity_bytes);
 
+// Gives a probed target the room `capacity_bytes` (--capacity; a block device keeps its own
+// size) and refuses it, as probe_target does, when that leaves no room for a session.
+void apply_capacity(TargetInfo& info, std::optional<uint64_t> capacity_bytes);
+
 }  // namespace burner

@@ -13,6 +13,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -144,19 +145,7 @@ class Builder {
     if (!e.base_path.empty() && !reusable(e) && e.type != FileType::Directory)
       keep_attrs(e);
     if (reusable(e) && !(path.empty())) {
-      IsoNode* node = nullptr;
-      if (iso_tree_path_to_node(image_, e.base_path.c_str(), &node) != 1 || node == nullptr) {
-        throw imagecore::Error(ENOENT, target_ + ": " + e.base_path +
-                                           " is staged as unchanged but is missing from the "
-                                           "newest session");
-      }
-      const IsoNodeType type = iso_node_get_type(node);
-      const bool ok = e.type == FileType::Directory ? type == LIBISO_DIR
-                                                    : (type == LIBISO_FILE || type == LIBISO_BOOT);
-      if (!ok) {
-        throw imagecore::Error(
-            EIO, target_ + ": " + e.base_path + " in the newest session is not the type staged");
-      }
+      IsoNode* node = loaded_node(e, true, "staged as unchanged");
       if (used_.insert(node).second) {
         iso_node_ref(node);
         resolved_.emplace(&e, node);
@@ -195,6 +184,23 @@ class Builder {
     }
   }
 
+  // The loaded node at e.base_path, of the type staged (a regular file may be an El Torito
+  // boot file where `boot_ok`). `staged` says how e was staged, for the error.
+  IsoNode* loaded_node(const StagedEntry& e, bool boot_ok, std::string_view staged) {
+    IsoNode* node = nullptr;
+    if (iso_tree_path_to_node(image_, e.base_path.c_str(), &node) != 1 || node == nullptr) {
+      throw imagecore::Error(ENOENT, target_ + ": " + e.base_path + " is " + std::string(staged) +
+                                         " but is missing from the newest session");
+    }
+    const bool boot =
+        boot_ok && e.type == FileType::Regular && iso_node_get_type(node) == LIBISO_BOOT;
+    if (!type_matches(e.type, node) && !boot) {
+      throw imagecore::Error(
+          EIO, target_ + ": " + e.base_path + " in the newest session is not the type staged");
+    }
+    return node;
+  }
+
   IsoNode* hold(IsoNode* node) {
     iso_node_ref(node);
     held_.push_back(node);
@@ -210,14 +216,8 @@ class Builder {
       const StagedEntry& first = *g.entries.front().first;
       if (first.base_path.empty())
         continue;  // made on the stage: all its names are in the tree
-      IsoNode* node = nullptr;
-      if (iso_tree_path_to_node(image_, first.base_path.c_str(), &node) != 1 || node == nullptr)
-        throw imagecore::Error(ENOENT, target_ + ": " + first.base_path +
-                                           " is staged but is missing from the newest session");
-      if (!type_matches(first.type, node))
-        throw imagecore::Error(EIO, target_ + ": " + first.base_path +
-                                        " in the newest session is not the type staged");
-      g.base = hold(node);
+      // Not a boot file: a regular file's node is read as an IsoFile below.
+      g.base = hold(loaded_node(first, false, "staged"));
       if (reusable(first)) {
         // Unchanged contents: when every name is still where it was, each keeps its loaded
         // node. Otherwise the first name takes the loaded node and the others are its

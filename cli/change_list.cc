@@ -11,6 +11,8 @@
 namespace discfs {
 namespace {
 
+using imagecore::json_escaped;
+
 using imagecore::json_string;
 using Kind = stage::StagedChange::Kind;
 
@@ -24,11 +26,6 @@ const char* name_of(Kind k) {
     if (kind == k)
       return name;
   return "modified";
-}
-
-std::string escaped(const std::string& s) {
-  const std::string quoted = json_string(s);
-  return quoted.substr(1, quoted.size() - 2);
 }
 
 [[noreturn]] void malformed(const std::string& what) {
@@ -114,16 +111,16 @@ std::string to_text(const std::vector<stage::StagedChange>& changes) {
       case Kind::Added:
       case Kind::Deleted: {
         const size_t n = inside[c.path];
-        out += fmt::format("{}  {}{}\n", c.kind == Kind::Added ? 'A' : 'D', escaped(c.path),
+        out += fmt::format("{}  {}{}\n", c.kind == Kind::Added ? 'A' : 'D', json_escaped(c.path),
                            n ? fmt::format("/ (and {} more inside)", n) : "");
         break;
       }
       case Kind::Modified:
-        out += fmt::format("M  {}\n", escaped(c.path));
+        out += fmt::format("M  {}\n", json_escaped(c.path));
         break;
       case Kind::Renamed:
-        out += fmt::format("{} {} -> {}\n", c.modified ? "RM" : "R ", escaped(c.from),
-                           escaped(c.path));
+        out += fmt::format("{} {} -> {}\n", c.modified ? "RM" : "R ", json_escaped(c.from),
+                           json_escaped(c.path));
         break;
     }
   }

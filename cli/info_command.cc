@@ -242,7 +242,7 @@ CLI::App* add_info_command(CLI::App& app, InfoArgs& args) {
       "Show what an image, block device or disc holds: formats, volume identifiers, "
       "sessions, boot entries, sizes.");
   info->add_option("SOURCE", args.source, "Image file, block device or drive")->required();
-  info->add_flag("--json", args.json, "Print one JSON object (fields in man discfs)");
+  info->add_flag("--json", args.json, "Print one JSON object (fields in man discfs-info)");
   return info;
 }
 

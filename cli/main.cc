@@ -119,7 +119,8 @@ int main(int argc, char** argv) try {
   CLI::App app{"discfs - browse, stage and burn optical-disc images"};
   app.set_version_flag("-V,--version", std::string("discfs ") + DISCFS_VERSION);
   app.require_subcommand(1);
-  app.footer("Run 'discfs VERB --help' for a verb's options; 'man discfs' for the whole story.");
+  app.footer(
+      "Run 'discfs VERB --help' for a verb's options; 'man discfs-VERB' for the whole story.");
   Verbs v;
   v.mount.from_mount_helper = mount_helper_form;
   CLI::App* mount = discfs::add_mount_command(app, v.mount);

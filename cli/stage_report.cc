@@ -16,14 +16,10 @@
 namespace discfs {
 namespace {
 
+using imagecore::json_escaped;
+
 using imagecore::json_string;
 using Members = std::map<std::string, FlatJsonValue>;
-
-// `s` as JSON quotes it, without the quotes.
-std::string escaped(const std::string& s) {
-  const std::string quoted = json_string(s);
-  return quoted.substr(1, quoted.size() - 2);
-}
 
 std::string text_line(std::string_view label, std::string_view value) {
   return fmt::format("{:<26}{}\n", fmt::format("{}:", label), value);
@@ -100,7 +96,7 @@ std::string to_json(const StatusReport& r) {
 }
 
 std::string to_text(const StatusReport& r) {
-  return text_line("target", escaped(r.target)) + text_line("store", escaped(r.store)) +
+  return text_line("target", json_escaped(r.target)) + text_line("store", json_escaped(r.store)) +
          text_line("added", std::to_string(r.added)) +
          text_line("changed", std::to_string(r.changed)) +
          text_line("deleted", std::to_string(r.deleted)) +
@@ -163,13 +159,13 @@ std::string to_text(const CommitReport& r) {
     text = fmt::format("dry run: the session would take {} at block {}; nothing was written\n",
                        size, c.start_lba);
   else if (!r.to.empty())
-    text = fmt::format("written: {}, a new single-session image of {}; {}\n", escaped(r.to), size,
-                       check);
+    text = fmt::format("written: {}, a new single-session image of {}; {}\n", json_escaped(r.to),
+                       size, check);
   else
     text = fmt::format("committed: session {}, {} at block {} ({} of new file data); {}\n",
                        c.session, size, c.start_lba, size_text(c.data_bytes), check);
   if (!c.boot_note.empty())
-    text += "note: " + escaped(c.boot_note) + "\n";
+    text += "note: " + json_escaped(c.boot_note) + "\n";
   return text;
 }
 

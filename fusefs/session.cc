@@ -17,10 +17,12 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <sstream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "imagecore/base/mount_table.h"
 
 namespace fusefs {
 namespace {
@@ -34,31 +36,6 @@ struct ArgsDeleter {
 struct SessionDeleter {
   void operator()(fuse_session* s) const { fuse_session_destroy(s); }
 };
-
-// The "major:minor" of the newest mount at `mountpoint` (absolute), read from
-// /proc/self/mountinfo, which asks nothing of the filesystem itself; empty when not found.
-std::string mount_device(const std::string& mountpoint) {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line, found;
-  while (std::getline(in, line)) {
-    // Fields: id parent major:minor root mountpoint ...; blanks in paths are escaped \040.
-    std::istringstream fields(line);
-    std::string id, parent, dev, root, point;
-    fields >> id >> parent >> dev >> root >> point;
-    std::string unescaped;
-    for (size_t i = 0; i < point.size(); ++i) {
-      if (point[i] == '\\' && i + 3 < point.size()) {
-        unescaped += static_cast<char>(std::strtol(point.substr(i + 1, 3).c_str(), nullptr, 8));
-        i += 3;
-      } else {
-        unescaped += point[i];
-      }
-    }
-    if (unescaped == mountpoint)
-      found = dev;
-  }
-  return found;
-}
 
 // The kernel sets a FUSE mount's readahead from the INIT reply, and a filesystem may only
 // lower it there; raising it means writing the bdi's sysfs knob after that reply.
@@ -173,7 +150,9 @@ ServeResult serve(const fuse_lowlevel_ops& ops, void* userdata, const SessionOpt
     fuse_remove_signal_handlers(se.get());
     return ServeResult::MountFailed;
   }
-  const std::string device = mount_device(absolute);
+  // From /proc/self/mountinfo, which asks nothing of the filesystem itself.
+  const std::optional<imagecore::MountEntry> mounted = imagecore::mount_at(absolute);
+  const std::string device = mounted ? mounted->device : "";
   fuse_daemonize(opts.foreground || opts.debug);
   if (opts.after_mount)
     opts.after_mount();

@@ -135,13 +135,9 @@ std::vector<StageFs::KernelName> StageFs::kernel_names() {
       Held h{id, ino, FileType::Regular, {}};
       try {
         h.type = store_.get(ino).attr.type;
-        const std::string path = store_.path_of(ino);
         // No name left (unlinked while open): the store keeps the inode as it is.
-        for (size_t i = 1; i < path.size();) {
-          const size_t j = std::min(path.find('/', i), path.size());
-          h.path.push_back(path.substr(i, j - i));
-          i = j + 1;
-        }
+        if (std::optional<std::vector<std::string>> names = store_.path_names(ino))
+          h.path = std::move(*names);
       } catch (const Error&) {
         continue;
       }
@@ -618,7 +614,7 @@ struct StageOps {
     auto h = std::make_unique<StageFs::Handle>();
     const std::shared_ptr<OpenFile> file = h->file = fs.open_file(e, writable);
     h->writable = writable;
-    h->direct = (fi->flags & O_ACCMODE) == O_WRONLY;
+    const bool direct = h->direct = (fi->flags & O_ACCMODE) == O_WRONLY;
     if (created) {
       std::lock_guard lock(file->mu);
       file->new_file = true;
@@ -634,8 +630,7 @@ struct StageOps {
     // this file, and a big copy does not leave a second cached copy of everything it wrote.
     // Such a handle can neither read nor be mapped; other handles stay cached, and the
     // kernel drops cached pages a direct write overwrites.
-    if ((fi->flags & O_ACCMODE) == O_WRONLY)
-      fi->direct_io = 1;  // h->direct
+    fi->direct_io = direct;
     int rc;
     if (created) {
       fuse_entry_param p = fs.entry(e);
@@ -677,12 +672,7 @@ struct StageOps {
         throw Error(EINVAL, "not a regular file");
       if (fi->flags & O_TRUNC) {
         // The kernel leaves an atomic O_TRUNC's set-ID bits to us.
-        const uint32_t perm = perm_after_write(req, e.attr.perm);
-        if (perm != e.attr.perm) {
-          stage::AttrChange c;
-          c.perm = perm;
-          fs.store_.set_attr(ino, c);
-        }
+        drop_set_id(req, fs, ino, e.attr.perm);
         std::shared_ptr<OpenFile> f = fs.files_->find(ino);
         if (f) {
           std::lock_guard lock(f->mu);
@@ -797,13 +787,20 @@ struct StageOps {
     if (!h.direct || f.no_set_id)
       return;
     const StoreEntry e = fs.store_.get(ino);
-    const uint32_t perm = perm_after_write(req, e.attr.perm);
-    if (perm != e.attr.perm) {
+    const uint32_t perm = drop_set_id(req, fs, ino, e.attr.perm);
+    f.no_set_id = !(perm & (S_ISUID | S_ISGID));
+  }
+
+  // Stores the permission bits `ino` (now `perm`) keeps after a write by the caller of `req`
+  // (perm_after_write), and returns them.
+  static uint32_t drop_set_id(fuse_req_t req, StageFs& fs, Ino ino, uint32_t perm) {
+    const uint32_t kept = perm_after_write(req, perm);
+    if (kept != perm) {
       stage::AttrChange c;
-      c.perm = perm;
+      c.perm = kept;
       fs.store_.set_attr(ino, c);
     }
-    f.no_set_id = !(perm & (S_ISUID | S_ISGID));
+    return kept;
   }
 
   static void fallocate(fuse_req_t req,
@@ -882,10 +879,15 @@ struct StageOps {
       listing.child = [&](size_t i) {
         const stage::Store::Child& c = od.children[i];
         DirChild d{c.name.c_str(), {}};
-        d.entry.attr = fs.to_stat(c.entry);
         if (plus && !stale) {
+          d.entry.attr = fs.to_stat(c.entry);
           d.entry.ino = d.entry.attr.st_ino;
           handed[d.entry.ino] = c.entry.attr.ino;
+        } else {
+          // The kernel takes only the number and the type from these (no folder's
+          // subfolders are counted for them).
+          d.entry.attr.st_ino = fs.kernel_.nodeid(c.entry.attr.ino);
+          d.entry.attr.st_mode = type_bits(c.entry.attr.type);
         }
         d.entry.attr_timeout = d.entry.entry_timeout = fs.timeout_;
         return d;

@@ -4,12 +4,14 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "imagecore/base/bytes.h"
 #include "imagecore/base/error.h"
 #include "imagecore/iso9660/ecma119.h"
+#include "imagecore/iso9660/volume.h"
 #include "imagecore/media/boot_view.h"
 #include "imagecore/media/eltorito.h"
 #include "imagecore/media/sessions.h"
@@ -84,13 +86,10 @@ uint64_t newest_appended_session(const Source& src) {
   try {
     // Only data past the volume LBA 16 describes can be an appended session: other images
     // cost this one read, and their session table (and its notes) stays unread.
-    if (src.size() < (kSystemAreaBlocks + 1) * uint64_t{kBlockSize})
-      return 0;
-    std::array<std::byte, kBlockSize> block;
-    src.read(uint64_t{kSystemAreaBlocks} * kBlockSize, block);
-    const ByteView d(block.data(), block.size());
-    if (d.u8(vd::kType) != vd::kPrimary || d.chars(vd::kStandardId, 5) != "CD001" ||
-        uint64_t{d.both32(pvd::kVolumeSpaceSize)} * kBlockSize >= src.size())
+    const std::optional<std::array<std::byte, kBlockSize>> block = read_primary_block(src, 0);
+    if (!block || uint64_t{ByteView(block->data(), block->size()).both32(pvd::kVolumeSpaceSize)} *
+                          kBlockSize >=
+                      src.size())
       return 0;
     const SessionTable table = read_session_table(src);
     if (table.layout == SessionTable::Layout::Appended)

@@ -9,6 +9,8 @@ packages=(
   # libraries
   libfuse3-dev fuse3 libisofs-dev libburn-dev libisoburn-dev libudfread-dev
   libsqlite3-dev libboost-dev libspdlog-dev libssl-dev libfmt-dev libcli11-dev zlib1g-dev libgtest-dev libgmock-dev
+  # the Debian package (packaging/build-deb.sh) and its installed checks
+  dpkg-dev debhelper lintian ccache man-db bash-completion
   # independent writers and readers used by the tests
   xorriso genisoimage python3 python3-pycdlib p7zip-full xz-utils attr acl
   udftools udfclient grub-rescue-pc dosfstools isolinux syslinux-common fdisk mtools e2fsprogs

@@ -3,7 +3,8 @@
 # UndefinedBehaviorSanitizer, and runs the whole test suite (unit, reader, mount, bad input,
 # upstream images, pjdfstest, fsx and fsstress on the stage), then the README's quick start on
 # an optimised build (which also proves that build compiles: GCC warns differently at -O2), the
-# fuzzer for a short while and the format check.
+# Debian package (built, linted, installed and checked: packaging/), the fuzzer for a short
+# while and the format check.
 # FUZZ_SECONDS (default 60) sets the fuzzing time; 0 skips it.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,6 +35,25 @@ if ! "$top/scripts/quickstart.sh" >"$quick_log" 2>&1; then
 fi
 rm -f "$quick_log"
 echo "quick start: passed"
+
+# The Debian package: built (a Release build without the tests; ccache keeps a rebuild
+# cheap), checked by lintian, installed, and the checks that need an installed discfs run
+# against it: `man discfs-stage`, the completion through bash-completion, `mount -t
+# fuse.discfs` and an fstab line. CI is root and a throwaway machine, so installing is fine.
+# DISCFS_SKIP_DEB=1 leaves this out (a developer machine where discfs should not be installed).
+if [ "${DISCFS_SKIP_DEB:-0}" != 1 ]; then
+  echo "== the Debian package"
+  deb_log=$(mktemp /tmp/discfs-deb.XXXXXX.log)
+  if ! "$top/packaging/build-deb.sh" >"$deb_log" 2>&1; then
+    tail -n 60 "$deb_log"
+    echo "test.sh: building or linting the package failed (whole output: $deb_log)" >&2
+    exit 1
+  fi
+  grep -E '^(E|W|N|I|O): ' "$deb_log" || true  # lintian's findings, if any
+  rm -f "$deb_log"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --reinstall "$top"/build/deb/discfs_*.deb
+  "$top/packaging/test-installed.sh"
+fi
 
 if [ "${FUZZ_SECONDS:-60}" != 0 ]; then
   echo "== fuzzing the reader for ${FUZZ_SECONDS:-60} s"

@@ -11,25 +11,39 @@ namespace stage {
 
 namespace {
 
+// The session is written and in force; only the store could not be cleared. Keeps the mount
+// usable: the next 'discfs stage' of this store sees the pending session and clears it then.
+void fail_to_reset(const burner::CommitOptions& o,
+                   const burner::CommitResult& r,
+                   const std::exception& e,
+                   Gate& gate) {
+  spdlog::error(
+      "{}: session {} is committed, but the staging area could not be reset: {}; "
+      "unmount and stage again",
+      o.target, r.session, e.what());
+  gate.resume();
+}
+
 // After an appended session: the new session becomes the base, nothing is staged.
 void start_on_new_session(Store& store,
                           const burner::CommitOptions& o,
                           const burner::CommitResult& r,
                           Gate& gate) {
+  // Probed before the names the kernel holds are taken, which keeps every request out.
+  burner::TargetInfo t;
+  Base base;
+  try {
+    t = burner::probe_target(o.target, o.capacity_bytes);
+    base = open_base(t);
+  } catch (const std::exception& e) {
+    fail_to_reset(o, r, e, gate);
+    return;
+  }
   gate.remember_cached();
   try {
-    const burner::TargetInfo t = burner::probe_target(o.target, o.capacity_bytes);
-    const Base base = open_base(t);
     gate.resume_with_new_base(store, base, t);
   } catch (const std::exception& e) {
-    // The session is written and in force; only the store could not be cleared. Keep the
-    // mount usable: the next 'discfs stage' of this store sees the pending session and
-    // clears it then.
-    spdlog::error(
-        "{}: session {} is committed, but the staging area could not be reset: {}; "
-        "unmount and stage again",
-        o.target, r.session, e.what());
-    gate.resume();
+    fail_to_reset(o, r, e, gate);
   }
   gate.forget_cached();
 }
@@ -71,7 +85,7 @@ void refuse_if_target_moved_on(Store& store,
       fmt::format("{}: the target has changed since it was staged (another program wrote to "
                   "it; its newest session now starts at block {}); nothing was written and the "
                   "staged changes are kept in {}: copy out what you need, unmount, drop them "
-                  "with 'discfs discard --store {}' and stage again",
+                  "with 'discfs discard --all --store {}' and stage again",
                   o.target, start, store.dir(), store.dir()));
 }
 

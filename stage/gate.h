@@ -4,9 +4,10 @@
 // the defaults do nothing, but for resume_with_new_base(), which resets the store.
 //
 // Order, for a commit: pause(); then either resume() (nothing to commit, a dry run, --to, or
-// a failure), or remember_cached(), resume_with_new_base() (resume() if that throws), and
-// forget_cached(). For a discard: pause(), remember_cached(), the discard, resume(),
-// forget_cached() (only resume() when the discard throws).
+// a failure), or, once the new session is probed and opened (only resume() if that fails),
+// remember_cached(), resume_with_new_base() (resume() if that throws), and forget_cached(). For a
+// discard: pause(), remember_cached(), the discard, resume(), forget_cached() (only resume() when
+// the discard throws).
 #pragma once
 
 #include "burner/target.h"

@@ -59,7 +59,7 @@ Stage open_for_mount(const std::string& target,
   } else if (recorded) {
     // Kept with the store: a restage or a restart after a crash keeps the limit.
     s.capacity = recorded;
-    s.info = burner::probe_target(target, recorded);
+    burner::apply_capacity(s.info, recorded);
     if (s.info.state == burner::TargetState::NotAppendable)
       throw imagecore::Unsupported(s.info.reason);
   }

@@ -158,6 +158,9 @@ class Store {
   void purge_if_orphan(Ino ino);
   // The path of `ino` on the stage ("/a/b"), for messages; empty when it has no name.
   std::string path_of(Ino ino);
+  // The names on the way from the root to `ino` (none for the root); nullopt when it has no
+  // name (unlinked while open).
+  std::optional<std::vector<std::string>> path_names(Ino ino);
   // Every (parent, name) of `ino`: the kernel's names for it, to invalidate.
   std::vector<std::pair<Ino, std::string>> names_of(Ino ino);
 

@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "burner/limits.h"
 #include "imagecore/base/error.h"
 #include "stage/store.h"
@@ -96,17 +98,28 @@ std::vector<std::pair<Ino, std::string>> Store::names_of(Ino ino) {
   return out;
 }
 
-std::string Store::path_of(Ino ino) {
+std::optional<std::vector<std::string>> Store::path_names(Ino ino) {
   std::lock_guard lock(mu_);
-  std::string path;
+  std::vector<std::string> names;
   for (int depth = 0; ino != kRootIno && depth < kMaxDepth; ++depth) {
     Stmt q(*this, "SELECT parent, name FROM dentries WHERE ino=? LIMIT 1");
     q.u(1, ino);
     if (!q.step())
-      return {};
-    path = "/" + q.text(1) + path;
+      return std::nullopt;
+    names.push_back(q.text(1));
     ino = q.ucol(0);
   }
+  std::reverse(names.begin(), names.end());
+  return names;
+}
+
+std::string Store::path_of(Ino ino) {
+  const std::optional<std::vector<std::string>> names = path_names(ino);
+  if (!names)
+    return {};
+  std::string path;
+  for (const std::string& n : *names)
+    path += "/" + n;
   return path.empty() ? "/" : path;
 }
 

@@ -38,4 +38,11 @@ inline std::string json_string(std::string_view s) {
   return out + "\"";
 }
 
+// `s` as JSON quotes it, without the quotes: how the CLI's text output shows names with
+// control characters in them.
+inline std::string json_escaped(std::string_view s) {
+  const std::string quoted = json_string(s);
+  return quoted.substr(1, quoted.size() - 2);
+}
+
 }  // namespace imagecore

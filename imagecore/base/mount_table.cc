@@ -32,12 +32,16 @@ std::vector<MountEntry> read_mount_table() {
   std::string line;
   while (std::getline(in, line)) {
     std::istringstream fields(line);
-    std::string word, mount_point;
-    for (int i = 0; i < 5 && fields >> word; ++i)
+    std::string word, mount_point, device;
+    for (int i = 0; i < 5 && fields >> word; ++i) {
+      if (i == 2)
+        device = word;
       mount_point = word;
+    }
     while (fields >> word && word != "-") {
     }
     MountEntry e;
+    e.device = device;
     if (!(fields >> e.fstype >> e.source))
       continue;
     e.mount_point = unescape(mount_point);

@@ -13,6 +13,7 @@ struct MountEntry {
   std::string mount_point;  // absolute, as the kernel names it (octal escapes decoded)
   std::string fstype;       // "fuse.discfs", "ext4", ...
   std::string source;       // the device or fsname, "none" when the kernel has none
+  std::string device;       // "major:minor" of the mounted file system ("0:52" for a FUSE mount)
 };
 
 // Every mount in /proc/self/mountinfo, oldest first; empty when the table cannot be read.

@@ -134,10 +134,12 @@ void find_appended_sessions(const Source& src, uint64_t first_end, SessionTable*
   }
 }
 
-// libisoburn's emulated table of contents (isoburn_emulate_toc): LBA 0..31 hold a copy of the
-// newest session's descriptors whose PVD gives the whole size; the first session starts at
-// LBA 32 and each session's own PVD gives its own length; the next one starts at the next
-// 32-block boundary. Anything else is one session at LBA 0.
+// The sessions of an image, tried in this order: the records discfs keeps in sessions it grows
+// onto an image that started at LBA 0 (session_history.h); libisoburn's emulated table of
+// contents (isoburn_emulate_toc): LBA 0..31 hold a copy of the newest session's descriptors
+// whose PVD gives the whole size, the first session starts at LBA 32, each session's own PVD
+// gives its own length and the next one starts at the next 32-block boundary; sessions
+// appended one after another from LBA 0 (Layout::Appended); else one session at LBA 0.
 SessionTable walk_chain(const Source& src) {
   const std::optional<uint32_t> total = pvd_blocks(src, 0);
   if (!total)
