@@ -25,6 +25,9 @@ enum class ExitCode : int {
   Busy = 7,          // the store or target is in use (another stage, files still open)
   CommitFailed = 8,  // the commit failed; the target still shows its previous session
   Mismatch = 9,      // verify: a checksum, a file or the tree does not match
+  // The medium or the room given refuses the data (wrong type, closed, too small, no medium;
+  // `create --capacity` smaller than the image).
+  MediumRefused = 10,
   PartialRip = 11,   // rip: the image is written, but bad sectors remain (see the map)
   Cancelled = 130,   // interrupted (Ctrl-C) and cancelled before its commit point
 };

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cli/create_command.h"
 #include "cli/exit_codes.h"
 #include "cli/info_command.h"
 #include "cli/logging.h"
@@ -22,10 +23,10 @@
 
 namespace {
 
-constexpr const char* kVerbs[] = {"mount",  "info",    "stage",  "commit",
-                                  "status", "discard", "verify", "rip"};
+constexpr const char* kVerbs[] = {"mount",  "info",    "stage",  "commit", "status",
+                                  "discard", "create", "verify", "rip"};
 // Verbs man/discfs.1 and DEVELOPMENT.md announce but this version does not have yet.
-constexpr const char* kPlannedVerbs[] = {"create", "burn", "blank", "drives"};
+constexpr const char* kPlannedVerbs[] = {"burn", "blank", "drives"};
 
 bool is_one_of(const char* s, const auto& list) {
   return std::any_of(std::begin(list), std::end(list),
@@ -79,6 +80,7 @@ struct Verbs {
   discfs::CommitArgs commit;
   discfs::StatusArgs status;
   discfs::DiscardArgs discard;
+  discfs::CreateArgs create;
   discfs::VerifyArgs verify;
   discfs::RipArgs rip;
 };
@@ -131,6 +133,7 @@ int main(int argc, char** argv) try {
   CLI::App* commit = discfs::add_commit_command(app, v.commit);
   CLI::App* status = discfs::add_status_command(app, v.status);
   CLI::App* discard = discfs::add_discard_command(app, v.discard);
+  CLI::App* create = discfs::add_create_command(app, v.create);
   CLI::App* verify = discfs::add_verify_command(app, v.verify);
   CLI::App* rip = discfs::add_rip_command(app, v.rip);
   if (std::optional<int> done = parse(app, args))
@@ -151,6 +154,8 @@ int main(int argc, char** argv) try {
     code = discfs::run_status(v.status);
   else if (discard->parsed())
     code = discfs::run_discard(v.discard);
+  else if (create->parsed())
+    code = discfs::run_create(v.create);
   else if (verify->parsed())
     code = discfs::run_verify(v.verify);
   else if (rip->parsed()) {

@@ -21,7 +21,9 @@ trap cleanup EXIT
 say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 run() { say "$*"; "$@"; }
 
-# Until 'discfs create' exists, xorriso masters the image (Rock Ridge + Joliet).
+# xorriso masters the image in its growable layout (the first session at LBA 32), so that
+# `xorriso -toc` below lists every session; `discfs create` writes a plain image from LBA 0,
+# as mkisofs does, which discfs grows too but xorriso then shows as one session.
 run xorriso -report_about FAILURE -outdev "$work/sample.iso" -joliet on -hardlinks on \
   -map "$top/examples/sample-tree" / -commit
 run "$discfs" mount "$work/sample.iso" "$mnt"

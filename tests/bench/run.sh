@@ -17,7 +17,7 @@ RUNS=3
 QUICK=0
 PINNED=0
 TOOLS_WANTED=discfs,fuseiso,archivemount
-ROWS_WANTED=walk,lslR,tar,seq,rand,udf,sessions,stage,commit
+ROWS_WANTED=walk,lslR,tar,seq,rand,udf,sessions,stage,commit,create
 OP_TIMEOUT=900             # any single timed operation
 AM_TIMEOUT=120             # archivemount reading file data (big file; tar of all small files)
 FIO_RUNTIME=10
@@ -40,9 +40,10 @@ usage: tests/bench/run.sh [options]
                    a fresh mount; udf walks and tar; session walks) with daemon
                    and client pinned to CPU 0 (taskset -c 0)
   --tools LIST     subset of discfs,fuseiso,archivemount (default: all)
-  --rows LIST      subset of walk,lslR,tar,seq,rand,udf,sessions,stage,commit
+  --rows LIST      subset of walk,lslR,tar,seq,rand,udf,sessions,stage,commit,create
                    (default: all); stage and commit compare discfs (when in
-                   --tools) with cp into a plain directory and with xorriso
+                   --tools) with cp into a plain directory and with xorriso;
+                   create compares discfs create with xorriso -as mkisofs
   --timeout SECS   limit for any one timed operation (default: $OP_TIMEOUT)
   --am-timeout S   limit for archivemount reading file data: the big-file rows and
                    the tar row (default: $AM_TIMEOUT; it rescans the archive per file)
@@ -141,6 +142,10 @@ ONE_F_DIR=$CCORPUS/bench-4k          # holds small-4k.bin; becomes /bench-4k
 # xorriso's commit: the features discfs commit writes by default (Rock Ridge, Joliet,
 # session and file MD5s); -md5 on before -dev, so that MD5s already in the image are loaded.
 XORRISO_OPTS=(-report_about WARNING -md5 on -joliet on)
+# create rows: the small tree (NSMALL files) and the big file (BIG_BYTES), kept on disk
+if ((QUICK)); then CRCORPUS=$WORK/corpus-create-quick; else CRCORPUS=$WORK/corpus-create-full; fi
+CR_SMALL=$CRCORPUS/small
+CR_BIG=$CRCORPUS/big
 STAMP=$(date +%Y%m%d-%H%M%S)
 LOGDIR=$WORK/logs-$STAMP
 SAMPLES=$WORK/samples-$STAMP.tsv
@@ -379,14 +384,16 @@ big_layout() {   # prints offset=, size=, extents=, contiguous= for /big in big.
 
 # Which images this run needs: small.iso for walk/lslR/tar, big.iso for seq/rand,
 # the UDF images for udf, the grown image for sessions.
-USE_SMALL=0; USE_BIG=0; USE_UDF=0; USE_SESS=0; USE_STAGE=0; USE_COMMIT=0
+USE_SMALL=0; USE_BIG=0; USE_UDF=0; USE_SESS=0; USE_STAGE=0; USE_COMMIT=0; USE_CREATE=0
 { want_row walk || want_row lslR || want_row tar; } && USE_SMALL=1
 { want_row seq || want_row rand; } && USE_BIG=1
 want_row udf && USE_UDF=1
 want_row sessions && USE_SESS=1
 want_row stage && USE_STAGE=1
 want_row commit && USE_COMMIT=1
-((USE_SMALL + USE_BIG + USE_UDF + USE_SESS + USE_STAGE + USE_COMMIT)) ||
+want_row create && USE_CREATE=1
+((USE_CREATE)) && { command -v /usr/bin/time >/dev/null || die "needs /usr/bin/time (package time) for the create rows"; }
+((USE_SMALL + USE_BIG + USE_UDF + USE_SESS + USE_STAGE + USE_COMMIT + USE_CREATE)) ||
     die "no row group selected (--rows)"
 # discfs is measured in the stage and commit rows when it is one of the tools
 HAVE_DISCFS=0
@@ -488,6 +495,22 @@ build_stage_bigtree() {   # the tree stage_copy_big copies: STAGE_BYTES in STAGE
     tr ' ' '\n' <<<"$line" >"$STCORPUS/bigtree.meta"
 }
 
+build_create_corpus() {   # the create rows' sources: NSMALL small files and one BIG_BYTES file
+    local left chunk n bytes
+    echo "building the create sources: $NSMALL small files and $(gib "$BIG_BYTES") of random data ..."
+    rm -rf "$CRCORPUS"
+    mkdir -p "$CR_BIG"
+    python3 "$LIB/mkcorpus.py" "$CR_SMALL" "$NSMALL" || die "mkcorpus failed"
+    left=$BIG_BYTES
+    while ((left > 0)); do
+        chunk=$((left < (1 << 30) ? left : (1 << 30)))
+        openssl rand "$chunk" || die "openssl rand failed"
+        left=$((left - chunk))
+    done >"$CR_BIG/big"
+    read -r n bytes < <(tree_count "$CR_SMALL")
+    printf 'files=%s\nbytes=%s\n' "$n" "$bytes" >"$CRCORPUS/create.meta"
+}
+
 build_commit_files() {   # the files the commit rows add: 1 GiB and 4 KiB of random bytes
     echo "building the commit files: $(gib "$ONE_G_BYTES") and $ONE_F_BYTES bytes of random data ..."
     rm -rf "$ONE_G_DIR" "$ONE_F_DIR"
@@ -504,6 +527,8 @@ tree_count() {
 }
 
 small_need=0; big_need=0; udf_need=0; udfbig_need=0; sess_need=0; stage_need=0; commit_need=0
+create_need=0
+((USE_CREATE)) && ! [[ -s $CRCORPUS/create.meta && -s $CR_BIG/big ]] && create_need=1
 stagebig_need=0
 ((USE_SMALL || USE_COMMIT)) && ! [[ -s $SMALL_ISO && -s $CORPUS/small.meta ]] && small_need=1
 ((USE_STAGE)) && ! [[ -d $STAGE_SRC && -s $STCORPUS/tree.meta ]] && stage_need=1
@@ -526,6 +551,8 @@ need=$((1 << 29)); x_need=0; corpus_bytes=0
 ((USE_STAGE)) && corpus_bytes=$((corpus_bytes + 2 * STAGE_BYTES))   # tree + bigtree
 ((USE_COMMIT)) && corpus_bytes=$((corpus_bytes + ONE_G_BYTES))
 ((USE_COMMIT && !USE_SMALL)) && corpus_bytes=$((corpus_bytes + est_small_iso))
+# the sources, and while a row runs one image of them
+((USE_CREATE)) && corpus_bytes=$((corpus_bytes + est_small_src + 2 * BIG_BYTES))
 need=$((need + x_need))
 # the stage rows hold one copy of the tree at a time (in the store or the plain directory);
 # the commit rows two copies of small.iso, each grown by the 1 GiB file
@@ -566,6 +593,7 @@ echo "7z x reference extracts to $XOUT ($(stat -f -c %T "$XBASE"))"
 ((stage_need)) && build_stage_tree
 ((stagebig_need)) && build_stage_bigtree
 ((commit_need)) && build_commit_files
+((create_need)) && build_create_corpus
 img_bytes=0; BIG_SIZE=0
 if ((USE_SMALL)); then
     EXPECT_ENTRIES=$(metaget "$CORPUS/small.meta" entries)
@@ -1244,6 +1272,43 @@ row_commit() {   # one new file (1 GiB, 4 KiB) committed on a copy of small.iso:
     rm -rf "$TMPD/commit-discfs.iso" "$TMPD/commit-xorriso.iso" "$TMPD/commit-store"
 }
 
+row_create() {   # master the small tree and the big file: discfs create vs xorriso -as mkisofs
+    local kind r t src out note tools=(xorriso)
+    ((HAVE_DISCFS)) && tools=(discfs xorriso)
+    meta create_small_files "$(metaget "$CRCORPUS/create.meta" files)"
+    meta create_big_gib "$(awk -v b="$BIG_BYTES" 'BEGIN { printf "%.0f", b / 1073741824 }')"
+    meta create_xorriso "xorriso -as mkisofs -quiet -R -J -joliet-long --md5 -o IMG SRC; sync -d IMG"
+    for kind in small big; do
+        if [[ $kind == small ]]; then src=$CR_SMALL; else src=$CR_BIG; fi
+        echo "== create_$kind: ${src##*/} -> image, durable (discfs fsyncs; xorriso + sync -d)"
+        for ((r = 1; r <= RUNS; r++)); do
+            for t in "${tools[@]}"; do
+                out=$TMPD/create-$t.iso
+                rm -f "$out" "$TMPD/rss"
+                sync -f "$WORK"
+                if [[ $t == discfs ]]; then
+                    timed timeout -k 5 "$OP_TIMEOUT" /usr/bin/time -o "$TMPD/rss" -f %M \
+                        "$DISCFS" create -q -o "$out" "$src" >"$TMPD/op.out" 2>"$TMPD/op.err"
+                else
+                    timed timeout -k 5 "$OP_TIMEOUT" /usr/bin/time -o "$TMPD/rss" -f %M \
+                        sh -c 'xorriso -as mkisofs -quiet -R -J -joliet-long --md5 -o "$1" "$2" &&
+                               sync -d "$1"' _ "$out" "$src" >"$TMPD/op.out" 2>"$TMPD/op.err"
+                fi
+                if ((RC)); then
+                    note=$(errnote); ((RC == 124)) && note="timed out after ${OP_TIMEOUT}s"
+                    rec "create_$kind" "$t" "$r" NA "$note"
+                    rec "create_${kind}_rss" "$t" "$r" NA "$note"
+                    continue
+                fi
+                rec "create_$kind" "$t" "$r" "$EL_S"
+                rec "create_${kind}_rss" "$t" "$r" \
+                    "$(awk '/^[0-9]+$/ { printf "%.1f", $1 / 1024 }' "$TMPD/rss")"
+                rm -f "$out"
+            done
+        done
+    done
+}
+
 echo "tools: ${TOOLS[*]}; runs: $RUNS; logs: $LOGDIR"
 echo "warming the images (cat > /dev/null, checked with fincore) ..."
 ((USE_SMALL)) && { warm "$SMALL_ISO"; meta small_iso_resident_pct "$WARM_PCT"; }
@@ -1258,6 +1323,7 @@ want_row udf && row_udf 0
 want_row sessions && row_sessions 0
 want_row stage && row_stage
 want_row commit && row_commit
+want_row create && row_create
 if ((PINNED)); then
     want_row walk && row_walk 1
     want_row lslR && row_lslR 1

@@ -104,6 +104,15 @@ ROWS = OrderedDict([
                           "discfs_over_xorriso", None)),
     ("commit_1file_blocks", ("commit 4 KiB file: blocks the new session added", "blocks",
                              "lower", "discfs_over_xorriso", None)),
+    # create: a new image from files on disk (discfs create vs xorriso -as mkisofs + sync)
+    ("create_small", ("create from {create_small_files} small files: until durable", "s",
+                      "lower", "discfs_over_xorriso", ("ratio_le", 1.0, "no slower"))),
+    ("create_small_rss", ("create from {create_small_files} small files: peak RSS", "MiB",
+                          "lower", "discfs_over_xorriso", None)),
+    ("create_big", ("create from one {create_big_gib} GiB file: until durable", "s", "lower",
+                    "discfs_over_xorriso", ("ratio_le", 1.0, "no slower"))),
+    ("create_big_rss", ("create from one {create_big_gib} GiB file: peak RSS", "MiB", "lower",
+                        "discfs_over_xorriso", None)),
 ])
 PINNED_SUFFIX = "_pinned"
 
