@@ -12,6 +12,9 @@
 #include <string_view>
 #include <vector>
 
+#include "cli/blank_command.h"
+#include "cli/burn_command.h"
+#include "cli/drives_command.h"
 #include "cli/exit_codes.h"
 #include "cli/info_command.h"
 #include "cli/logging.h"
@@ -20,9 +23,10 @@
 
 namespace {
 
-constexpr const char* kVerbs[] = {"mount", "info", "stage", "commit", "status", "discard"};
+constexpr const char* kVerbs[] = {"mount",   "info",   "stage", "commit", "status",
+                                  "discard", "drives", "burn",  "blank"};
 // Verbs man/discfs.1 and DEVELOPMENT.md announce but this version does not have yet.
-constexpr const char* kPlannedVerbs[] = {"create", "burn", "blank", "rip", "verify", "drives"};
+constexpr const char* kPlannedVerbs[] = {"create", "rip", "verify"};
 
 bool is_one_of(const char* s, const auto& list) {
   return std::any_of(std::begin(list), std::end(list),
@@ -76,6 +80,9 @@ struct Verbs {
   discfs::CommitArgs commit;
   discfs::StatusArgs status;
   discfs::DiscardArgs discard;
+  discfs::DrivesArgs drives;
+  discfs::BurnArgs burn;
+  discfs::BlankArgs blank;
 };
 
 // Parses `args`; the exit code when the command ends here (--help, --version, a bad command
@@ -125,6 +132,9 @@ int main(int argc, char** argv) try {
   CLI::App* commit = discfs::add_commit_command(app, v.commit);
   CLI::App* status = discfs::add_status_command(app, v.status);
   CLI::App* discard = discfs::add_discard_command(app, v.discard);
+  CLI::App* drives = discfs::add_drives_command(app, v.drives);
+  CLI::App* burn = discfs::add_burn_command(app, v.burn);
+  CLI::App* blank = discfs::add_blank_command(app, v.blank);
   if (std::optional<int> done = parse(app, args))
     return *done;
 
@@ -143,6 +153,12 @@ int main(int argc, char** argv) try {
     code = discfs::run_status(v.status);
   else if (discard->parsed())
     code = discfs::run_discard(v.discard);
+  else if (drives->parsed())
+    code = discfs::run_drives(v.drives);
+  else if (burn->parsed())
+    code = discfs::run_burn(v.burn);
+  else if (blank->parsed())
+    code = discfs::run_blank(v.blank);
   return static_cast<int>(code);
 } catch (...) {
   // The one way out for every error a verb throws (exit_status_for lists them).
