@@ -203,7 +203,7 @@ MediumInfo medium_of(burn_drive* d, const std::string& address) {
     m.profile = name;
   const int role = burn::burn_drive_get_drive_role(d);
   m.read_only = role == 4 || is_rom_profile(m.profile_code) || stdio_read_only(address);
-  m.overwritable = isoburn_needs_emulation(d) == 1;
+  m.overwritable = isoburn_needs_emulation(d) == 1 || role == 2 || role == 5;
   m.erasable = burn::burn_disc_erasable(d) == 1;
   const auto status = isoburn_disc_get_status(d);
   switch (status) {
@@ -317,6 +317,11 @@ void refuse_unwritable(const std::string& drive, const MediumInfo& m) {
     throw MediumRefused(ENOMEDIUM, drive + ": no medium in the drive");
   if (m.read_only)
     throw MediumRefused(EROFS, drive + ": the medium (" + m.profile + ") is read-only");
+  if (m.state == "closed" && m.overwritable)
+    throw MediumRefused(EROFS, drive +
+                                   " holds data that is not an ISO 9660 image, so no session "
+                                   "can be added; 'discfs blank --yes " +
+                                   drive + "' makes it blank");
   if (m.state == "closed")
     throw MediumRefused(
         EROFS, drive + ": the disc (" + m.profile + ") is closed: no session can be added" +

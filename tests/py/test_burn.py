@@ -192,6 +192,29 @@ class BurnToFile(unittest.TestCase):
         self.assertEqual(len(err.strip().splitlines()), 1, err)
         self.assertEqual(sha(target), before)
 
+    def test_dummy_writes_nothing(self):
+        """--dummy goes through the burn with nothing written: an existing target keeps its
+        bytes (libburn creates a missing one, empty)."""
+        target = os.path.join(self.work, "disc.img")
+        with open(target, "wb") as f:
+            f.truncate(64 * 1024)
+        _, out, _ = discfs("burn", "--dummy", self.s1, target, check=0)
+        self.assertIn("simulated", out)
+        with open(target, "rb") as f:
+            self.assertEqual(f.read(), bytes(64 * 1024))
+
+    def test_other_data_is_refused(self):
+        """A target holding data that is no ISO 9660 image cannot take a session: exit 10,
+        naming `discfs blank`; it is unchanged."""
+        target = os.path.join(self.work, "disc.img")
+        with open(target, "wb") as f:
+            f.write(b"\x5a" * (64 * 1024))
+        _, _, err = discfs("burn", self.s1, target, check=10)
+        self.assertIn("not an ISO 9660 image", err)
+        self.assertIn("discfs blank", err)
+        with open(target, "rb") as f:
+            self.assertEqual(f.read(), b"\x5a" * (64 * 1024))
+
     def test_json_progress_and_result(self):
         target = os.path.join(self.work, "disc.img")
         _, out, _ = discfs("burn", "--json", self.s1, target, check=0)
