@@ -15,7 +15,7 @@ fails=0
 ok()  { echo "PASS: $*"; }
 bad() { echo "FAIL: $*"; fails=$((fails+1)); }
 check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
-jget() { python3 -c "import json,sys; d=json.load(open('$1'))['drives'][0]; print(eval('$2'))"; }
+jget() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["drives"][0]; print(eval(sys.argv[2]))' "$1" "$2" 2>/dev/null; }
 SR=$(cdemu device-mapping | awk '$1=="0"{print $2}')
 [ -b "$SR" ] || { bad "no CDEmu drive"; echo "failures: $fails"; exit 1; }
 ok "CDEmu drive 0 is $SR"
