@@ -4,7 +4,9 @@
 # over SG_IO on /dev/srN) it checks, against xorriso as the independent reader:
 #   drives lists the drive and the blank medium; info on the blank disc says so in one line;
 #   burn --multi of session 1; drives' next writable address equals xorriso's Media nwa;
-#   a session 2 made by xorriso -as mkisofs -C MSC1,NWA -M /dev/srN, burned --multi --verify;
+#   a session 2 made by xorriso -indev /dev/srN -outdev FILE -grow_blindly NWA (xorriso -as
+#   mkisofs -M would read /dev/srN through the kernel, whose view of the disc is stale after a
+#   burn: blank), burned --multi --verify;
 #   xorriso -toc lists 2 sessions and -osirrox extracts every file of both, byte for byte;
 #   refusals before anything is written (an image too big for the disc, an image made for
 #   LBA 0 as session 3), the TOC unchanged; a closing session 3, after which burn is refused;
@@ -51,12 +53,13 @@ check "drives: appendable, next writable address = xorriso's Media nwa" \
   "[ \"$(jget $W/d1.json "d['medium']['state']")\" = appendable ] && [ \"$NWA\" = \"$XNWA\" ]"
 
 # Session 2, made for the address drives reported.
-$T xorriso -as mkisofs -quiet -R -V SESSION2 -C $MSC1,$NWA -M $SR -o $W/s2.iso $W/s2 2>/dev/null
+$T xorriso -indev $SR -outdev $W/s2.iso -grow_blindly $NWA -volid SESSION2 -map $W/s2 / -commit > $W/m2.log 2>&1 || tail -5 $W/m2.log | sed 's/^/    /'
 $T $D burn --multi --verify $W/s2.iso $SR > $W/b2.txt 2>&1; r=$?; sed 's/^/    /' $W/b2.txt
 check "burn --multi --verify session 2 at LBA $NWA (rc=$r)" "[ $r = 0 ] && grep -q 'at LBA $NWA' $W/b2.txt && grep -q verified $W/b2.txt"
-toc | sed 's/^/    /' | tee $W/toc2.txt
+toc | tee $W/toc2.txt | sed 's/^/    /'
 check "xorriso -toc lists 2 sessions" "grep -q '^ISO session *: *2 ,' $W/toc2.txt && ! grep -q '^ISO session *: *3 ,' $W/toc2.txt"
-$T xorriso -osirrox on -indev $SR -extract / $W/x >/dev/null 2>&1
+$T xorriso -osirrox on -indev $SR -extract / $W/x > $W/x.log 2>&1 || tail -5 $W/x.log | sed 's/^/    /'
+ls -lR $W/x | head -20 | sed 's/^/    /'
 check "xorriso -osirrox reads both sessions' files" \
   "cmp -s $W/x/d/a.bin $W/s1/d/a.bin && cmp -s $W/x/one.txt $W/s1/one.txt && cmp -s $W/x/b.bin $W/s2/b.bin && cmp -s $W/x/two.txt $W/s2/two.txt"
 
@@ -73,10 +76,11 @@ check "the refusals wrote nothing (TOC unchanged)" "cmp -s $W/toc3.txt $W/toc2.t
 # Session 3 closes the disc; then it is refused.
 $T $D drives --json $SR > $W/d2.json 2>&1
 NWA=$(jget $W/d2.json "d['medium']['next_writable']"); MSC1=$(jget $W/d2.json "d['medium']['last_session']")
-$T xorriso -as mkisofs -quiet -R -C $MSC1,$NWA -M $SR -o $W/s3.iso $W/s3 2>/dev/null
+echo "    session 3 for $MSC1,$NWA"
+$T xorriso -indev $SR -outdev $W/s3.iso -grow_blindly $NWA -volid SESSION3 -map $W/s3 / -commit > $W/m3.log 2>&1 || tail -5 $W/m3.log | sed 's/^/    /'
 $T $D burn $W/s3.iso $SR > $W/b3.txt 2>&1; r=$?; sed 's/^/    /' $W/b3.txt
 check "burn session 3 without --multi closes the disc (rc=$r)" "[ $r = 0 ] && grep -q 'the medium is closed' $W/b3.txt"
-toc | sed 's/^/    /' | tee $W/toc4.txt
+toc | tee $W/toc4.txt | sed 's/^/    /'
 check "xorriso: 3 sessions, disc closed" "grep -q '^ISO session *: *3 ,' $W/toc4.txt && grep -q 'is written , is closed' $W/toc4.txt"
 $T $D burn --multi $W/s3.iso $SR > $W/r3.txt 2>&1; r=$?; sed 's/^/    /' $W/r3.txt
 check "burn onto the closed disc is refused (rc=$r)" "[ $r = 10 ] && grep -q closed $W/r3.txt"
