@@ -10,6 +10,7 @@
 #   xorriso -toc lists 2 sessions and -osirrox extracts every file of both, byte for byte;
 #   refusals before anything is written (an image too big for the disc, an image made for
 #   LBA 0 as session 3), the TOC unchanged; a closing session 3, after which burn is refused;
+#   on a DVD+R: burn --multi twice, read back with xorriso;
 #   Ctrl-C during a burn on a fresh disc exits 130 and leaves the drive usable.
 # Prints PASS/FAIL lines; exit code = number of failures.
 D=/mnt/host/discfs; T="timeout 300"
@@ -86,6 +87,27 @@ $T $D burn --multi $W/s3.iso $SR > $W/r3.txt 2>&1; r=$?; sed 's/^/    /' $W/r3.t
 check "burn onto the closed disc is refused (rc=$r)" "[ $r = 10 ] && grep -q closed $W/r3.txt"
 $T $D drives --json $SR > $W/d3.json 2>&1
 check "drives: closed, 3 sessions" "[ \"$(jget $W/d3.json "d['medium']['state']")\" = closed ] && [ \"$(jget $W/d3.json "len(d['medium']['sessions'])")\" = 3 ]"
+cdemu unload 0 >/dev/null 2>&1
+
+# DVD+R: the same two sessions through libburn's DVD path (the emulator's WRITER-ISO).
+cdemu create-blank --writer-id=WRITER-ISO --medium-type=dvd+r 0 /tmp/disc-dvdr >/dev/null ||
+  bad "create-blank dvd+r"
+$T $D drives --json $SR > $W/v0.json 2>&1
+check "DVD+R: drives shows a blank DVD+R" "[ \"$(jget $W/v0.json "d['medium']['profile']")\" = DVD+R ] && [ \"$(jget $W/v0.json "d['medium']['state']")\" = blank ]"
+$T $D burn --multi $W/s1.iso $SR > $W/v1.txt 2>&1; r=$?; sed 's/^/    /' $W/v1.txt
+check "DVD+R: burn --multi session 1 (rc=$r)" "[ $r = 0 ]"
+$T $D drives --json $SR > $W/v1.json 2>&1
+NWA=$(jget $W/v1.json "d['medium']['next_writable']")
+XNWA=$(toc | sed -n 's/^Media nwa *: *\([0-9]*\)s.*/\1/p')
+check "DVD+R: next writable address $NWA = xorriso's $XNWA" "[ -n \"$NWA\" ] && [ \"$NWA\" = \"$XNWA\" ]"
+rm -f $W/v2.iso; rm -rf $W/vx; mkdir -p $W/vx
+$T xorriso -indev $SR -outdev $W/v2.iso -grow_blindly $NWA -volid SESSION2 -map $W/s2 / -commit > $W/mv2.log 2>&1 || tail -5 $W/mv2.log | sed 's/^/    /'
+$T $D burn --multi --verify $W/v2.iso $SR > $W/v2.txt 2>&1; r=$?; sed 's/^/    /' $W/v2.txt
+check "DVD+R: burn --multi --verify session 2 (rc=$r)" "[ $r = 0 ] && grep -q verified $W/v2.txt"
+toc | tee $W/vtoc.txt | sed 's/^/    /'
+$T xorriso -osirrox on -indev $SR -extract / $W/vx > $W/vx.log 2>&1 || tail -5 $W/vx.log | sed 's/^/    /'
+check "DVD+R: 2 sessions, both sessions' files read back" \
+  "grep -q '^ISO session *: *2 ,' $W/vtoc.txt && cmp -s $W/vx/d/a.bin $W/s1/d/a.bin && cmp -s $W/vx/b.bin $W/s2/b.bin"
 cdemu unload 0 >/dev/null 2>&1
 
 # Ctrl-C in the middle of a burn on a fresh disc: exit 130, the drive released and usable.
