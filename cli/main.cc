@@ -13,6 +13,9 @@
 #include <vector>
 
 #include "cli/create_command.h"
+#include "cli/blank_command.h"
+#include "cli/burn_command.h"
+#include "cli/drives_command.h"
 #include "cli/exit_codes.h"
 #include "cli/info_command.h"
 #include "cli/logging.h"
@@ -23,10 +26,8 @@
 
 namespace {
 
-constexpr const char* kVerbs[] = {"mount",  "info",    "stage",  "commit", "status",
-                                  "discard", "create", "verify", "rip"};
-// Verbs man/discfs.1 and DEVELOPMENT.md announce but this version does not have yet.
-constexpr const char* kPlannedVerbs[] = {"burn", "blank", "drives"};
+constexpr const char* kVerbs[] = {"mount",   "info",   "stage", "commit", "status", "discard",
+                                  "create",  "verify", "rip",   "drives", "burn",   "blank"};
 
 bool is_one_of(const char* s, const auto& list) {
   return std::any_of(std::begin(list), std::end(list),
@@ -54,8 +55,6 @@ size_t edit_distance(std::string_view a, std::string_view b) {
 // '.': mount(8) and mount.fuse3 call "discfs SOURCE MOUNTPOINT -o OPTS" with a SOURCE that
 // exists, so such a word is a mistyped or missing verb, not a mount.
 std::string not_a_verb(const std::string& word) {
-  if (is_one_of(word.c_str(), kPlannedVerbs))
-    return "'" + word + "' is not available in this version of discfs";
   if (word == "umount" || word == "unmount")
     return "'" + word + "' is not a discfs command; unmount with 'fusermount3 -u MOUNTPOINT'";
   const char* nearest = nullptr;
@@ -83,6 +82,9 @@ struct Verbs {
   discfs::CreateArgs create;
   discfs::VerifyArgs verify;
   discfs::RipArgs rip;
+  discfs::DrivesArgs drives;
+  discfs::BurnArgs burn;
+  discfs::BlankArgs blank;
 };
 
 // Parses `args`; the exit code when the command ends here (--help, --version, a bad command
@@ -136,6 +138,9 @@ int main(int argc, char** argv) try {
   CLI::App* create = discfs::add_create_command(app, v.create);
   CLI::App* verify = discfs::add_verify_command(app, v.verify);
   CLI::App* rip = discfs::add_rip_command(app, v.rip);
+  CLI::App* drives = discfs::add_drives_command(app, v.drives);
+  CLI::App* burn = discfs::add_burn_command(app, v.burn);
+  CLI::App* blank = discfs::add_blank_command(app, v.blank);
   if (std::optional<int> done = parse(app, args))
     return *done;
 
@@ -163,6 +168,12 @@ int main(int argc, char** argv) try {
       v.rip.command_line += (i ? " " : "") + std::string(argv[i]);
     code = discfs::run_rip(v.rip);
   }
+  else if (drives->parsed())
+    code = discfs::run_drives(v.drives);
+  else if (burn->parsed())
+    code = discfs::run_burn(v.burn);
+  else if (blank->parsed())
+    code = discfs::run_blank(v.blank);
   return static_cast<int>(code);
 } catch (...) {
   // The one way out for every error a verb throws (exit_status_for lists them).

@@ -52,10 +52,7 @@ class Case(unittest.TestCase):
 
 class UnknownVerbs(Case):
     def test_unknown_verbs_are_named_with_a_suggestion(self):
-        for argv, want in ((["burn", "x.iso"], "not available in this version"),
-                           (["blank", "/dev/sr0"], "not available in this version"),
-                           (["verfiy", "x.iso"], "did you mean 'verify'"),
-                           (["drives"], "not available in this version"),
+        for argv, want in ((["verfiy", "x.iso"], "did you mean 'verify'"),
                            (["umount", "/mnt"], "fusermount3 -u"),
                            (["stauts", "/mnt"], "did you mean 'status'"),
                            (["comit"], "did you mean 'commit'"),

@@ -29,6 +29,9 @@ TEST(ExitStatus, CodesAreTheDocumentedNumbers) {
   EXPECT_EQ(static_cast<int>(ExitCode::MountFailed), 6);
   EXPECT_EQ(static_cast<int>(ExitCode::Busy), 7);
   EXPECT_EQ(static_cast<int>(ExitCode::CommitFailed), 8);
+  EXPECT_EQ(static_cast<int>(ExitCode::Mismatch), 9);
+  EXPECT_EQ(static_cast<int>(ExitCode::MediumRefused), 10);
+  EXPECT_EQ(static_cast<int>(ExitCode::Cancelled), 130);
 }
 
 TEST(ExitStatus, FailureKeepsItsCodeAndSentence) {
