@@ -16,21 +16,21 @@ namespace discfs {
 
 enum class ExitCode : int {
   Ok = 0,
-  Internal = 1,        // a bug or an unexpected failure
-  Usage = 2,           // bad command line
-  CannotOpen = 3,      // the source cannot be opened or read
-  NotAnImage = 4,      // the source is not an ISO 9660 image
-  Unsupported = 5,     // an image discfs cannot show (block size, missing tree, ...)
-  MountFailed = 6,     // FUSE could not mount (mount point, permissions, /dev/fuse)
-  Busy = 7,            // the store or target is in use (another stage, files still open)
-  CommitFailed = 8,    // the commit failed; the target still shows its previous session
-                       // (burn, blank: the drive reported a failed write)
-  Mismatch = 9,        // verify, burn --verify: a checksum, a file, the tree or the medium differs
+  Internal = 1,      // a bug or an unexpected failure
+  Usage = 2,         // bad command line
+  CannotOpen = 3,    // the source cannot be opened or read
+  NotAnImage = 4,    // the source is not an ISO 9660 image
+  Unsupported = 5,   // an image discfs cannot show (block size, missing tree, ...)
+  MountFailed = 6,   // FUSE could not mount (mount point, permissions, /dev/fuse)
+  Busy = 7,          // the store or target is in use (another stage, files still open)
+  CommitFailed = 8,  // the commit failed; the target still shows its previous session
+                     // (burn, blank: the drive reported a failed write)
+  Mismatch = 9,      // verify, burn --verify: a checksum, a file, the tree or the medium differs
   // The medium or the room given refuses the data before anything is written: no medium,
   // closed, write-once, too small; `create --capacity` smaller than the image.
   MediumRefused = 10,
-  PartialRip = 11,     // rip: the image is written, but bad sectors remain (see the map)
-  Cancelled = 130,     // interrupted (Ctrl-C) and cancelled before its commit point
+  PartialRip = 11,  // rip: the image is written, but bad sectors remain (see the map)
+  Cancelled = 130,  // interrupted (Ctrl-C) and cancelled before its commit point
 };
 
 // An error the command line raises itself, with the exit code it stands for: a bad option

@@ -12,9 +12,9 @@
 #include <string_view>
 #include <vector>
 
-#include "cli/create_command.h"
 #include "cli/blank_command.h"
 #include "cli/burn_command.h"
+#include "cli/create_command.h"
 #include "cli/drives_command.h"
 #include "cli/exit_codes.h"
 #include "cli/info_command.h"
@@ -26,8 +26,8 @@
 
 namespace {
 
-constexpr const char* kVerbs[] = {"mount",   "info",   "stage", "commit", "status", "discard",
-                                  "create",  "verify", "rip",   "drives", "burn",   "blank"};
+constexpr const char* kVerbs[] = {"mount",  "info",   "stage", "commit", "status", "discard",
+                                  "create", "verify", "rip",   "drives", "burn",   "blank"};
 
 bool is_one_of(const char* s, const auto& list) {
   return std::any_of(std::begin(list), std::end(list),
@@ -167,8 +167,7 @@ int main(int argc, char** argv) try {
     for (int i = 0; i < argc; ++i)
       v.rip.command_line += (i ? " " : "") + std::string(argv[i]);
     code = discfs::run_rip(v.rip);
-  }
-  else if (drives->parsed())
+  } else if (drives->parsed())
     code = discfs::run_drives(v.drives);
   else if (burn->parsed())
     code = discfs::run_burn(v.burn);
