@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "burner/libs.h"
+#include "imagecore/base/fd.h"
 
 namespace burner {
 namespace {
@@ -467,13 +468,7 @@ void verify(burn_drive* d,
   }
 }
 
-struct Fd {
-  int fd = -1;
-  ~Fd() {
-    if (fd >= 0)
-      ::close(fd);
-  }
-};
+using imagecore::Fd;
 
 }  // namespace
 

@@ -15,6 +15,7 @@
 
 #include "burner/target.h"
 #include "imagecore/base/error.h"
+#include "imagecore/base/fd.h"
 #include "imagecore/base/source.h"
 #include "imagecore/media/sessions.h"
 #include "imagecore/udf/udf_fs.h"
@@ -32,20 +33,7 @@ constexpr uint64_t kMaxMapBytes = uint64_t{1} << 50;          // no disc or devi
   throw imagecore::Error(e, path + ": " + what + ": " + std::strerror(e));
 }
 
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0)
-      ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
+using imagecore::Fd;
 
 std::string hex(uint64_t v) {
   char buf[32];

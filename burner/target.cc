@@ -16,6 +16,7 @@
 
 #include "burner/libs.h"
 #include "imagecore/base/error.h"
+#include "imagecore/base/fd.h"
 #include "imagecore/base/source.h"
 #include "imagecore/media/sessions.h"
 
@@ -25,13 +26,7 @@ namespace {
 // Smallest session worth trying: volume descriptors, a tiny tree, tags and alignment.
 constexpr uint64_t kMinSessionBlocks = 64;
 
-struct Fd {
-  int fd = -1;
-  ~Fd() {
-    if (fd >= 0)
-      ::close(fd);
-  }
-};
+using imagecore::Fd;
 
 bool read_block(int fd, uint64_t lba, char* buf) {
   const ssize_t n = ::pread(fd, buf, kBlockSize, static_cast<off_t>(lba * kBlockSize));

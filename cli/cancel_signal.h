@@ -1,5 +1,5 @@
 // Ctrl-C (SIGINT), SIGTERM and SIGHUP as a cancel request for long work (commit, burn,
-// blank), installed for the lifetime of one CancelOnSignal.
+// blank, create, rip), installed for the lifetime of one CancelOnSignal.
 #pragma once
 
 #include <fcntl.h>
@@ -11,10 +11,10 @@
 
 namespace discfs {
 
-// Ctrl-C (SIGINT), SIGTERM and SIGHUP while long work runs (a commit, a burn) cancel it instead of
-// ending the client at once: the daemon (or the commit here) stops before the commit point if it
-// can, and the user hears whether the session was written. The handler only sets a flag and writes
-// to a pipe (async-signal-safe).
+// Ctrl-C (SIGINT), SIGTERM and SIGHUP while long work runs cancel it instead of ending the
+// client at once: a commit stops before its commit point if it can, and the user hears whether
+// the session was written; create removes its temporary file; rip saves its map for a rerun.
+// The handler only sets a flag and writes to a pipe (async-signal-safe).
 class CancelOnSignal {
  public:
   CancelOnSignal() {

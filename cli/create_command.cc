@@ -1,9 +1,7 @@
 #include "cli/create_command.h"
 
 #include <fmt/format.h>
-#include <signal.h>
 
-#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <iostream>
@@ -11,6 +9,7 @@
 
 #include "burner/master.h"
 #include "burner/target.h"
+#include "cli/cancel_signal.h"
 #include "cli/logging.h"
 #include "cli/progress.h"
 #include "imagecore/base/error.h"
@@ -21,31 +20,6 @@ namespace {
 
 using imagecore::Error;
 using imagecore::json_string;
-
-std::atomic<bool> g_cancel{false};
-
-// Ctrl-C, SIGTERM and SIGHUP stop the write; master() then removes its temporary file.
-class CancelOnSignal {
- public:
-  CancelOnSignal() {
-    g_cancel = false;
-    struct sigaction sa {};
-    sa.sa_handler = [](int) { g_cancel = true; };
-    sigemptyset(&sa.sa_mask);
-    for (size_t i = 0; i < std::size(kSignals); ++i)
-      ::sigaction(kSignals[i], &sa, &old_[i]);
-  }
-  ~CancelOnSignal() {
-    for (size_t i = 0; i < std::size(kSignals); ++i)
-      ::sigaction(kSignals[i], &old_[i], nullptr);
-  }
-  CancelOnSignal(const CancelOnSignal&) = delete;
-  CancelOnSignal& operator=(const CancelOnSignal&) = delete;
-
- private:
-  static constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP};
-  struct sigaction old_[std::size(kSignals)]{};
-};
 
 // The options for master() from the command line. Throws Failure(Usage) for a bad value.
 burner::MasterOptions options_of(const CreateArgs& a) {
@@ -159,7 +133,7 @@ ExitCode run_create(const CreateArgs& args) {
   burner::MasterOptions o = options_of(args);
   ProgressBar bar(args.json);
   CancelOnSignal cancel;
-  o.cancel = &g_cancel;
+  o.cancel = &CancelOnSignal::requested;
   o.phase = [&](const char* name) { bar.phase(name); };
   o.progress = [&](uint64_t done, uint64_t total) { bar.update(done, total); };
   try {

@@ -1,16 +1,15 @@
 #include "cli/rip_command.h"
 
 #include <fmt/format.h>
-#include <signal.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cctype>
 #include <iostream>
 #include <string>
 
 #include "burner/image_check.h"
 #include "burner/rip.h"
+#include "cli/cancel_signal.h"
 #include "cli/logging.h"
 #include "cli/progress.h"
 #include "imagecore/base/json.h"
@@ -19,32 +18,6 @@ namespace discfs {
 namespace {
 
 using imagecore::json_string;
-
-std::atomic<bool> g_stop{false};
-
-// SIGINT, SIGTERM and SIGHUP stop the copy between two reads: the map is saved and the run
-// ends with exit status 130; a rerun with the same map goes on.
-class StopOnSignal {
- public:
-  StopOnSignal() {
-    g_stop = false;
-    struct sigaction sa {};
-    sa.sa_handler = [](int) { g_stop = true; };
-    sigemptyset(&sa.sa_mask);
-    for (size_t i = 0; i < std::size(kSignals); ++i)
-      ::sigaction(kSignals[i], &sa, &old_[i]);
-  }
-  ~StopOnSignal() {
-    for (size_t i = 0; i < std::size(kSignals); ++i)
-      ::sigaction(kSignals[i], &old_[i], nullptr);
-  }
-  StopOnSignal(const StopOnSignal&) = delete;
-  StopOnSignal& operator=(const StopOnSignal&) = delete;
-
- private:
-  static constexpr int kSignals[] = {SIGINT, SIGTERM, SIGHUP};
-  struct sigaction old_[std::size(kSignals)]{};
-};
 
 }  // namespace
 
@@ -86,7 +59,7 @@ ExitCode run_rip(const RipArgs& args) {
   o.map = args.map;
   o.retries = args.retries;
   o.command_line = args.command_line;
-  o.stop = &g_stop;
+  o.stop = &CancelOnSignal::requested;
   o.progress = [&](uint64_t done, uint64_t total, uint64_t bad) {
     if (bad != shown_bad) {
       shown_bad = bad;
@@ -99,7 +72,7 @@ ExitCode run_rip(const RipArgs& args) {
   };
   burner::RipResult r;
   {
-    StopOnSignal guard;
+    CancelOnSignal cancel;
     r = burner::rip(o);
   }
   bar.done();

@@ -16,27 +16,13 @@
 #include <vector>
 
 #include "imagecore/base/error.h"
+#include "imagecore/base/fd.h"
 #include "imagecore/iso9660/zisofs.h"
 
 namespace imagecore {
 namespace {
 
 constexpr size_t kChunk = 256 * 1024;
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0)
-      ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 [[noreturn]] void fail_errno(const std::string& path, const char* what) {
   const int e = errno;

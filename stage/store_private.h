@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "imagecore/base/fd.h"
 #include "stage/sqlite.h"
 #include "stage/store.h"
 
@@ -27,17 +28,7 @@ inline std::string errno_text(int e) {
   return std::strerror(e);
 }
 
-// A descriptor closed on scope exit.
-struct Fd {
-  int fd = -1;
-  explicit Fd(int f) : fd(f) {}
-  ~Fd() {
-    if (fd >= 0)
-      ::close(fd);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-};
+using imagecore::Fd;
 
 // The stage path of `name` in the folder at stage path `parent`.
 inline std::string child_path(const std::string& parent, std::string_view name) {
