@@ -285,6 +285,13 @@ MediumInfo medium_of(burn_drive* d, const std::string& address) {
   return m;
 }
 
+// The medium in a grabbed drive about to be written or blanked; MediumRefused without one.
+MediumInfo loaded_medium(burn_drive* d, const std::string& drive, const std::string& address) {
+  if (burn::burn_disc_get_status(d) == burn::BURN_DISC_EMPTY)
+    throw MediumRefused(ENOMEDIUM, drive + ": no medium in the drive");
+  return medium_of(d, address);
+}
+
 void fill_identity(const Grabbed& g, DriveInfo& info) {
   const burn_drive_info& di = g.info();
   info.vendor = trimmed(di.vendor, sizeof di.vendor);
@@ -543,9 +550,7 @@ BurnResult burn_image(const std::string& image, const std::string& drive, const 
   auto lock = detail::lock_libraries();
   std::unique_ptr<Grabbed> g = grab_for_write(drive, address);
   burn_drive* d = g->get();
-  if (burn::burn_disc_get_status(d) == burn::BURN_DISC_EMPTY)
-    throw MediumRefused(ENOMEDIUM, drive + ": no medium in the drive");
-  const MediumInfo m = medium_of(d, address);
+  const MediumInfo m = loaded_medium(d, drive, address);
   refuse_unwritable(drive, m);
 
   BurnResult result;
@@ -720,9 +725,7 @@ BlankResult blank_medium(const std::string& drive,
   auto lock = detail::lock_libraries();
   std::unique_ptr<Grabbed> g = grab_for_write(drive, address);
   burn_drive* d = g->get();
-  if (burn::burn_disc_get_status(d) == burn::BURN_DISC_EMPTY)
-    throw MediumRefused(ENOMEDIUM, drive + ": no medium in the drive");
-  const MediumInfo m = medium_of(d, address);
+  const MediumInfo m = loaded_medium(d, drive, address);
   BlankResult r;
   r.profile = m.profile;
   r.emulated = m.overwritable;
